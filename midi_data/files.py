@@ -1,0 +1,45 @@
+"""Atomic file writes: write to a temporary file in the same folder, then rename over the target.
+
+A reader never sees a half-written file, and a crash leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success it is renamed to `target`."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:  # make the bytes durable before the rename
+            os.fsync(f.fileno())
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def atomic_write(target: str | Path, write: Callable[[Path], Any]) -> None:
+    """Call `write(tmp_path)` and move the result to `target` atomically."""
+    with atomic_path(target) as tmp:
+        write(tmp)
+
+
+def atomic_write_text(target: str | Path, text: str) -> None:
+    atomic_write(target, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(target: str | Path, obj: Any) -> None:
+    atomic_write_text(target, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")

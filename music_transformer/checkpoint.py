@@ -1,0 +1,169 @@
+"""Checkpoint directories: config.json · model.safetensors · tokenizer.json (+ train_state.pt).
+
+`config.json` holds {"model": <ModelConfig or LSTMConfig>, "tokenizer": {"preset": ...},
+"version": <package version>, "training": {... summary and metrics ...}}. Weights are
+safetensors only, so loading a model never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model as st_load_model
+from safetensors.torch import save_model as st_save_model
+from torch import nn
+
+from midi_data import load_tokenizer
+from midi_data.files import atomic_write, atomic_write_json
+
+from .config import AnyConfig, ConfigError, config_from_dict, config_to_dict
+from .models import build_model
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
+
+
+class CheckpointError(ValueError):
+    """A model name or directory that cannot be loaded. The message is one line."""
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("music-transformer")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module under DDP / torch.compile wrappers (no `module.`/`_orig_mod.` keys)."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: nn.Module,
+    config: AnyConfig,
+    tokenizer: Any,
+    training: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write a complete checkpoint directory; every file is written atomically.
+
+    `dtype=torch.bfloat16` stores the weights in bf16 (half the size; for shipping).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model = unwrap(model)
+    if dtype is not None:
+        model = _copy_as(model, config, dtype)
+    atomic_write(directory / WEIGHTS_FILE, lambda p: st_save_model(model, str(p)))
+    atomic_write(directory / TOKENIZER_FILE, lambda p: tokenizer.save(p))
+    meta = {
+        "model": config_to_dict(config),
+        "tokenizer": {"preset": tokenizer.preset, "vocab_size": tokenizer.vocab_size},
+        "version": package_version(),
+        "training": training or {},
+    }
+    atomic_write_json(directory / CONFIG_FILE, meta)
+    return directory
+
+
+def _copy_as(model: nn.Module, config: AnyConfig, dtype: torch.dtype) -> nn.Module:
+    copy = build_model(config)
+    copy.load_state_dict(model.state_dict())
+    return copy.to(dtype)
+
+
+def bundled_models() -> dict[str, Path]:
+    """Names of the models shipped inside the package → their directories."""
+    if not BUNDLED_DIR.is_dir():
+        return {}
+    return {
+        p.name: p
+        for p in sorted(BUNDLED_DIR.iterdir())
+        if p.is_dir() and (p / CONFIG_FILE).is_file()
+    }
+
+
+def resolve_model_dir(name_or_dir: str | Path) -> Path:
+    """A bundled model name, a checkpoint directory, or a run directory (its `best/`, then
+    `last/` checkpoint) → the checkpoint directory. Raises CheckpointError."""
+    bundled = bundled_models()
+    if str(name_or_dir) in bundled:
+        return bundled[str(name_or_dir)]
+    path = Path(name_or_dir)
+    if not path.exists():
+        names = ", ".join(bundled) or "none bundled yet"
+        raise CheckpointError(
+            f"model {str(name_or_dir)!r} is neither a bundled model ({names}) nor a directory"
+        )
+    if not path.is_dir():
+        raise CheckpointError(f"model path {path} is not a directory")
+    for candidate in (path, path / "best", path / "last"):
+        if (candidate / CONFIG_FILE).is_file():
+            if not (candidate / WEIGHTS_FILE).is_file():
+                raise CheckpointError(f"model directory {candidate} has no {WEIGHTS_FILE}")
+            return candidate
+    raise CheckpointError(f"{path} is not a model directory (no {CONFIG_FILE})")
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module  # in eval mode, on the requested device
+    config: AnyConfig
+    tokenizer: Any  # midi_data tokenizer
+    directory: Path
+    meta: dict[str, Any] = field(default_factory=dict)  # the whole config.json
+
+
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    directory = resolve_model_dir(directory)
+    try:
+        return json.loads((directory / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"cannot read {directory / CONFIG_FILE}: {e}") from None
+
+
+def load_checkpoint(name_or_dir: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load model, config and tokenizer from a bundled name or a checkpoint/run directory."""
+    directory = resolve_model_dir(name_or_dir)
+    meta = read_meta(directory)
+    try:
+        config = config_from_dict(meta["model"])
+    except (KeyError, ConfigError) as e:
+        raise CheckpointError(f"bad model config in {directory / CONFIG_FILE}: {e}") from None
+    if not (directory / TOKENIZER_FILE).is_file():
+        raise CheckpointError(f"model directory {directory} has no {TOKENIZER_FILE}")
+    tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
+    model = build_model(config)
+    try:
+        st_load_model(model, str(directory / WEIGHTS_FILE), device="cpu")
+    except Exception as e:  # corrupt file, wrong shapes: report, never a traceback
+        raise CheckpointError(f"cannot load weights from {directory}: {e}".splitlines()[0]) from None
+    model.to(device).eval()
+    return LoadedModel(model, config, tokenizer, directory, meta)
+
+
+def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
+    """Copy the three inference files of a checkpoint into `dst` (atomically as a folder)."""
+    src, dst = resolve_model_dir(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE):
+        shutil.copy2(src / name, tmp / name)
+    if dst.exists():
+        shutil.rmtree(dst)
+    tmp.rename(dst)

@@ -1,0 +1,134 @@
+"""Model configurations: one frozen dataclass per model, saved as config.json beside the weights.
+
+`config_from_dict` reads either kind back (the `arch` field tells which), rejecting unknown keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used (unknown key, bad value). The message is one line."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Decoder-only Music Transformer."""
+
+    vocab_size: int  # number of token ids, specials included
+    n_layers: int = 4  # decoder blocks
+    n_heads: int = 8  # attention heads per block
+    d_model: int = 256  # residual stream width
+    d_ff: int = 1024  # hidden width of the feed-forward sublayer
+    dropout: float = 0.1  # on embeddings, attention output and feed-forward output
+    max_rel_dist: int = 1024  # R: rows of the relative table; distances ≥ R-1 share the last row
+    rel_shared_heads: bool = False  # one (R, Dh) table for all heads instead of (H, R, Dh)
+    position: Literal["relative", "absolute"] = "relative"  # absolute = paper's baseline
+    max_abs_len: int = 8192  # longest position the absolute (sinusoid) baseline encodes
+    tie_embeddings: bool = True  # output projection shares the input embedding matrix
+    arch: Literal["transformer"] = "transformer"  # tag for config.json; do not change
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if self.position not in ("relative", "absolute"):
+            raise ConfigError(f"position must be 'relative' or 'absolute', not {self.position!r}")
+        for name in ("vocab_size", "n_layers", "n_heads", "d_model", "d_ff", "max_rel_dist"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("dropout must be in [0, 1)")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    """Performance RNN baseline (Oore et al. 2018 / Magenta): embedding → LSTM stack → logits."""
+
+    vocab_size: int  # number of token ids, specials included
+    n_layers: int = 3  # stacked LSTM layers
+    hidden: int = 512  # LSTM units per layer
+    d_embed: int = 256  # token embedding width
+    dropout: float = 0.1  # between LSTM layers and before the output projection
+    arch: Literal["lstm"] = "lstm"  # tag for config.json; do not change
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "n_layers", "hidden", "d_embed"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("dropout must be in [0, 1)")
+
+
+AnyConfig = ModelConfig | LSTMConfig
+
+# Named sizes. `tiny` is for tests (trains in seconds); `small` is the CPU default;
+# `paper` follows the paper's piano experiments (6 layers, d_model 512, 8 heads).
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "transformer": {
+        "tiny": dict(n_layers=2, n_heads=4, d_model=64, d_ff=128, max_rel_dist=256, dropout=0.0),
+        "small": dict(n_layers=4, n_heads=8, d_model=256, d_ff=1024, max_rel_dist=1024),
+        "paper": dict(n_layers=6, n_heads=8, d_model=512, d_ff=2048, max_rel_dist=2048),
+    },
+    "lstm": {
+        "tiny": dict(n_layers=2, hidden=64, d_embed=32, dropout=0.0),
+        "small": dict(n_layers=3, hidden=512, d_embed=256),
+        "paper": dict(n_layers=3, hidden=512, d_embed=256),
+    },
+}
+
+_CLASSES: dict[str, type] = {"transformer": ModelConfig, "lstm": LSTMConfig}
+
+
+def make_config(arch: str, preset: str, vocab_size: int, **overrides: Any) -> AnyConfig:
+    """Build a config from an architecture name and a preset name.
+
+    `arch` is "transformer", "transformer-absolute" or "lstm"; `overrides` win over the preset.
+    """
+    kind = "lstm" if arch == "lstm" else "transformer"
+    if arch not in ("transformer", "transformer-absolute", "lstm"):
+        raise ConfigError(f"unknown arch {arch!r} (transformer, transformer-absolute, lstm)")
+    if preset not in PRESETS[kind]:
+        raise ConfigError(f"unknown preset {preset!r} ({', '.join(PRESETS[kind])})")
+    fields = dict(PRESETS[kind][preset])
+    if arch == "transformer-absolute":
+        fields["position"] = "absolute"
+    fields.update(overrides)
+    return config_from_dict({"arch": kind, "vocab_size": vocab_size, **fields})
+
+
+def config_from_dict(d: dict[str, Any]) -> AnyConfig:
+    """Inverse of `config_to_dict`; unknown keys are an error naming the key."""
+    d = dict(d)
+    arch = d.get("arch", "transformer")
+    cls = _CLASSES.get(arch)
+    if cls is None:
+        raise ConfigError(f"unknown arch {arch!r} in model config")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"unknown model config key {unknown[0]!r} for arch {arch!r}")
+    try:
+        return cls(**d)
+    except TypeError as e:  # a missing required field such as vocab_size
+        raise ConfigError(f"bad model config: {e}") from None
+
+
+def config_to_dict(config: AnyConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def save_config(config: AnyConfig, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+
+
+def load_config(path: str | Path) -> AnyConfig:
+    return config_from_dict(json.loads(Path(path).read_text()))

@@ -152,7 +152,8 @@ def load_checkpoint(name_or_dir: str | Path, device: str | torch.device = "cpu")
     try:
         st_load_model(model, str(directory / WEIGHTS_FILE), device="cpu")
     except Exception as e:  # corrupt file, wrong shapes: report, never a traceback
-        raise CheckpointError(f"cannot load weights from {directory}: {e}".splitlines()[0]) from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"cannot load weights from {directory}: {reason}") from None
     model.to(device).eval()
     return LoadedModel(model, config, tokenizer, directory, meta)
 

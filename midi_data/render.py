@@ -1,0 +1,73 @@
+"""MIDI → WAV with the FluidSynth command-line program and a General MIDI soundfont.
+
+FluidSynth and a soundfont are Debian packages (`fluidsynth`, `timgm6mb-soundfont` or
+`fluid-soundfont-gm`), not Python ones; when either is missing, `RenderError` says which
+packages to install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from .files import atomic_path
+
+SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/soundfonts", "/usr/local/share/soundfonts")
+# Preferred first: the small TimGM6mb, then FluidR3 (fluid-soundfont-gm), then any .sf2.
+SOUNDFONT_NAMES = ("TimGM6mb.sf2", "FluidR3_GM.sf2", "default-GM.sf2")
+INSTALL_HINT = "install the Debian packages 'fluidsynth' and 'timgm6mb-soundfont'"
+
+
+class RenderError(RuntimeError):
+    """Audio cannot be rendered (no FluidSynth, no soundfont, or FluidSynth failed)."""
+
+
+def find_fluidsynth() -> str:
+    exe = shutil.which("fluidsynth")
+    if exe is None:
+        raise RenderError(f"FluidSynth is not installed: {INSTALL_HINT}")
+    return exe
+
+
+def find_soundfont(soundfont: str | Path | None = None) -> Path:
+    """The soundfont to use: `soundfont` if given, else $SOUNDFONT, else the usual places."""
+    if soundfont is None:
+        soundfont = os.environ.get("SOUNDFONT")
+    if soundfont is not None:
+        path = Path(soundfont)
+        if not path.is_file():
+            raise RenderError(f"soundfont {path} does not exist")
+        return path
+    for folder in SOUNDFONT_DIRS:
+        for name in SOUNDFONT_NAMES:
+            if (Path(folder) / name).is_file():
+                return Path(folder) / name
+    for folder in SOUNDFONT_DIRS:
+        found = sorted(Path(folder).glob("*.sf2")) if Path(folder).is_dir() else []
+        if found:
+            return found[0]
+    raise RenderError(f"no General MIDI soundfont found: {INSTALL_HINT}, or pass --soundfont")
+
+
+def render_wav(
+    midi_path: str | Path,
+    wav_path: str | Path,
+    soundfont: str | Path | None = None,
+    sample_rate: int = 44100,
+    gain: float = 0.8,
+) -> Path:
+    """Render `midi_path` to a WAV file (written atomically). Raises RenderError."""
+    exe = find_fluidsynth()
+    sf2 = find_soundfont(soundfont)
+    wav_path = Path(wav_path)
+    with atomic_path(wav_path) as tmp:
+        # -n no MIDI input driver, -i no interactive shell (else it waits), -F render to file.
+        cmd = [exe, "-ni", "-q", "-g", str(gain), "-r", str(sample_rate), "-T", "wav"]
+        cmd += ["-F", str(tmp), str(sf2), str(midi_path)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0 or tmp.stat().st_size == 0:
+            reason = (done.stderr or done.stdout).strip().splitlines()
+            raise RenderError(f"FluidSynth failed on {midi_path}: {reason[-1] if reason else '?'}")
+    return wav_path

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up (if needed), then continue a bundled primer with the bundled Music Transformer.
+# Writes demo-out/continuation.mid (and .wav when FluidSynth is installed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+MT=.venv/bin/music-transformer
+PRIMERS=music_transformer/bundled/primers
+if [ ! -d music_transformer/bundled/bach-transformer ]; then
+  echo "No bundled model yet: preparing the Bach chorales so you can train one:"
+  $MT prepare music21:bach --out data/bach
+  echo "Now train:  $MT train --data data/bach --out runs/bach --preset small"
+  exit 0
+fi
+primer=$(ls "$PRIMERS"/*.mid | head -n 1)
+mkdir -p demo-out
+$MT continue "$primer" -o demo-out/continuation.mid --model bach-transformer \
+  --seconds 30 --seed 1 --force "$@"
+if command -v fluidsynth >/dev/null 2>&1; then
+  .venv/bin/python -c "from midi_data.render import render_wav; render_wav('demo-out/continuation.mid', 'demo-out/continuation.wav')" \
+    && echo "Audio: demo-out/continuation.wav"
+fi

@@ -1,0 +1,173 @@
+"""Relative self-attention (Shaw et al. 2018) computed with the Music Transformer's skewing trick.
+
+Legend: B batch, H heads, Tq queries, Tk keys, Dh head dim, R rows of the relative table.
+
+The queries are always the LAST Tq of the Tk key positions (query i sits at position
+Tk - Tq + i), so one function serves training (Tq == Tk) and cached decoding (Tq < Tk).
+Row R-1-d of the table embeds the distance d = i - j ≥ 0; distances beyond R-1 reuse row 0.
+
+    S_rel[i, j] = q_i · E[R-1-min(i-j, R-1)]
+    out_i = Σ_j softmax_j((q_i·k_j + S_rel[i, j]) / √Dh) v_j      (j ≤ i only)
+
+S_rel is built from Q·Eᵀ over at most R table rows, then "skewed" into key order by padding one
+column, flattening and re-viewing — never a (Tq, Tk, Dh) gather. The resulting bias (with the
+causal and padding masks folded in) goes to `F.scaled_dot_product_attention` as an additive mask.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Impl = Literal["auto", "fused", "explicit"]
+
+# Added to the logits of padded keys. Finite (not -inf) so that a padded query whose keys are
+# all padding gets a uniform softmax instead of NaN (its output is never used, but NaN would
+# poison the zero-weighted sums of later layers).
+PAD_LOGIT = -1e9
+
+
+def relative_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    rel_emb: Tensor | None,
+    *,
+    key_valid: Tensor | None = None,
+    impl: Impl = "auto",
+) -> Tensor:
+    """Causal attention with learned relative-position logits.
+
+    Args:
+        q: (B, H, Tq, Dh) queries, the last Tq of the Tk positions.
+        k: (B, H, Tk, Dh) keys, Tk ≥ Tq.
+        v: (B, H, Tk, Dh) values.
+        rel_emb: (H, R, Dh) per-head or (R, Dh) shared relative table; row R-1-d embeds
+            distance d. None gives plain causal attention (the absolute-position baseline).
+        key_valid: optional (B, Tk) bool, False at padded keys (never attended to).
+        impl: "fused" (scaled_dot_product_attention with an additive bias), "explicit"
+            (softmax written out) or "auto" (fused; it measured faster, see bench/).
+
+    Returns:
+        (B, H, Tq, Dh) attention output, in the dtype of `q`.
+    """
+    tq, tk = q.shape[-2], k.shape[-2]
+    if tq > tk:
+        raise ValueError(f"relative_attention: {tq} queries but only {tk} keys")
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    bias = attention_bias(q * scale, rel_emb, tk, key_valid)  # (B|1, H|1, Tq, Tk)
+    if impl == "explicit":
+        logits = (q @ k.transpose(-1, -2)) * scale + bias  # (B, H, Tq, Tk)
+        return torch.softmax(logits.float(), dim=-1).to(v.dtype) @ v
+    return F.scaled_dot_product_attention(q, k, v.to(q.dtype), attn_mask=bias.to(q.dtype))
+
+
+def attention_bias(
+    q_scaled: Tensor, rel_emb: Tensor | None, tk: int, key_valid: Tensor | None = None
+) -> Tensor:
+    """Additive logit bias: scaled relative logits + causal mask (-inf) + key padding mask.
+
+    Args:
+        q_scaled: (B, H, Tq, Dh) queries already multiplied by 1/√Dh.
+        rel_emb: (H, R, Dh), (R, Dh) or None.
+        tk: number of keys.
+        key_valid: optional (B, Tk) bool.
+
+    Returns:
+        (B, H, Tq, Tk) contiguous bias (or broadcastable (1|B, 1, Tq, Tk) when rel_emb is None).
+    """
+    tq = q_scaled.shape[-2]
+    mask = causal_mask(tq, tk, q_scaled.device, _logit_dtype(q_scaled))  # (Tq, Tk)
+    bias = mask[None, None]  # (1, 1, Tq, Tk)
+    if rel_emb is not None:  # one pass reads the skewed view and writes a contiguous bias
+        bias = relative_logits(q_scaled, rel_emb, tk) + mask  # (B, H, Tq, Tk)
+    if key_valid is not None:
+        pad = torch.zeros(key_valid.shape, dtype=bias.dtype, device=bias.device)
+        pad.masked_fill_(~key_valid, PAD_LOGIT)
+        bias = bias + pad[:, None, None, :]  # (B, H|1, Tq, Tk)
+    return bias
+
+
+def relative_logits(q: Tensor, rel_emb: Tensor, tk: int) -> Tensor:
+    """S_rel[i, j] = q_i · E[R-1-min(i-j, R-1)] for the last Tq of Tk positions.
+
+    Entries with j > i (the future) hold arbitrary finite values; mask them.
+
+    Args:
+        q: (B, H, Tq, Dh).
+        rel_emb: (H, R, Dh) or (R, Dh).
+        tk: number of keys (≥ Tq).
+
+    Returns:
+        (B, H, Tq, Tk); a strided view when Tq > 1 (no copy beyond the padded Q·Eᵀ).
+    """
+    b, h, tq, _ = q.shape
+    r = rel_emb.shape[-2]
+    n = min(r, tk)  # distinct distances that occur: n-1 ... 0
+    e = rel_emb[..., r - n :, :].to(q.dtype)  # (H|-, n, Dh), row m ↔ distance n-1-m
+    qe = q @ e.transpose(-1, -2)  # (B, H, Tq, n), column m ↔ distance n-1-m
+    # Key slots in distance order Tk-1 ... 0: the distances ≥ n-1 all use column 0 (clipping).
+    far = [qe[..., :1].expand(b, h, tq, tk - n)] if tk > n else []
+    if tq == 1:  # one query at position Tk-1: slot m is already key m, no skew needed
+        return torch.cat([*far, qe], dim=-1) if far else qe  # (B, H, 1, Tk)
+    # Skew: with one leading pad column, row i of the flattened (Tq, Tk+1) buffer read from
+    # offset Tq shifts by i, so slot Tq-1-i+j of row i lands at key j.
+    pad = qe.new_zeros(b, h, tq, 1)
+    padded = torch.cat([pad, *far, qe], dim=-1)  # (B, H, Tq, Tk+1)
+    flat = padded.view(b, h, tq * (tk + 1))  # (B, H, Tq*(Tk+1))
+    return flat[..., tq:].view(b, h, tq, tk)  # (B, H, Tq, Tk)
+
+
+_MASKS: dict[tuple, Tensor] = {}
+
+
+def causal_mask(tq: int, tk: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(Tq, Tk) additive mask, -inf where key j is after query i (query i at Tk-Tq+i).
+
+    Kept in a small cache: building a fresh T×T tensor every step costs page faults.
+    """
+    key = (tq, tk, str(device), dtype)
+    mask = _MASKS.get(key)
+    if mask is None:
+        if len(_MASKS) >= 16:
+            _MASKS.pop(next(iter(_MASKS)))
+        future = torch.ones(tq, tk, dtype=torch.bool, device=device).triu_(tk - tq + 1)
+        mask = torch.zeros(tq, tk, dtype=dtype, device=device).masked_fill_(future, -math.inf)
+        _MASKS[key] = mask
+    return mask
+
+
+def _logit_dtype(q: Tensor) -> torch.dtype:
+    """Dtype the logits will have: the autocast dtype under autocast, else q's."""
+    if torch.is_autocast_enabled(q.device.type):
+        return torch.get_autocast_dtype(q.device.type)
+    return q.dtype
+
+
+def naive_relative_attention(
+    q: Tensor, k: Tensor, v: Tensor, rel_emb: Tensor, key_valid: Tensor | None = None
+) -> Tensor:
+    """Reference implementation: gathers a (Tq, Tk, Dh) table of embeddings. For tests and
+    benchmarks only — O(T²·Dh) memory, which is what the skewing trick avoids.
+
+    Shapes as in `relative_attention`.
+    """
+    tq, tk, dh = q.shape[-2], k.shape[-2], q.shape[-1]
+    r = rel_emb.shape[-2]
+    qpos = torch.arange(tk - tq, tk, device=q.device)[:, None]  # (Tq, 1)
+    kpos = torch.arange(tk, device=q.device)[None, :]  # (1, Tk)
+    dist = (qpos - kpos).clamp(0, r - 1)  # (Tq, Tk); future clamped to 0, masked below
+    table = rel_emb[..., r - 1 - dist, :]  # (H|-, Tq, Tk, Dh)
+    if table.dim() == 3:
+        rel = torch.einsum("bhid,ijd->bhij", q, table)  # (B, H, Tq, Tk)
+    else:
+        rel = torch.einsum("bhid,hijd->bhij", q, table)  # (B, H, Tq, Tk)
+    logits = (q @ k.transpose(-1, -2) + rel) / math.sqrt(dh)  # (B, H, Tq, Tk)
+    logits = logits.masked_fill(kpos > qpos, -math.inf)
+    if key_valid is not None:
+        logits = logits.masked_fill(~key_valid[:, None, None, :], PAD_LOGIT)
+    return torch.softmax(logits.float(), dim=-1).to(v.dtype) @ v

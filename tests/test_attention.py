@@ -1,0 +1,108 @@
+"""Skewed relative attention equals a naive gather; causality holds for values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from music_transformer.attention import naive_relative_attention, relative_attention
+
+# (Tq, Tk, R): T < R, T = R, T > R (clipping), one query, a chunk of queries after a cache.
+CASES = [
+    (6, 6, 16),
+    (16, 16, 16),
+    (40, 40, 9),
+    (1, 1, 4),
+    (1, 30, 8),
+    (1, 5, 64),
+    (7, 30, 8),
+    (7, 12, 64),
+]
+
+
+def _inputs(tq, tk, r, shared, b=3, h=4, dh=16, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(b, h, tq, dh, generator=g).to(dtype)
+    k = torch.randn(b, h, tk, dh, generator=g).to(dtype)
+    v = torch.randn(b, h, tk, dh, generator=g).to(dtype)
+    shape = (r, dh) if shared else (h, r, dh)
+    e = torch.randn(*shape, generator=g).to(dtype)
+    return q, k, v, e
+
+
+@pytest.mark.parametrize("impl", ["fused", "explicit"])
+@pytest.mark.parametrize("shared", [False, True], ids=["per-head", "shared"])
+@pytest.mark.parametrize(("tq", "tk", "r"), CASES, ids=lambda c: str(c))
+def test_skewed_equals_naive_fp32(tq, tk, r, shared, impl):
+    q, k, v, e = _inputs(tq, tk, r, shared)
+    out = relative_attention(q, k, v, e, impl=impl)
+    ref = naive_relative_attention(q, k, v, e)
+    assert out.shape == (3, 4, tq, 16)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("tq", "tk", "r"), [(20, 20, 8), (5, 20, 32)])
+def test_padded_keys_are_ignored(tq, tk, r):
+    """A row whose first keys are padding equals the same row computed without them."""
+    q, k, v, e = _inputs(tq, tk, r, shared=False, b=2)
+    n_pad = 6
+    valid = torch.ones(2, tk, dtype=torch.bool)
+    valid[1, :n_pad] = False
+    out = relative_attention(q, k, v, e, key_valid=valid)
+    real = slice(max(0, n_pad - (tk - tq)), tq)  # queries of row 1 that are not padding
+    ref = naive_relative_attention(q, k, v, e, valid)
+    torch.testing.assert_close(out[0], ref[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[1, :, real], ref[1, :, real], atol=1e-5, rtol=0)
+    alone = relative_attention(q[1:, :, real], k[1:, :, n_pad:], v[1:, :, n_pad:], e)
+    torch.testing.assert_close(out[1:, :, real], alone, atol=1e-5, rtol=0)
+    assert torch.isfinite(out).all()  # fully padded query rows give finite garbage, not NaN
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["per-head", "shared"])
+@pytest.mark.parametrize(("tq", "tk", "r"), [(24, 24, 32), (24, 24, 8), (4, 24, 8)])
+def test_bf16_close_to_fp32(tq, tk, r, shared):
+    q, k, v, e = _inputs(tq, tk, r, shared)
+    ref = naive_relative_attention(q, k, v, e)
+    out = relative_attention(*(t.bfloat16() for t in (q, k, v, e)))
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.05)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # fp32 inputs, as the trainer runs it
+        auto = relative_attention(q, k, v, e)
+    torch.testing.assert_close(auto.float(), ref, atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize("impl", ["fused", "explicit"])
+def test_no_future_position_reaches_a_past_output(impl):
+    t, watch = 20, 9
+    q, k, v, e = (x.requires_grad_() for x in _inputs(t, t, 8, shared=False))
+    out = relative_attention(q, k, v, e, impl=impl)
+    out[:, :, watch].sum().backward()
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        assert x.grad[:, :, watch + 1 :].abs().max() == 0, f"future {name} leaks into the past"
+        assert x.grad[:, :, : watch + 1].abs().max() > 0, f"past {name} has no influence"
+    # only distances 0..watch can matter to position `watch`: rows R-1-d for d ≤ min(watch, R-1)
+    assert e.grad.abs().sum() > 0
+
+
+def test_gradients_match_naive():
+    q, k, v, e = (x.requires_grad_() for x in _inputs(12, 12, 5, shared=False))
+    relative_attention(q, k, v, e).square().sum().backward()
+    grads = [x.grad.clone() for x in (q, k, v, e)]
+    for x in (q, k, v, e):
+        x.grad = None
+    naive_relative_attention(q, k, v, e).square().sum().backward()
+    for got, x in zip(grads, (q, k, v, e)):
+        torch.testing.assert_close(got, x.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_plain_causal_attention_without_table():
+    q, k, v, _ = _inputs(5, 9, 4, shared=True)
+    out = relative_attention(q, k, v, None)
+    zero = torch.zeros(4, 16)  # a zero table adds nothing
+    torch.testing.assert_close(out, naive_relative_attention(q, k, v, zero), atol=1e-5, rtol=0)
+
+
+def test_more_queries_than_keys_is_an_error():
+    q, k, v, e = _inputs(5, 5, 4, shared=True)
+    with pytest.raises(ValueError, match="6 queries but only 5 keys"):
+        relative_attention(torch.cat([q, q[:, :, :1]], dim=2), k, v, e)

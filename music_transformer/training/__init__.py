@@ -1,0 +1,42 @@
+"""Training: `train(TrainOptions(...)) -> RUN_DIR`, single process or torchrun/DDP.
+
+See `state` for the run directory layout and `trainer` for what makes resuming exact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .options import TrainError, TrainOptions, build_options, load_run_options, read_config_file
+from .state import read_metrics
+
+__all__ = [
+    "TrainError",
+    "TrainOptions",
+    "build_options",
+    "load_run_options",
+    "read_config_file",
+    "read_metrics",
+    "train",
+]
+
+
+def train(options: TrainOptions) -> Path:
+    """Train (or, with options.resume, continue) a model; return the run directory.
+
+    Under torchrun every rank calls this; the process group is set up here (gloo on CPU, nccl
+    on CUDA) and torn down at the end unless the caller had set it up already.
+    """
+    import torch.distributed as dist
+
+    from .distributed import close_distributed, init_distributed
+    from .trainer import Trainer
+
+    options.validate()
+    owned = not dist.is_initialized()
+    place, device = init_distributed(options.device)
+    try:
+        return Trainer(options, place, device).run()
+    finally:
+        if owned:
+            close_distributed()

@@ -1,0 +1,40 @@
+"""Learning-rate schedules: linear warm-up, then inverse square root (the paper's), cosine or
+constant. A pure function of the step, so resuming needs nothing but the step number."""
+
+from __future__ import annotations
+
+import math
+
+
+def learning_rate(
+    step: int,
+    peak: float,
+    warmup: int,
+    schedule: str = "inverse-sqrt",
+    max_steps: int = 0,
+    min_ratio: float = 0.1,
+) -> float:
+    """Learning rate for optimizer step `step` (0-based).
+
+    Args:
+        step: optimizer steps already taken.
+        peak: the learning rate at the end of warm-up.
+        warmup: warm-up steps; the rate rises linearly from peak/warmup to peak.
+        schedule: "inverse-sqrt" (peak × sqrt(warmup / step), as in "Attention Is All You
+            Need" and the Music Transformer), "cosine" (to peak × min_ratio at max_steps) or
+            "constant".
+        max_steps: total steps (cosine only).
+        min_ratio: floor of the cosine decay as a fraction of peak.
+    """
+    s = step + 1  # never a zero rate on the first step
+    if warmup > 0 and s <= warmup:
+        return peak * s / warmup
+    if schedule == "inverse-sqrt":
+        return peak * math.sqrt(max(warmup, 1) / s)
+    if schedule == "cosine":
+        span = max(max_steps - warmup, 1)
+        progress = min(max(s - warmup, 0) / span, 1.0)
+        return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    if schedule == "constant":
+        return peak
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}")

@@ -1,0 +1,185 @@
+"""The run directory and its crash-safe writes.
+
+Layout of RUN_DIR::
+
+    RUN_DIR/options.json              the TrainOptions the run was started (or resumed) with
+    RUN_DIR/metrics.jsonl             one JSON object per line: {"step", "split", "loss", ...}
+    RUN_DIR/last/                     newest checkpoint: config.json, model.safetensors,
+                                      tokenizer.json, train_state.pt (for --resume)
+    RUN_DIR/best/                     lowest validation NLL so far (same files, no train_state)
+    RUN_DIR/checkpoints/step-000500/  the newest `keep_last` step checkpoints (as last/)
+    RUN_DIR/tensorboard/              TensorBoard events, when tensorboard is installed
+
+Every checkpoint directory is written complete under a temporary hidden name beside its target
+and then moved into place: a fresh name by one rename(2); an existing one by an atomic exchange
+of the two directories (Linux renameat2 RENAME_EXCHANGE), so a SIGKILL at any instant leaves
+either the old or the new checkpoint, both whole. Elsewhere the old one is moved aside first
+and `recover_run_dir` puts it back if the process died between the two renames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from midi_data.files import atomic_write, atomic_write_text
+
+STATE_FILE = "train_state.pt"
+METRICS_FILE = "metrics.jsonl"
+OPTIONS_FILE = "options.json"
+_TMP_PREFIX = ".tmp-"
+_OLD_PREFIX = ".old-"
+
+
+def step_dir_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def _renameat2_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ≥ 3.15, glibc ≥ 2.28). False if unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    func = getattr(libc, "renameat2", None)
+    if func is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    res = func(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return res == 0
+
+
+def move_into_place(tmp: Path, target: Path) -> None:
+    """Make the complete directory `tmp` appear as `target`, replacing any old one."""
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    if _renameat2_exchange(tmp, target):
+        shutil.rmtree(tmp)  # now holds the old checkpoint
+        return
+    old = target.with_name(f"{_OLD_PREFIX}{target.name}")
+    if old.exists():
+        shutil.rmtree(old)
+    os.rename(target, old)
+    os.rename(tmp, target)
+    shutil.rmtree(old)
+
+
+def temp_dir_for(target: Path) -> Path:
+    """A fresh hidden folder beside `target` to build it in."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{target.name}-", dir=target.parent))
+
+
+def recover_run_dir(run_dir: Path) -> None:
+    """Undo what a killed writer left behind: half-built temp folders are deleted, and a
+    checkpoint moved aside (non-Linux fallback) is put back when its target is missing."""
+    for parent in (run_dir, run_dir / "checkpoints"):
+        if not parent.is_dir():
+            continue
+        for p in parent.iterdir():
+            if p.name.startswith(_OLD_PREFIX):
+                target = p.with_name(p.name[len(_OLD_PREFIX) :])
+                if target.exists():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    os.rename(p, target)
+            elif p.name.startswith(_TMP_PREFIX):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def prune_step_dirs(run_dir: Path, keep: int) -> None:
+    """Delete all but the newest `keep` RUN_DIR/checkpoints/step-* folders."""
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return
+    steps = sorted(p for p in root.iterdir() if p.name.startswith("step-") and p.is_dir())
+    for p in steps[:-keep] if keep > 0 else steps:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+# --- train_state.pt ---------------------------------------------------------------------------
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random generator a training step may touch, as tensors and plain values only
+    (so the file loads with `torch.load(weights_only=True)`)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        with contextlib.suppress(RuntimeError):  # fewer GPUs now than when saved
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_train_state(path: Path, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda p: torch.save(state, p))
+
+
+def load_train_state(path: Path) -> dict[str, Any]:
+    """Read train_state.pt without running code (weights_only=True)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign file: one line for the user
+        raise ValueError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+
+
+# --- metrics.jsonl ----------------------------------------------------------------------------
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):  # a line cut short by a kill
+            rows.append(json.loads(line))
+    return rows
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop lines logged after `step` (by a run killed after its last checkpoint), so a resumed
+    run's metrics.jsonl reads as if it had never stopped."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return
+    rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))

@@ -1,0 +1,413 @@
+"""The training loop: one process or one rank of a torchrun job.
+
+Determinism (what makes `--resume` exact): the learning rate is a pure function of the step;
+the data windows of step s are a pure function of (seed, s, rank) (midi_data.WindowBatches);
+the dropout generator is re-seeded from (seed, rank, step) at every step; weights and AdamW
+moments are restored bit for bit. So N steps + resume to N+M equals N+M steps in one go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_model as st_load_model
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from midi_data.files import atomic_write_json
+
+from ..checkpoint import (
+    CONFIG_FILE,
+    TOKENIZER_FILE,
+    WEIGHTS_FILE,
+    read_meta,
+    save_checkpoint,
+)
+from ..config import AnyConfig, config_from_dict, make_config
+from ..models import build_model
+from . import state as st
+from .distributed import Dist, all_sum, barrier, pick_precision
+from .options import TrainError, TrainOptions
+from .progress import Progress
+from .schedule import learning_rate
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    """A distinct, reproducible dropout seed per (run seed, rank, step)."""
+    return (seed * 1_000_003 + rank * 7_919 + step * 104_729) % (2**63 - 1)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices and embedding tables; never biases or LayerNorm gains (1-D tensors)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+
+
+def _data_api():
+    # Imported late: the data package lands independently and pulls in miditok.
+    from midi_data import WindowBatches, eval_windows, open_data
+
+    return open_data, WindowBatches, eval_windows
+
+
+def eval_batches_of(windows: Any, batch_size: int, limit: int) -> list[torch.Tensor]:
+    """Normalize `eval_windows` output (a tensor of windows or an iterable of batches) into a
+    list of (b, L+1) batches, at most `limit` of them (0: all)."""
+    if isinstance(windows, torch.Tensor):
+        windows = list(windows.split(batch_size)) if windows.dim() == 2 else [windows]
+    batches = []
+    for b in windows:
+        batches.append(torch.as_tensor(b))
+        if limit and len(batches) >= limit:
+            break
+    return batches
+
+
+class Trainer:
+    """Holds one run's model, optimizer and data; `run()` trains up to max_steps."""
+
+    def __init__(self, options: TrainOptions, place: Dist, device: torch.device):
+        self.opt, self.place, self.device = options, place, device
+        self.run_dir = Path(options.out_dir)
+        open_data, WindowBatches, eval_windows = _data_api()
+        self._check_run_dir()
+        self.data = open_data(options.data_dir)
+        self.tokenizer = self.data.tokenizer
+        self.pad_id = int(self.tokenizer.pad_id)
+        self.amp_dtype = pick_precision(options.precision, device)
+        resume_state = self._resume_state() if options.resume else None
+        self.config = self._model_config(resume_state)
+        torch.manual_seed(options.seed)  # identical initial weights on every rank
+        self.model = build_model(self.config).to(device)
+        self.optimizer = torch.optim.AdamW(
+            _param_groups(self.model, options.weight_decay),
+            lr=options.lr,
+            betas=(options.beta1, options.beta2),
+        )
+        self.step, self.tokens_seen, self.elapsed = 0, 0, 0.0
+        self.best_nll, self.best_step, self.evals_since_best = math.inf, -1, 0
+        self.last_valid: float | None = None
+        if resume_state is not None:
+            self._restore(resume_state)
+        self.ddp_model: nn.Module = self.model
+        if place.enabled:
+            ids = [device.index] if device.type == "cuda" else None
+            self.ddp_model = DistributedDataParallel(self.model, device_ids=ids)
+        self.batches = WindowBatches(
+            self.data,
+            "train",
+            options.seq_len,
+            options.batch_size,
+            seed=options.seed,
+            augment=options.augment,
+            rank=place.rank,
+            world_size=place.world_size,
+        )
+        windows = eval_windows(self.data, "valid", options.seq_len, options.batch_size)
+        valid = eval_batches_of(windows, options.batch_size, options.eval_batches)
+        self.valid = valid[place.rank :: place.world_size]  # each rank its share
+        self.has_valid = bool(valid)
+        self.writer = self._tensorboard() if place.is_main else None
+
+    # --- setup --------------------------------------------------------------------------------
+
+    def _check_run_dir(self) -> None:
+        """Refuse to overwrite a run, and find out early whether RUN_DIR is writable."""
+        run = self.run_dir
+        if run.exists() and not run.is_dir():
+            raise TrainError(f"run directory {run} exists and is not a directory")
+        has_run = (run / "last").exists() or (run / st.METRICS_FILE).exists()
+        if self.opt.resume and run.is_dir() and self.place.is_main:
+            st.recover_run_dir(run)  # a kill between two renames (non-Linux) is undone here
+        if self.opt.resume and not (run / "last" / st.STATE_FILE).is_file():
+            raise TrainError(f"nothing to resume in {run} (no last/{st.STATE_FILE})")
+        if not self.opt.resume and has_run:
+            raise TrainError(
+                f"{run} already holds a training run; pass --resume to continue it "
+                "or choose another --out"
+            )
+        if not self.place.is_main:
+            return
+        try:
+            run.mkdir(parents=True, exist_ok=True)
+            probe = run / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise TrainError(f"cannot write to run directory {run}: {e.strerror or e}") from None
+
+    def _resume_state(self) -> dict[str, Any]:
+        last = self.run_dir / "last"
+        meta = read_meta(last)
+        data_vocab = {"preset": self.tokenizer.preset, "vocab_size": self.tokenizer.vocab_size}
+        ckpt_vocab = {k: meta.get("tokenizer", {}).get(k) for k in data_vocab}
+        if ckpt_vocab != data_vocab or meta["model"].get("vocab_size") != data_vocab["vocab_size"]:
+            raise TrainError(
+                f"checkpoint {last} was trained on a different vocabulary "
+                f"({ckpt_vocab['preset']}, {ckpt_vocab['vocab_size']} tokens) than data "
+                f"{self.opt.data_dir} ({data_vocab['preset']}, {data_vocab['vocab_size']} tokens)"
+            )
+        state = st.load_train_state(last / st.STATE_FILE)
+        state["meta"] = meta
+        return state
+
+    def _model_config(self, resume_state: dict[str, Any] | None) -> AnyConfig:
+        if resume_state is not None:  # the checkpoint decides the architecture
+            return config_from_dict(resume_state["meta"]["model"])
+        overrides = dict(self.opt.model)
+        if self.opt.dropout is not None:
+            overrides["dropout"] = self.opt.dropout
+        return make_config(self.opt.arch, self.opt.preset, self.tokenizer.vocab_size, **overrides)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        last = self.run_dir / "last"
+        st_load_model(self.model, str(last / WEIGHTS_FILE), device=str(self.device))
+        self.optimizer.load_state_dict(state["optimizer"])
+        st.set_rng_state(state["rng"])
+        self.step, self.tokens_seen = int(state["step"]), int(state["tokens_seen"])
+        self.elapsed = float(state["elapsed"])
+        self.best_nll, self.best_step = float(state["best_nll"]), int(state["best_step"])
+        self.evals_since_best = int(state["evals_since_best"])
+        self.last_valid = state.get("last_valid")
+        if self.place.is_main:
+            st.truncate_metrics(self.run_dir, self.step)
+
+    def _tensorboard(self) -> Any:
+        if not self.opt.tensorboard:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard not installed: metrics.jsonl is enough
+            return None
+        return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step + 1)
+
+    # --- one step -----------------------------------------------------------------------------
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _loss(self, model: nn.Module, window: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Mean NLL (nats/token) of a (B, L+1) window's last L tokens given the previous ones;
+        pad targets are ignored. Returns (loss, number of scored tokens)."""
+        window = window.to(self.device, non_blocking=True)
+        inputs, targets = window[:, :-1], window[:, 1:]  # (B, L) each
+        with self._autocast():
+            logits, _ = model(inputs)  # (B, L, V)
+        logits = logits.float().reshape(-1, logits.size(-1))  # (B·L, V)
+        targets = targets.reshape(-1)  # (B·L,)
+        loss = F.cross_entropy(logits, targets, ignore_index=self.pad_id)
+        return loss, int((targets != self.pad_id).sum())
+
+    def train_step(self) -> float:
+        """One optimizer step over `accumulation` micro-batches; returns the mean loss."""
+        opt = self.opt
+        lr = learning_rate(
+            self.step, opt.lr, opt.warmup_steps, opt.schedule, opt.max_steps, opt.min_lr_ratio
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        torch.manual_seed(_step_seed(opt.seed, self.place.rank, self.step))
+        self.ddp_model.train()
+        total = 0.0
+        for micro in range(opt.accumulation):
+            window = self.batches[self.step * opt.accumulation + micro]
+            last = micro == opt.accumulation - 1
+            sync = contextlib.nullcontext()
+            if self.place.enabled and not last:
+                sync = self.ddp_model.no_sync()  # all-reduce once, after the last micro-batch
+            with sync:
+                loss, _ = self._loss(self.ddp_model, window)
+                (loss / opt.accumulation).backward()
+            total += float(loss.detach())
+        if opt.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), opt.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        per_step = opt.batch_size * opt.seq_len * opt.accumulation * self.place.world_size
+        self.tokens_seen += per_step
+        mean = total / opt.accumulation
+        if not math.isfinite(mean):
+            raise TrainError(f"training loss became {mean} at step {self.step}; try a lower --lr")
+        return mean
+
+    @torch.no_grad()
+    def validate(self) -> float | None:
+        """Validation NLL in nats/token over this run's fixed windows (all ranks together)."""
+        if not self.has_valid:
+            return None
+        self.model.eval()
+        nll, count = 0.0, 0
+        for window in self.valid:
+            loss, n = self._loss(self.model, window)
+            nll, count = nll + float(loss) * n, count + n
+        nll, count = all_sum([nll, float(count)], self.place, self.device)
+        return nll / count if count else None
+
+    # --- saving -------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """The "training" section of config.json: how this checkpoint was made."""
+        o = self.opt
+        return {
+            "arch": o.arch,
+            "preset": o.preset,
+            "seq_len": o.seq_len,
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "batch_size": o.batch_size,
+            "accumulation": o.accumulation,
+            "world_size": self.place.world_size,
+            "global_batch": o.batch_size * o.accumulation * self.place.world_size,
+            "lr": o.lr,
+            "schedule": o.schedule,
+            "precision": "bf16" if self.amp_dtype is not None else "fp32",
+            "seed": o.seed,
+            "data_dir": str(Path(o.data_dir).resolve()),
+            "valid_nll": self.last_valid,
+            "best_valid_nll": None if math.isinf(self.best_nll) else self.best_nll,
+            "best_step": self.best_step if self.best_step >= 0 else None,
+            "elapsed_seconds": round(self.elapsed, 1),
+        }
+
+    def train_state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "elapsed": self.elapsed,
+            "best_nll": self.best_nll,
+            "best_step": self.best_step,
+            "evals_since_best": self.evals_since_best,
+            "last_valid": self.last_valid,
+            "optimizer": self.optimizer.state_dict(),
+            "rng": st.rng_state(),
+            "schedule": {"name": self.opt.schedule, "warmup": self.opt.warmup_steps},
+            "world_size": self.place.world_size,
+        }
+
+    def _write_dir(self, target: Path, with_state: bool) -> None:
+        tmp = st.temp_dir_for(target)
+        save_checkpoint(tmp, self.model, self.config, self.tokenizer, self.summary())
+        if with_state:
+            st.save_train_state(tmp / st.STATE_FILE, self.train_state())
+        st.move_into_place(tmp, target)
+
+    def save(self) -> None:
+        """Write last/ (with train_state.pt) and checkpoints/step-N/ (rank 0 only)."""
+        if self.place.is_main:
+            self._write_dir(self.run_dir / "last", with_state=True)
+            step_dir = self.run_dir / "checkpoints" / st.step_dir_name(self.step)
+            _link_copy(self.run_dir / "last", step_dir)
+            st.prune_step_dirs(self.run_dir, self.opt.keep_last)
+        barrier(self.place)
+
+    def save_best(self) -> None:
+        if self.place.is_main:
+            self._write_dir(self.run_dir / "best", with_state=False)
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.place.is_main:
+            return
+        st.append_metrics(self.run_dir, record)
+        if self.writer is not None:
+            for key, value in record.items():
+                if key not in ("step", "split") and isinstance(value, int | float):
+                    self.writer.add_scalar(f"{record['split']}/{key}", value, record["step"])
+
+    def evaluate_and_keep_best(self) -> bool:
+        """Validate; keep best/; return True when early stopping says stop."""
+        nll = self.validate()
+        if nll is None:
+            return False
+        self.last_valid = nll
+        self.log({"step": self.step, "split": "valid", "nll": nll, "ppl": math.exp(min(nll, 50))})
+        if nll < self.best_nll:
+            self.best_nll, self.best_step, self.evals_since_best = nll, self.step, 0
+            self.save_best()
+        else:
+            self.evals_since_best += 1
+        return self.opt.early_stop > 0 and self.evals_since_best >= self.opt.early_stop
+
+    def run(self) -> Path:
+        o = self.opt
+        if self.step >= o.max_steps:  # a resumed run that is already complete
+            return self.run_dir
+        if self.place.is_main:
+            atomic_write_json(self.run_dir / st.OPTIONS_FILE, o.to_dict())
+        bar = Progress(o.max_steps, self.step, disabled=o.quiet or not self.place.is_main)
+        stopped_early = False
+        saved_at = self.step
+        window_loss, window_steps, t_log = 0.0, 0, time.perf_counter()
+        try:
+            while self.step < o.max_steps:
+                t0 = time.perf_counter()
+                loss = self.train_step()
+                dt = time.perf_counter() - t0
+                self.elapsed += dt
+                tokens = o.batch_size * o.seq_len * o.accumulation * self.place.world_size
+                bar.update(self.step, loss, tokens / max(dt, 1e-9))
+                window_loss, window_steps = window_loss + loss, window_steps + 1
+                if self.step % o.log_every == 0 or self.step == o.max_steps:
+                    now = time.perf_counter()
+                    self.log(
+                        {
+                            "step": self.step,
+                            "split": "train",
+                            "loss": window_loss / window_steps,
+                            "lr": self.optimizer.param_groups[0]["lr"],
+                            "tokens_per_s": tokens * window_steps / max(now - t_log, 1e-9),
+                            "tokens_seen": self.tokens_seen,
+                        }
+                    )
+                    window_loss, window_steps, t_log = 0.0, 0, now
+                if o.eval_every and self.step % o.eval_every == 0:
+                    stopped_early = self.evaluate_and_keep_best()
+                if (o.save_every and self.step % o.save_every == 0) or stopped_early:
+                    self.save()
+                    saved_at = self.step
+                if stopped_early:
+                    break
+            if not stopped_early and (not o.eval_every or self.step % o.eval_every):
+                self.evaluate_and_keep_best()
+            if saved_at != self.step or not (self.run_dir / "last").exists():
+                self.save()
+        except KeyboardInterrupt:
+            if not self.place.enabled and self.step > saved_at:
+                self.save()  # keep the work done; --resume continues from here
+            raise
+        finally:
+            bar.close()
+            if self.writer is not None:
+                self.writer.close()
+        return self.run_dir
+
+
+def _link_copy(src: Path, target: Path) -> None:
+    """Materialize checkpoint `src` as `target` by hard links (checkpoint files are replaced,
+    never modified in place, so sharing inodes is safe), falling back to copies."""
+    tmp = st.temp_dir_for(target)
+    for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, st.STATE_FILE):
+        if not (src / name).exists():
+            continue
+        try:
+            os.link(src / name, tmp / name)
+        except OSError:
+            import shutil
+
+            shutil.copy2(src / name, tmp / name)
+    st.move_into_place(tmp, target)

@@ -81,8 +81,8 @@ class Trainer:
         self.opt, self.place, self.device = options, place, device
         self.run_dir = Path(options.out_dir)
         open_data, WindowBatches, eval_windows = _data_api()
+        self.data = open_data(options.data_dir)  # a bad data dir fails before RUN_DIR is made
         self._check_run_dir()
-        self.data = open_data(options.data_dir)
         self.tokenizer = self.data.tokenizer
         self.pad_id = int(self.tokenizer.pad_id)
         self.amp_dtype = pick_precision(options.precision, device)
@@ -119,6 +119,10 @@ class Trainer:
         self.valid = valid[place.rank :: place.world_size]  # each rank its share
         self.has_valid = bool(valid)
         self.writer = self._tensorboard() if place.is_main else None
+
+    @property
+    def _on(self) -> tuple[Dist, torch.device]:
+        return self.place, self.device
 
     # --- setup --------------------------------------------------------------------------------
 
@@ -254,7 +258,7 @@ class Trainer:
         for window in self.valid:
             loss, n = self._loss(self.model, window)
             nll, count = nll + float(loss) * n, count + n
-        nll, count = all_sum([nll, float(count)], self.place, self.device)
+        nll, count = all_sum([nll, float(count)], *self._on)
         return nll / count if count else None
 
     # --- saving -------------------------------------------------------------------------------
@@ -363,6 +367,8 @@ class Trainer:
                 bar.update(self.step, loss, tokens / max(dt, 1e-9))
                 window_loss, window_steps = window_loss + loss, window_steps + 1
                 if self.step % o.log_every == 0 or self.step == o.max_steps:
+                    # every rank reaches this line at the same step: average over ranks
+                    (window_loss,) = all_sum([window_loss / self.place.world_size], *self._on)
                     now = time.perf_counter()
                     self.log(
                         {

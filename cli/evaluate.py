@@ -1,0 +1,52 @@
+"""`music-transformer evaluate`: NLL per token and by position bucket."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from cli.errors import user_errors
+
+
+@click.command(context_settings={"show_default": True})
+@click.argument("model_dir")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Prepared data directory (same tokenizer as the model).",
+)
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test")
+@click.option(
+    "--context",
+    type=int,
+    default=None,
+    help="Longest window in tokens of context [default: 4 × training length].",
+)
+@click.option("--batch-size", type=int, default=4, help="Windows per forward pass.")
+@click.option("--max-pieces", type=int, default=None, help="Score only the first N pieces.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@user_errors
+def evaluate(
+    model_dir: str,
+    data_dir: str,
+    split: str,
+    context: int | None,
+    batch_size: int,
+    max_pieces: int | None,
+    device: str,
+    as_json: bool,
+) -> None:
+    """NLL (nats/token) and perplexity of MODEL_DIR on a data split, and NLL by position:
+    0–L, L–2L, 2L–4L where L is the model's training length. MODEL_DIR is a checkpoint,
+    a run directory (its best/, else last/) or a bundled model name."""
+    from music_transformer.evaluation import evaluate as run_evaluation
+    from music_transformer.evaluation import format_table
+
+    result = run_evaluation(
+        model_dir, data_dir, split, context, batch_size, device, max_pieces=max_pieces
+    )
+    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_table(result))

@@ -1,0 +1,110 @@
+"""`music-transformer train`: parse options, call music_transformer.training.train."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from cli.errors import user_errors
+
+# CLI option name → TrainOptions field, for the options that go straight through.
+_DIRECT = (
+    "arch", "preset", "max_steps", "seq_len", "batch_size", "accumulation", "lr", "schedule",
+    "warmup_steps", "seed", "save_every", "eval_every", "early_stop", "keep_last", "device",
+    "precision", "quiet", "resume",
+)  # fmt: skip
+
+
+@click.command(context_settings={"show_default": True})
+@click.option(
+    "--data", "data_dir", type=click.Path(file_okay=False), help="Prepared data directory."
+)
+@click.option("--out", "out_dir", type=click.Path(), required=True, help="Run directory (RUN_DIR).")
+@click.option(
+    "--arch",
+    type=click.Choice(["transformer", "transformer-absolute", "lstm"]),
+    default="transformer",
+)
+@click.option("--preset", type=click.Choice(["tiny", "small", "paper"]), default="small")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="JSON or TOML file of options (keys as below, with _; plus a [model] table).",
+)
+@click.option("--resume", is_flag=True, help="Continue RUN_DIR/last exactly where it stopped.")
+@click.option("--max-steps", type=int, default=20000, help="Optimizer steps in total.")
+@click.option("--seq-len", type=int, default=512, help="Training window length L (tokens).")
+@click.option("--batch-size", type=int, default=8, help="Windows per process per micro-batch.")
+@click.option("--accumulation", type=int, default=1, help="Micro-batches per optimizer step.")
+@click.option("--lr", type=float, default=5e-4, help="Peak learning rate (AdamW).")
+@click.option(
+    "--schedule",
+    type=click.Choice(["inverse-sqrt", "cosine", "constant"]),
+    default="inverse-sqrt",
+    help="Decay after the linear warm-up.",
+)
+@click.option("--warmup-steps", type=int, default=500)
+@click.option("--seed", type=int, default=0)
+@click.option("--save-every", type=int, default=500, help="Steps between checkpoints.")
+@click.option("--eval-every", type=int, default=500, help="Steps between validations (0: end).")
+@click.option(
+    "--early-stop",
+    type=int,
+    default=0,
+    help="Stop after N validations without improvement (0: never).",
+)
+@click.option("--keep-last", type=int, default=3, help="Step checkpoints to keep.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
+    help="auto: bf16 on CUDA with bf16 and on CPUs with AMX/AVX512-BF16.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+@user_errors
+def train(ctx: click.Context, config_file: str | None, **values: object) -> None:
+    """Train a Music Transformer or the LSTM baseline on a prepared data directory.
+
+    Under `torchrun --nproc_per_node=K $(which music-transformer) train ...` it runs DDP (gloo on
+    CPU, nccl on CUDA); one optimizer step then sees batch-size × K × accumulation windows.
+    Options given on the command line win over --config, which wins over the defaults (with
+    --resume: over the run's own options.json).
+
+    \b
+    RUN_DIR/last/ and RUN_DIR/best/  checkpoints (config.json, model.safetensors, tokenizer.json)
+    RUN_DIR/checkpoints/step-N/      the newest --keep-last checkpoints
+    RUN_DIR/metrics.jsonl            training loss, validation NLL (nats/token), tokens/s
+    """
+    from music_transformer.training import build_options, load_run_options
+    from music_transformer.training import train as run_training
+
+    source = click.core.ParameterSource
+    given = {
+        name: value
+        for name, value in values.items()
+        if ctx.get_parameter_source(name) in (source.COMMANDLINE, source.ENVIRONMENT)
+    }
+    defaults = {name: values[name] for name in _DIRECT}
+    base = dict(defaults)
+    if values["resume"]:
+        base.update(load_run_options(values["out_dir"]))
+    options = build_options(given, config_file, base)
+    if not options.data_dir:
+        raise click.UsageError("--data is required (or a --config with data_dir)")
+    run_dir = run_training(options)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line, not K
+        click.echo(_summary(run_dir))
+
+
+def _summary(run_dir: object) -> str:
+    from music_transformer.checkpoint import read_meta
+
+    meta = read_meta(run_dir)
+    t = meta.get("training", {})
+    best = t.get("best_valid_nll")
+    tail = f"; best valid NLL {best:.4f} nats/token at step {t.get('best_step')}" if best else ""
+    return f"Trained to step {t.get('step')} in {run_dir}{tail}"

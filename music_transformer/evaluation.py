@@ -1,0 +1,228 @@
+"""Negative log-likelihood of a model on a data split, overall and by position in the window.
+
+The paper's central claim is that relative attention keeps its NLL past the training length
+while an absolute-position Transformer degrades. To show it, every piece of the split is cut
+into consecutive windows of up to `context + 1` tokens (default context = 4L, L = the training
+seq_len recorded in config.json), each window is scored in ONE forward pass, and the
+per-token NLLs are grouped by the position of the predicted token in its window: 0–L, L–2L,
+2L–4L (and further doublings when context > 4L). A piece shorter than a bucket contributes to
+the buckets it reaches; the token count of each bucket is reported.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import load_checkpoint
+from .config import ModelConfig
+
+
+class EvaluationError(ValueError):
+    """An evaluation that cannot run (no training length known, empty split, ...). One line."""
+
+
+@dataclass
+class Bucket:
+    start: int  # first position (0-based index of the predicted token's predecessor)
+    end: int  # one past the last position
+    nll_sum: float = 0.0  # nats
+    tokens: int = 0
+
+    @property
+    def nll(self) -> float | None:
+        return self.nll_sum / self.tokens if self.tokens else None
+
+
+@dataclass
+class EvalResult:
+    model_dir: str
+    data_dir: str
+    split: str
+    train_seq_len: int  # L of the training run
+    context: int  # longest window scored in one forward, in tokens of context
+    pieces: int
+    windows: int
+    tokens: int  # scored tokens (pads excluded)
+    nll: float  # nats/token over all scored tokens
+    buckets: list[Bucket] = field(default_factory=list)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.nll)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["perplexity"] = self.perplexity
+        d["buckets"] = [
+            {
+                "start": b.start,
+                "end": b.end,
+                "tokens": b.tokens,
+                "nll": b.nll,
+                "perplexity": math.exp(b.nll) if b.nll is not None else None,
+            }
+            for b in self.buckets
+        ]
+        return d
+
+
+def position_buckets(train_len: int, context: int) -> list[Bucket]:
+    """[0, L), [L, 2L), [2L, 4L), [4L, 8L) … cut at `context`."""
+    edges = [0, train_len]
+    while edges[-1] < context:
+        edges.append(edges[-1] * 2)
+    edges = sorted({min(e, context) for e in edges})
+    return [Bucket(a, b) for a, b in itertools.pairwise(edges)]
+
+
+def cut_windows(pieces: list[torch.Tensor], context: int) -> list[torch.Tensor]:
+    """Consecutive windows of ≤ context + 1 tokens overlapping by one token, so every token
+    after the first of a piece is predicted exactly once; windows of one token are dropped."""
+    windows = []
+    for piece in pieces:
+        for start in range(0, max(len(piece) - 1, 0), context):
+            windows.append(piece[start : start + context + 1])
+    return windows
+
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EvaluationError("--device cuda was asked for but CUDA is not available")
+    return torch.device(name)
+
+
+@torch.inference_mode()
+def score_windows(
+    model: torch.nn.Module,
+    windows: list[torch.Tensor],
+    buckets: list[Bucket],
+    pad_id: int,
+    batch_size: int,
+    device: torch.device,
+) -> tuple[float, int]:
+    """Add every window's per-token NLL into `buckets`; return (total nats, total tokens).
+
+    Windows are sorted by length and right-padded with pad_id per batch (causal models never
+    look right, so padding cannot change a real token's score).
+    """
+    order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+    total, count = 0.0, 0
+    for i in range(0, len(order), batch_size):
+        group = [windows[j] for j in order[i : i + batch_size]]
+        width = max(len(w) for w in group)
+        batch = torch.full((len(group), width), pad_id, dtype=torch.long)  # (B, T+1)
+        for row, w in enumerate(group):
+            batch[row, : len(w)] = w
+        batch = batch.to(device)
+        inputs, targets = batch[:, :-1], batch[:, 1:]  # (B, T) each
+        logits, _ = model(inputs)  # (B, T, V)
+        nll = F.cross_entropy(
+            logits.float().transpose(1, 2), targets, reduction="none"
+        )  # (B, T): nats per predicted token
+        keep = targets != pad_id  # (B, T)
+        nll = nll * keep
+        for b in buckets:
+            b.nll_sum += float(nll[:, b.start : b.end].sum())
+            b.tokens += int(keep[:, b.start : b.end].sum())
+        total, count = total + float(nll.sum()), count + int(keep.sum())
+    return total, count
+
+
+def evaluate(
+    model_dir: str | Path,
+    data_dir: str | Path,
+    split: str = "test",
+    context: int | None = None,
+    batch_size: int = 4,
+    device: str = "auto",
+    max_pieces: int | None = None,
+) -> EvalResult:
+    """Score a model on a data split; see the module docstring for the buckets.
+
+    Args:
+        model_dir: checkpoint or run directory, or a bundled model name.
+        data_dir: a prepared data directory (its tokenizer must match the model's).
+        split: "train", "valid" or "test".
+        context: longest window, in tokens of context (default 4 × the training seq_len).
+        batch_size: windows per forward pass.
+        device: "auto" | "cpu" | "cuda".
+        max_pieces: score only the first N pieces of the split (quick checks).
+    """
+    from midi_data import open_data
+
+    dev = _pick_device(device)
+    loaded = load_checkpoint(model_dir, device=dev)
+    train_len = loaded.meta.get("training", {}).get("seq_len")
+    if not train_len:
+        if context is None:
+            raise EvaluationError(
+                f"{loaded.directory} records no training seq_len; pass --context N"
+            )
+        train_len = max(context // 4, 1)
+    context = int(context or 4 * train_len)
+    if context < 1:
+        raise EvaluationError(f"--context must be positive, not {context}")
+    config = loaded.config
+    absolute = isinstance(config, ModelConfig) and config.position == "absolute"
+    if absolute and context > config.max_abs_len:
+        raise EvaluationError(
+            f"--context {context} exceeds this absolute-position model's "
+            f"max_abs_len {config.max_abs_len}"
+        )
+    data = open_data(data_dir)
+    if data.tokenizer.vocab_size != config.vocab_size:
+        raise EvaluationError(
+            f"data {data_dir} has {data.tokenizer.vocab_size} tokens but model "
+            f"{loaded.directory} has {config.vocab_size}"
+        )
+    pieces = [torch.as_tensor(p, dtype=torch.long) for p in data.pieces(split)]
+    if max_pieces:
+        pieces = pieces[:max_pieces]
+    windows = cut_windows(pieces, context)
+    if not windows:
+        raise EvaluationError(f"split {split!r} of {data_dir} has no piece of 2 or more tokens")
+    buckets = position_buckets(int(train_len), context)
+    pad_id = int(data.tokenizer.pad_id)
+    total, count = score_windows(loaded.model, windows, buckets, pad_id, batch_size, dev)
+    return EvalResult(
+        model_dir=str(loaded.directory),
+        data_dir=str(data_dir),
+        split=split,
+        train_seq_len=int(train_len),
+        context=context,
+        pieces=len(pieces),
+        windows=len(windows),
+        tokens=count,
+        nll=total / max(count, 1),
+        buckets=buckets,
+    )
+
+
+def format_table(result: EvalResult) -> str:
+    """Human-readable summary: overall NLL/perplexity, then one row per position bucket."""
+    r = result
+    lines = [
+        f"model   {r.model_dir}",
+        f"data    {r.data_dir} [{r.split}]: {r.pieces} pieces, {r.windows} windows "
+        f"of ≤ {r.context} tokens context (training length L = {r.train_seq_len})",
+        f"NLL     {r.nll:.4f} nats/token   perplexity {r.perplexity:.3f}   "
+        f"over {r.tokens:,} tokens",
+        "",
+        f"{'positions':>14}  {'tokens':>10}  {'NLL':>8}  {'ppl':>8}",
+    ]
+    for b in r.buckets:
+        label = f"{b.start}–{b.end}"
+        if b.nll is None:
+            lines.append(f"{label:>14}  {0:>10}  {'—':>8}  {'—':>8}")
+        else:
+            lines.append(f"{label:>14}  {b.tokens:>10,}  {b.nll:>8.4f}  {math.exp(b.nll):>8.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""`evaluate`: NLL overall and by position bucket, past the training length."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli.main import main
+from music_transformer.evaluation import cut_windows, evaluate, position_buckets
+from music_transformer.training import TrainOptions, read_metrics, train
+
+L = 32  # training length of the tiny model below
+
+
+@pytest.fixture(scope="module")
+def tiny_run(bach_data_dir: Path, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("eval") / "run"
+    options = TrainOptions(
+        data_dir=str(bach_data_dir), out_dir=str(run), preset="tiny", max_steps=30,
+        seq_len=L, batch_size=4, lr=3e-3, warmup_steps=5, eval_every=30, save_every=30,
+        quiet=True, device="cpu", precision="fp32", tensorboard=False,
+    )  # fmt: skip
+    return train(options)
+
+
+def test_buckets_and_windows() -> None:
+    assert [(b.start, b.end) for b in position_buckets(100, 400)] == [
+        (0, 100), (100, 200), (200, 400)
+    ]  # fmt: skip
+    assert [(b.start, b.end) for b in position_buckets(100, 150)] == [(0, 100), (100, 150)]
+    assert position_buckets(100, 800)[-1].end == 800
+    piece = torch.arange(10)
+    windows = cut_windows([piece, torch.arange(1)], context=4)
+    # every token after the first is predicted exactly once: 9 targets in windows of ≤ 5
+    assert [w.tolist() for w in windows] == [[0, 1, 2, 3, 4], [4, 5, 6, 7, 8], [8, 9]]
+
+
+def test_evaluate_reports_consistent_buckets(tiny_run: Path, bach_data_dir: Path) -> None:
+    result = evaluate(tiny_run, bach_data_dir, split="valid", device="cpu")
+    assert result.train_seq_len == L and result.context == 4 * L
+    assert [(b.start, b.end) for b in result.buckets] == [(0, L), (L, 2 * L), (2 * L, 4 * L)]
+    assert sum(b.tokens for b in result.buckets) == result.tokens > 0
+    weighted = sum(b.nll * b.tokens for b in result.buckets) / result.tokens
+    assert result.nll == pytest.approx(weighted, rel=1e-6)
+    assert result.buckets[0].tokens >= result.buckets[1].tokens  # short pieces stop early
+    assert result.perplexity == pytest.approx(math.exp(result.nll))
+    # The model learned something: within training length it beats the uniform guess.
+    vocab = json.loads((tiny_run / "best" / "config.json").read_text())["model"]["vocab_size"]
+    assert result.buckets[0].nll < math.log(vocab) - 1.0
+
+
+def test_evaluate_at_training_length_matches_validation(
+    tiny_run: Path, bach_data_dir: Path
+) -> None:
+    # Same model, same split, windows of the training length: close to the trainer's
+    # validation NLL (its windows are cut differently, so not equal).
+    result = evaluate(tiny_run, bach_data_dir, split="valid", context=L, device="cpu")
+    assert len(result.buckets) == 1
+    valid = [r["nll"] for r in read_metrics(tiny_run) if r["split"] == "valid"][-1]
+    assert result.nll == pytest.approx(valid, abs=0.3)
+
+
+def test_cli_table_and_json(tiny_run: Path, bach_data_dir: Path) -> None:
+    runner = CliRunner()
+    args = ["evaluate", str(tiny_run), "--data", str(bach_data_dir), "--split", "valid",
+            "--device", "cpu", "--max-pieces", "5"]  # fmt: skip
+    table = runner.invoke(main, args)
+    assert table.exit_code == 0, table.output
+    assert "nats/token" in table.output and f"{L}–{2 * L}" in table.output
+    out = runner.invoke(main, [*args, "--json"])
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.output)
+    assert d["pieces"] == 5 and len(d["buckets"]) == 3
+    assert d["perplexity"] == pytest.approx(math.exp(d["nll"]))
+
+
+def test_cli_errors(tiny_run: Path, bach_data_dir: Path, tmp_path) -> None:
+    runner = CliRunner()
+    for args, needle in [
+        ([str(tmp_path / "none"), "--data", str(bach_data_dir)], "neither a bundled model"),
+        ([str(tiny_run), "--data", str(tmp_path)], str(tmp_path)),
+    ]:
+        r = runner.invoke(main, ["evaluate", *args])
+        assert r.exit_code == 2, r.output
+        assert r.output.startswith("Error: ") and needle in r.output
+        assert len(r.output.strip().splitlines()) == 1

@@ -1,0 +1,129 @@
+"""Resuming is exact, and a SIGKILL at any moment leaves loadable checkpoints."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from music_transformer.checkpoint import load_checkpoint
+from music_transformer.training import TrainOptions, read_metrics, train
+from music_transformer.training.state import load_train_state
+
+
+def tiny(data_dir: Path, out_dir: Path, **overrides) -> TrainOptions:
+    values = dict(
+        data_dir=str(data_dir),
+        out_dir=str(out_dir),
+        preset="tiny",
+        dropout=0.1,  # so the dropout generator has to be resumed too
+        seq_len=48,
+        batch_size=3,
+        lr=2e-3,
+        warmup_steps=3,
+        eval_every=3,
+        eval_batches=2,
+        save_every=3,
+        log_every=1,
+        seed=7,
+        quiet=True,
+        device="cpu",
+        precision="fp32",
+        tensorboard=False,
+    )
+    values.update(overrides)
+    return TrainOptions(**values)
+
+
+def test_resume_equals_one_go_bit_for_bit(bach_data_dir: Path, tmp_path) -> None:
+    one = train(tiny(bach_data_dir, tmp_path / "one", max_steps=10))
+    two = tmp_path / "two"
+    train(tiny(bach_data_dir, two, max_steps=6))
+    train(tiny(bach_data_dir, two, max_steps=10, resume=True))
+
+    a = load_file(one / "last" / "model.safetensors")
+    b = load_file(two / "last" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name  # atol 0
+    sa = load_train_state(one / "last" / "train_state.pt")["optimizer"]["state"]
+    sb = load_train_state(two / "last" / "train_state.pt")["optimizer"]["state"]
+    for k in sa:
+        assert torch.equal(sa[k]["exp_avg_sq"], sb[k]["exp_avg_sq"])
+    # metrics.jsonl reads as if the run had never stopped (timings aside).
+    assert _no_timing(read_metrics(one)) == _no_timing(read_metrics(two))
+
+
+def _no_timing(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in rows]
+
+
+def test_resume_refuses_another_vocabulary(bach_data_dir: Path, tmp_path) -> None:
+    run = train(tiny(bach_data_dir, tmp_path / "run", max_steps=3))
+    config = run / "last" / "config.json"
+    other = tmp_path / "other-data"
+    prepare_other_vocabulary(bach_data_dir, other)
+    before = config.read_bytes()
+    with pytest.raises(ValueError, match="different vocabulary"):
+        train(tiny(other, run, max_steps=6, resume=True))
+    assert config.read_bytes() == before
+
+
+def prepare_other_vocabulary(bach_data_dir: Path, out: Path) -> None:
+    """A real data dir of the same chorales under the other tokenizer preset."""
+    from midi_data import open_data, prepare
+
+    preset = open_data(bach_data_dir).tokenizer.preset
+    other = "score" if preset == "performance" else "performance"
+    sources = sorted(bach_data_dir.rglob("*.mid"))[:4] or pytest.skip("no MIDI beside the data")
+    prepare([str(p) for p in sources], out, tokenizer=other, workers=1, quiet=True)
+
+
+def _wait_for(path: Path, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > end:
+            pytest.fail(f"{path} did not appear within {timeout} s")
+        time.sleep(0.05)
+
+
+def _assert_loadable(run: Path) -> int:
+    """Every checkpoint in the run loads; returns the step of last/."""
+    for d in [run / "last", *sorted((run / "checkpoints").glob("step-*"))]:
+        load_checkpoint(d)
+        load_train_state(d / "train_state.pt")
+    if (run / "best").exists():
+        load_checkpoint(run / "best")
+    return int(load_train_state(run / "last" / "train_state.pt")["step"])
+
+
+@pytest.mark.slow
+def test_sigkill_never_leaves_a_broken_checkpoint(bach_data_dir: Path, tmp_path) -> None:
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "cli", "train", "--data", str(bach_data_dir), "--out",
+            str(run), "--preset", "tiny", "--seq-len", "32", "--batch-size", "2",
+            "--save-every", "1", "--eval-every", "2", "--max-steps", "100000", "--quiet",
+            "--device", "cpu", "--precision", "fp32"]  # fmt: skip
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
+    rng = random.Random(0)
+    steps = []
+    for attempt in range(3):
+        cmd = args + (["--resume"] if attempt else [])
+        proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+        try:
+            _wait_for(run / "checkpoints" / f"step-{(steps[-1] if steps else 0) + 3:06d}", 60)
+            time.sleep(rng.uniform(0.0, 0.3))  # land somewhere inside a write
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+        steps.append(_assert_loadable(run))
+    assert steps == sorted(steps) and steps[-1] > steps[0]

@@ -26,11 +26,14 @@ class ModelConfig:
     d_model: int = 256  # residual stream width
     d_ff: int = 1024  # hidden width of the feed-forward sublayer
     dropout: float = 0.1  # on embeddings, attention output and feed-forward output
-    max_rel_dist: int = 1024  # R: rows of the relative table; distances ≥ R-1 share the last row
+    max_rel_dist: int = 1024  # R: rows of the relative table; distances ≥ R-1 share one row
     rel_shared_heads: bool = False  # one (R, Dh) table for all heads instead of (H, R, Dh)
     position: Literal["relative", "absolute"] = "relative"  # absolute = paper's baseline
     max_abs_len: int = 8192  # longest position the absolute (sinusoid) baseline encodes
     tie_embeddings: bool = True  # output projection shares the input embedding matrix
+    # Memory options (same weights and outputs, only peak memory vs speed changes):
+    attn_chunk: int = 0  # >0: attend in query chunks of this size, recomputed in backward
+    grad_checkpoint: bool = False  # recompute each block in backward (training only)
     arch: Literal["transformer"] = "transformer"  # tag for config.json; do not change
 
     def __post_init__(self) -> None:
@@ -43,6 +46,8 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be positive")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout must be in [0, 1)")
+        if self.attn_chunk < 0:
+            raise ConfigError("attn_chunk must be ≥ 0 (0 = no chunking)")
 
     @property
     def head_dim(self) -> int:

@@ -1,0 +1,138 @@
+"""The Transformer's KV cache: an explicit value returned by and passed back to `forward`.
+
+Legend: B batch, H heads, S cached positions, T new positions, Dh head dim.
+
+A `KVCache` is a window [start, end) into a growable store of per-layer keys and values.
+Appending writes into the store's free tail when this cache is the newest one made from the
+store (amortized O(T) per call, no copy of the past); otherwise — the store is full, or an older
+cache is being continued a second time (branching) — it copies into a fresh store. So a cache
+value never changes once returned, and any cache can be continued any number of times.
+`trim(W)` only moves `start`: with relative positions the next logits equal a fresh forward over
+those W tokens, with no recomputation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+MIN_CAPACITY = 64  # smallest store allocated for appends; stores grow ×2 (amortized O(1))
+
+
+@dataclass
+class _Store:
+    keys: list[Tensor]  # per layer (B, H, capacity, Dh)
+    values: list[Tensor]  # per layer (B, H, capacity, Dh)
+    fill: int  # positions [0, fill) hold data; the newest cache ends at `fill`
+
+    @property
+    def capacity(self) -> int:
+        return self.keys[0].shape[2]
+
+
+class KVCache:
+    """Keys and values of every layer for the positions seen so far (and their padding).
+
+    Attributes:
+        valid: (B, S) bool, False at left-padding positions, or None when nothing is padded.
+        seen: (B,) int64, real (non-padding) tokens each row has consumed in total, trimmed or
+            not — the absolute position of the row's next token (used by position="absolute").
+    """
+
+    def __init__(self, store: _Store, start: int, end: int, valid: Tensor | None, seen: Tensor):
+        self._store, self._start, self._end = store, start, end
+        self.valid, self.seen = valid, seen
+
+    @property
+    def length(self) -> int:
+        """Number of cached positions S."""
+        return self._end - self._start
+
+    @property
+    def batch_size(self) -> int:
+        return self.seen.shape[0]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self._store.keys)
+
+    def layer(self, i: int) -> tuple[Tensor, Tensor]:
+        """Keys and values of layer i, each (B, H, S, Dh) (views, do not modify)."""
+        s = self._store
+        return s.keys[i][:, :, self._start : self._end], s.values[i][:, :, self._start : self._end]
+
+    def trim(self, window: int) -> KVCache:
+        """Keep only the last `window` positions (a sliding window); O(1), no copy."""
+        if window < 0:
+            raise ValueError(f"cache trim window must be ≥ 0, not {window}")
+        if window >= self.length:
+            return self
+        start = self._end - window
+        valid = None if self.valid is None else self.valid[:, self.length - window :]
+        return KVCache(self._store, start, self._end, valid, self.seen)
+
+    def __repr__(self) -> str:
+        return f"KVCache(batch={self.batch_size}, length={self.length}, layers={self.n_layers})"
+
+
+class CacheWriter:
+    """Collects one forward call's new keys/values, layer by layer, into the next KVCache."""
+
+    def __init__(self, cache: KVCache | None, n_layers: int, t_new: int):
+        self.cache, self.t_new = cache, t_new
+        self.keys: list[Tensor | None] = [None] * n_layers
+        self.values: list[Tensor | None] = [None] * n_layers
+        self.store: _Store | None = None  # the store being written in place, if any
+        self.start = 0
+
+    def append(self, i: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Add layer i's new keys/values, each (B, H, T, Dh); return past + new (B, H, S+T, Dh)."""
+        if self.cache is None or self.cache.length == 0:
+            self.keys[i], self.values[i] = k, v
+            return k, v
+        if i == 0:
+            self.store, self.start = self._choose_store(k)
+        past = self.cache.length
+        if self.store is None:  # autograd must see a functional op: concatenate
+            pk, pv = self.cache.layer(i)
+            k, v = torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2)  # (B, H, S+T, Dh)
+            self.keys[i], self.values[i] = k, v
+            return k, v
+        end = self.start + past + self.t_new
+        keys, values = self.store.keys[i], self.store.values[i]
+        keys[:, :, end - self.t_new : end] = k
+        values[:, :, end - self.t_new : end] = v
+        return keys[:, :, self.start : end], values[:, :, self.start : end]
+
+    def _choose_store(self, k: Tensor) -> tuple[_Store | None, int]:
+        """Store to write into and where the window starts in it (None: concatenate)."""
+        cache = self.cache
+        if torch.is_grad_enabled() and k.requires_grad:
+            return None, 0
+        old = cache._store
+        fits = cache._end + self.t_new <= old.capacity
+        same = old.keys[0].dtype == k.dtype and old.keys[0].device == k.device
+        if old.fill == cache._end and fits and same:
+            return old, cache._start  # we hold the newest cache: append in place
+        need = cache.length + self.t_new
+        capacity = max(MIN_CAPACITY, 2 * need)
+        keys, values = [], []
+        for i in range(cache.n_layers):
+            for out, past in zip((keys, values), cache.layer(i)):
+                b, h, _, dh = past.shape
+                buf = torch.empty(b, h, capacity, dh, dtype=k.dtype, device=k.device)
+                buf[:, :, : cache.length] = past  # (B, H, S, Dh), converts dtype if needed
+                out.append(buf)
+        return _Store(keys, values, fill=0), 0
+
+    def finish(self, new_valid: Tensor | None, new_seen: Tensor) -> KVCache:
+        """The cache after this call. `new_valid`: (B, S+T) bool or None."""
+        total = (0 if self.cache is None else self.cache.length) + self.t_new
+        if self.store is not None:
+            end = self.start + total
+            self.store.fill = end
+            return KVCache(self.store, self.start, end, new_valid, new_seen)
+        store = _Store(list(self.keys), list(self.values), fill=total)  # type: ignore[arg-type]
+        return KVCache(store, 0, total, new_valid, new_seen)

@@ -1,0 +1,195 @@
+"""The Music Transformer: a decoder-only, pre-LayerNorm Transformer with relative self-attention.
+
+Legend: B batch, T new tokens, S cached positions, D d_model, H heads, Dh head dim, V vocab.
+
+`forward(tokens, cache=None, valid=None) -> (logits, cache)`; the cache is an explicit value
+(music_transformer.cache.KVCache), so several generations can run from one model at once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from .attention import relative_attention
+from .cache import CacheWriter, KVCache
+from .config import ModelConfig
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.n_heads, self.head_dim = config.n_heads, config.head_dim
+        self.chunk = config.attn_chunk
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.rel_emb: nn.Parameter | None = None
+        if config.position == "relative":
+            r, dh = config.max_rel_dist, config.head_dim
+            shape = (r, dh) if config.rel_shared_heads else (config.n_heads, r, dh)
+            self.rel_emb = nn.Parameter(torch.randn(*shape) * dh**-0.5)
+
+    def forward(
+        self, x: Tensor, writer: CacheWriter, layer: int, key_valid: Tensor | None
+    ) -> Tensor:
+        """x: (B, T, D); key_valid: (B, S+T) bool or None. Returns (B, T, D)."""
+        b, t, d = x.shape
+        qkv = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, Dh)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
+        k, v = writer.append(layer, k, v)  # (B, H, S+T, Dh)
+        if self.chunk and t > self.chunk:
+            y = self._chunked(q, k, v, key_valid)
+        else:
+            y = relative_attention(q, k, v, self.rel_emb, key_valid=key_valid)
+        y = y.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
+        return self.proj(y)
+
+    def _chunked(self, q: Tensor, k: Tensor, v: Tensor, key_valid: Tensor | None) -> Tensor:
+        """Attention over query chunks, each against the keys up to its last query; under
+        autograd each chunk is recomputed in backward, so memory is O(chunk·Tk), not O(T·Tk)."""
+        t, offset = q.shape[2], k.shape[2] - q.shape[2]
+        outs = []
+        for a in range(0, t, self.chunk):
+            e = min(t, a + self.chunk)
+            kv_end = offset + e  # the chunk's queries are the last (e - a) of these keys
+            kv = key_valid[:, :kv_end] if key_valid is not None else None
+            args = (q[:, :, a:e], k[:, :, :kv_end], v[:, :, :kv_end], self.rel_emb, kv)
+            if torch.is_grad_enabled() and q.requires_grad:
+                outs.append(checkpoint(_attend, *args, use_reentrant=False))
+            else:
+                outs.append(_attend(*args))
+        return torch.cat(outs, dim=2)  # (B, H, T, Dh)
+
+
+def _attend(q, k, v, rel_emb, key_valid):
+    return relative_attention(q, k, v, rel_emb, key_valid=key_valid)
+
+
+class Block(nn.Module):
+    """Pre-LN decoder block: x + drop(attn(ln(x))), then x + drop(ff(ln(x)))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.d_model)
+        self.attn = SelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.d_model)
+        self.ff = nn.Sequential(
+            nn.Linear(config.d_model, config.d_ff),
+            nn.ReLU(),  # as in the paper (tensor2tensor's default)
+            nn.Linear(config.d_ff, config.d_model),
+        )
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, writer: CacheWriter, layer: int, key_valid: Tensor | None):
+        x = x + self.drop(self.attn(self.ln1(x), writer, layer, key_valid))
+        return x + self.drop(self.ff(self.ln2(x)))
+
+
+class MusicTransformer(nn.Module):
+    """Decoder-only Transformer over token ids; relative (default) or absolute positions."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(config.d_model)
+        self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self._init_weights()
+        if config.tie_embeddings:
+            self.head.weight = self.embed.weight
+
+    def _init_weights(self) -> None:
+        std = 0.02
+        for name, p in self.named_parameters():
+            if name.endswith("rel_emb") or p.dim() < 2:
+                continue  # tables keep their own init; LayerNorm and biases keep torch's
+            # residual-branch outputs are scaled down with depth (GPT-2) so the sum stays O(1)
+            deep = name.endswith(("proj.weight", "ff.2.weight"))
+            nn.init.normal_(p, 0.0, std / math.sqrt(2 * self.config.n_layers) if deep else std)
+        for name, p in self.named_parameters():
+            if p.dim() == 1 and name.endswith("bias"):
+                nn.init.zeros_(p)
+        # embeddings are scaled by √D in forward, so rows of norm ~1 give unit-variance inputs
+        nn.init.normal_(self.embed.weight, 0.0, self.config.d_model**-0.5)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self, tokens: Tensor, cache: KVCache | None = None, valid: Tensor | None = None
+    ) -> tuple[Tensor, KVCache]:
+        """Next-token logits for every position, continuing from `cache`.
+
+        Args:
+            tokens: (B, T) int64 token ids, T ≥ 1.
+            cache: what a previous call returned (the context), or None to start fresh.
+            valid: optional (B, T) bool, False at left-padding positions of rows shorter than
+                others. Padded positions are never attended to; each row's logits equal that
+                row alone, unpadded. The returned cache remembers the padding.
+
+        Returns:
+            logits: (B, T, V), in the autocast dtype under autocast, else fp32.
+            cache: the context including these tokens; `cache.trim(W)` keeps the last W.
+        """
+        b, t = tokens.shape
+        if cache is not None and cache.batch_size != b:
+            raise ValueError(f"cache holds {cache.batch_size} rows but tokens have {b}")
+        if valid is not None and valid.shape != tokens.shape:
+            raise ValueError(f"valid has shape {tuple(valid.shape)}, tokens {tuple(tokens.shape)}")
+        key_valid = _merge_valid(cache, valid, b, t, tokens.device)  # (B, S+T) or None
+        seen = cache.seen if cache is not None else tokens.new_zeros(b)
+        n_new = valid.sum(1) if valid is not None else t
+
+        x = self.embed(tokens) * math.sqrt(self.config.d_model)  # (B, T, D)
+        if self.config.position == "absolute":
+            x = x + sinusoids(_positions(seen, valid, b, t), self.config.d_model).to(x.dtype)
+        x = self.drop(x)
+        writer = CacheWriter(cache, len(self.blocks), t)
+        for i, block in enumerate(self.blocks):
+            if self.config.grad_checkpoint and torch.is_grad_enabled() and self.training:
+                x = checkpoint(block, x, writer, i, key_valid, use_reentrant=False)
+            else:
+                x = block(x, writer, i, key_valid)
+        logits = self.head(self.norm(x))  # (B, T, V)
+        return logits, writer.finish(key_valid, seen + n_new)
+
+
+def _merge_valid(cache: KVCache | None, valid: Tensor | None, b: int, t: int, device):
+    """Key padding mask over cached + new positions, (B, S+T) bool, or None if none padded."""
+    past = cache.valid if cache is not None else None
+    if valid is not None and past is None and bool(valid.all()):
+        valid = None
+    if valid is None and past is None:
+        return None
+    s = cache.length if cache is not None else 0
+    if past is None:
+        past = torch.ones(b, s, dtype=torch.bool, device=device)
+    if valid is None:
+        valid = torch.ones(b, t, dtype=torch.bool, device=device)
+    return torch.cat([past, valid.to(device=device, dtype=torch.bool)], dim=1)
+
+
+def _positions(seen: Tensor, valid: Tensor | None, b: int, t: int) -> Tensor:
+    """(B, T) absolute position of each new token, counted from its row's first real token."""
+    if valid is None:
+        return seen[:, None] + torch.arange(t, device=seen.device)  # (B, T)
+    return (seen[:, None] + valid.long().cumsum(1) - 1).clamp(min=0)  # (B, T)
+
+
+def sinusoids(positions: Tensor, d: int) -> Tensor:
+    """(…,) int positions → (…, d) fp32 sinusoidal encodings (Vaswani et al. 2017), defined
+    for every position, so the absolute baseline can run past its training length (badly)."""
+    half = d // 2
+    freq = torch.exp(
+        torch.arange(half, device=positions.device, dtype=torch.float32)
+        * (-math.log(10000.0) / max(half - 1, 1))
+    )  # (d/2,)
+    angle = positions.float()[..., None] * freq  # (…, d/2)
+    enc = torch.cat([angle.sin(), angle.cos()], dim=-1)  # (…, 2·(d/2))
+    return F.pad(enc, (0, d - 2 * half))  # (…, d)

@@ -1,0 +1,237 @@
+"""The Music Transformer: cached decoding, sliding windows and padding equal plain forwards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_model, save_model
+
+from music_transformer.config import make_config
+from music_transformer.models import build_model
+
+V = 40
+
+
+def _model(seed=0, **overrides):
+    arch = overrides.pop("arch", "transformer")
+    torch.manual_seed(seed)
+    # R = 8 < the sequence lengths below, so distance clipping is exercised everywhere
+    fields = dict(max_rel_dist=8, n_layers=2, n_heads=2, d_model=32, d_ff=64)
+    fields.update(overrides)
+    model = build_model(make_config(arch, "tiny", V, **fields)).eval()
+    with torch.no_grad():  # larger than the training init: peaky attention makes tests sensitive
+        for p in model.parameters():
+            if p.dim() > 1:  # LayerNorm gains stay 1
+                p.normal_(0.0, 0.3)
+    return model
+
+
+def _tokens(b, t, seed=1):
+    return torch.randint(0, V, (b, t), generator=torch.Generator().manual_seed(seed))
+
+
+MODELS = {
+    "relative": {},
+    "shared-table": {"rel_shared_heads": True},
+    "absolute": {"arch": "transformer-absolute"},
+}
+
+
+@pytest.fixture(params=list(MODELS), ids=list(MODELS))
+def model(request):
+    return _model(**MODELS[request.param])
+
+
+@torch.no_grad()
+def test_token_by_token_equals_full_forward(model):
+    x = _tokens(2, 24)
+    full, full_cache = model(x)
+    assert full.shape == (2, 24, V) and full_cache.length == 24
+    cache, steps = None, []
+    for i in range(24):
+        logits, cache = model(x[:, i : i + 1], cache=cache)
+        steps.append(logits)
+    assert cache.length == 24
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-4, rtol=0)
+
+
+@torch.no_grad()
+def test_chunks_equal_full_forward(model):
+    x = _tokens(3, 30)
+    full, _ = model(x)
+    cache, outs = None, []
+    for a, e in [(0, 7), (7, 8), (8, 19), (19, 30)]:
+        logits, cache = model(x[:, a:e], cache=cache)
+        outs.append(logits)
+    torch.testing.assert_close(torch.cat(outs, dim=1), full, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["per-head", "shared"])
+@torch.no_grad()
+def test_trimmed_cache_equals_fresh_forward_over_window_one_layer(shared):
+    """Exact for one layer. With more layers the cached keys of deeper layers also carry
+    context from before the window (sliding-window attention, receptive field L·(W-1)),
+    so only the first layer's inputs are a function of the window alone."""
+    model = _model(rel_shared_heads=shared, n_layers=1)
+    x, w = _tokens(2, 40), 12
+    _, cache = model(x[:, :20])
+    for i in range(20, 40):  # slide: keep W-1 cached positions, add one token
+        cache = cache.trim(w - 1)
+        assert cache.length == w - 1
+        logits, cache = model(x[:, i : i + 1], cache=cache)
+        fresh, _ = model(x[:, i - w + 1 : i + 1])
+        torch.testing.assert_close(logits[:, -1], fresh[:, -1], atol=1e-4, rtol=0)
+
+
+@torch.no_grad()
+def test_trimming_is_sliding_window_attention_in_every_layer():
+    """With several layers, trimming before each token is sliding-window attention: every
+    position attends to its last W positions in every layer. Until the window is full that
+    is the plain forward; afterwards it differs, and stays finite."""
+    model, w = _model(n_layers=3), 6
+    x = _tokens(2, 20)
+    cache, trimmed = None, []
+    for i in range(20):
+        logits, cache = model(x[:, i : i + 1], cache=None if cache is None else cache.trim(w - 1))
+        trimmed.append(logits[:, -1])
+    plain = model(x)[0]
+    # the first W positions see no trimming at all
+    torch.testing.assert_close(torch.stack(trimmed[:w], 1), plain[:, :w], atol=1e-4, rtol=0)
+    # later positions do differ (the window matters), and the values stay finite
+    assert not torch.allclose(torch.stack(trimmed[w:], 1), plain[:, w:], atol=1e-3)
+    assert cache.length == w and torch.isfinite(torch.stack(trimmed)).all()
+
+
+@torch.no_grad()
+def test_a_cache_is_a_value_that_can_be_continued_twice(model):
+    x = _tokens(2, 16)
+    _, cache = model(x[:, :10])
+    a, cache_a = model(x[:, 10:13], cache=cache)
+    b, _ = model(x[:, 13:16], cache=cache_a)
+    a2, cache_a2 = model(x[:, 10:13], cache=cache)  # branch from the older cache again
+    b2, _ = model(x[:, 13:16], cache=cache_a)  # and from the newer one
+    torch.testing.assert_close(a2, a, atol=0, rtol=0)
+    torch.testing.assert_close(b2, b, atol=1e-5, rtol=0)
+    assert cache.length == 10 and cache_a.length == 13 and cache_a2.length == 13
+
+
+@torch.no_grad()
+def test_left_padded_rows_equal_their_unpadded_singles(model):
+    lengths = [13, 6, 9]
+    t = max(lengths)
+    rows = [_tokens(1, n, seed=10 + i) for i, n in enumerate(lengths)]
+    tokens = torch.zeros(3, t, dtype=torch.long)
+    valid = torch.zeros(3, t, dtype=torch.bool)
+    for i, (row, n) in enumerate(zip(rows, lengths)):
+        tokens[i, t - n :], valid[i, t - n :] = row[0], True
+    logits, cache = model(tokens, valid=valid)
+    more = _tokens(3, 5, seed=99)
+    step_logits = []
+    for j in range(5):  # later calls need no `valid`: the cache remembers the padding
+        out, cache = model(more[:, j : j + 1], cache=cache)
+        step_logits.append(out)
+    cont = torch.cat(step_logits, dim=1)  # (3, 5, V)
+    for i, (row, n) in enumerate(zip(rows, lengths)):
+        alone, alone_cache = model(row)
+        torch.testing.assert_close(logits[i, t - n :], alone[0], atol=1e-4, rtol=0)
+        alone_cont, _ = model(more[i : i + 1], cache=alone_cache)
+        torch.testing.assert_close(cont[i], alone_cont[0], atol=1e-4, rtol=0)
+    assert torch.isfinite(logits).all()
+
+
+def _greedy(model, primer, n, use_cache):
+    seq, cache, logits = primer, None, None
+    for _ in range(n):
+        if use_cache:
+            inp = seq if cache is None else seq[:, -1:]
+            logits, cache = model(inp, cache=cache)
+        else:
+            logits, _ = model(seq)
+        seq = torch.cat([seq, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return seq[:, primer.shape[1] :]
+
+
+@torch.no_grad()
+def test_greedy_continuation_identical_with_and_without_cache(model):
+    primer = _tokens(2, 6)
+    with_cache = _greedy(model, primer, 20, use_cache=True)
+    without = _greedy(model, primer, 20, use_cache=False)
+    assert with_cache.shape == (2, 20)
+    assert torch.equal(with_cache, without)
+
+
+def test_state_dict_round_trips_through_safetensors(model, tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_model(model, str(path))
+    other = _model(seed=123, **MODELS.get(_kind(model), {}))
+    x = _tokens(2, 10)
+    assert not torch.allclose(other(x)[0], model(x)[0])
+    load_model(other, str(path))
+    torch.testing.assert_close(other(x)[0], model(x)[0], atol=0, rtol=0)
+
+
+def _kind(model):
+    c = model.config
+    return "absolute" if c.position == "absolute" else "shared-table" * c.rel_shared_heads
+
+
+def test_bf16_autocast_forward_and_backward(model):
+    model.train()
+    x = _tokens(2, 20)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, _ = model(x)
+    ref, _ = model(x)
+    assert logits.dtype == torch.bfloat16
+    torch.testing.assert_close(logits.float(), ref, atol=0.1, rtol=0.1)
+    loss = torch.nn.functional.cross_entropy(logits.float().view(-1, V), x.view(-1))
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_dropout_only_in_train_mode():
+    model = _model(dropout=0.3)
+    x = _tokens(2, 12)
+    with torch.no_grad():
+        assert torch.equal(model(x)[0], model(x)[0])
+        model.train()
+        assert not torch.equal(model(x)[0], model(x)[0])
+
+
+def test_no_future_token_reaches_past_logits(model):
+    x = _tokens(1, 16)
+    emb = model.embed(x).detach().requires_grad_()
+    probe = {}
+
+    def swap_input(module, args, output):
+        probe["x"] = emb  # feed a leaf so we can ask which inputs an output depends on
+        return emb
+
+    handle = model.embed.register_forward_hook(swap_input)
+    logits, _ = model(x)
+    handle.remove()
+    logits[0, 7].sum().backward()
+    assert emb.grad[0, 8:].abs().max() == 0
+    assert emb.grad[0, :8].abs().max() > 0
+
+
+@pytest.mark.parametrize("options", [{"attn_chunk": 5}, {"grad_checkpoint": True}])
+def test_memory_options_keep_outputs_and_gradients(options):
+    x = _tokens(2, 23)
+    plain, saving = _model(), _model(**options)
+    plain.train(), saving.train()  # dropout is 0 in `tiny`, so train mode is deterministic
+    results = []
+    for m in (plain, saving):
+        logits, _ = m(x)
+        logits.square().mean().backward()
+        results.append((logits, [p.grad for p in m.parameters()]))
+    torch.testing.assert_close(results[1][0], results[0][0], atol=1e-5, rtol=0)
+    for g1, g0 in zip(results[1][1], results[0][1]):
+        torch.testing.assert_close(g1, g0, atol=1e-5, rtol=1e-4)
+
+
+def test_mismatched_cache_batch_is_an_error():
+    model = _model()
+    _, cache = model(_tokens(2, 4))
+    with pytest.raises(ValueError, match="cache holds 2 rows but tokens have 3"):
+        model(_tokens(3, 1), cache=cache)

@@ -70,6 +70,8 @@ class TrainOptions:
 
     def validate(self) -> None:
         """Raise TrainError naming the first bad option."""
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), f.default)
         positive = ("max_steps", "seq_len", "batch_size", "accumulation", "keep_last", "log_every")
         for name in positive:
             if int(getattr(self, name)) <= 0:
@@ -93,6 +95,18 @@ class TrainOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    """Values from JSON/TOML files must have the option's type (an int is a fine float)."""
+    if value is None or default is None or default is dataclasses.MISSING:
+        return
+    kind = type(default)
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise TrainError(f"option {name} must be of type {kind.__name__}, not {value!r}")
 
 
 FIELDS = {f.name for f in dataclasses.fields(TrainOptions)}

@@ -1,0 +1,230 @@
+"""The KV-cached sampler on real (tiny, randomly initialized) models of every kind."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from music_transformer.config import make_config
+from music_transformer.filters import SamplingError
+from music_transformer.models import build_model
+from music_transformer.sampling import generate, generate_without_cache
+
+VOCAB = 48
+ARCHS = ["transformer", "transformer-absolute", "lstm"]
+
+
+def tiny_model(arch: str = "transformer", seed: int = 0, **overrides) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    if arch != "lstm":
+        overrides.setdefault("tie_embeddings", False)
+    model = build_model(make_config(arch, "tiny", VOCAB, **overrides))
+    # The training init (std 0.02) leaves a random model's logits almost blind to the context
+    # (it mostly echoes the last token), so a broken cache or window would go unnoticed.
+    # Weights of std ~1.5/√fan_in make every earlier token move the logits by whole units.
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0.0, 1.5 / p.shape[-1] ** 0.5)
+    return model.eval()
+
+
+# Tests that need visibly different samples flatten the distribution with this temperature.
+HOT = 2.0
+
+
+def primer(length: int, seed: int = 1) -> list[int]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(3, VOCAB, (length,), generator=g).tolist()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_greedy_with_cache_equals_recomputing_the_prefix(arch: str) -> None:
+    model = tiny_model(arch)
+    p = primer(20)
+    cached = generate(model, [p], max_new_tokens=60, temperature=0, window=256)[0]
+    assert cached == generate_without_cache(model, p, 60)
+    assert len(set(cached)) > 2  # a path that depends on the context, not one repeated token
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_sampling_with_cache_equals_recomputing_the_prefix(arch: str) -> None:
+    # Same seed, same random stream: any difference in the logits would show up as soon as a
+    # draw lands differently, and at this temperature the draws spread over the vocabulary.
+    model = tiny_model(arch)
+    p = primer(15)
+    kwargs = {"temperature": HOT, "top_k": 30, "top_p": 0.98, "seed": 4}
+    cached = generate(model, [p], max_new_tokens=80, window=256, **kwargs)[0]
+    assert cached == generate_without_cache(model, p, 80, **kwargs)
+    assert len(set(cached)) > 10
+
+
+@pytest.mark.parametrize("temperature", [0.0, HOT])
+@pytest.mark.parametrize("primer_len", [10, 40])
+def test_sliding_window_equals_a_fresh_forward_over_the_window_one_layer(
+    temperature: float, primer_len: int
+) -> None:
+    # With one layer, cached keys depend only on their own token, so the slid cache must give
+    # exactly what a forward over the last `window` tokens gives, far past the window (and a
+    # primer longer than the window is cut to its last `window` tokens).
+    model = tiny_model(n_layers=1)
+    p, window = primer(primer_len), 16
+    kw = {"temperature": temperature, "seed": 1}
+    cached = generate(model, [p], max_new_tokens=100, window=window, **kw)[0]
+    assert cached == generate_without_cache(model, p, 100, window=window, **kw)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_rows_of_different_lengths_match_each_row_alone(arch: str) -> None:
+    model = tiny_model(arch)
+    primers = [primer(5, seed=2), primer(23, seed=3), primer(1, seed=4)]
+    batched = generate(model, primers, max_new_tokens=30, temperature=0, window=64)
+    for row, p in zip(batched, primers):
+        assert row == generate(model, [p], max_new_tokens=30, temperature=0, window=64)[0]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_generation_runs_ten_windows_past_the_context(arch: str) -> None:
+    model = tiny_model(arch)
+    out = generate(model, [primer(8), primer(3)], max_new_tokens=320, seed=0, window=32)
+    assert [len(r) for r in out] == [320, 320]
+    assert all(0 <= t < VOCAB for r in out for t in r)
+
+
+def test_a_seed_makes_sampling_reproducible_row_by_row() -> None:
+    model = tiny_model()
+    p = primer(12)
+    a = generate(model, [p, p, p], max_new_tokens=40, seed=7, temperature=HOT)
+    assert a == generate(model, [p, p, p], max_new_tokens=40, seed=7, temperature=HOT)
+    assert a[0] != a[1] != a[2]  # each row has its own stream: seed + i
+    assert generate(model, [p], max_new_tokens=40, seed=8, temperature=HOT)[0] == a[1]
+    assert generate(model, [p], max_new_tokens=40, seed=99, temperature=HOT)[0] != a[0]
+
+
+def test_filters_that_keep_one_token_sample_greedily() -> None:
+    model = tiny_model()
+    p = primer(9)
+    greedy = generate(model, [p], max_new_tokens=25, temperature=0)[0]
+    assert generate(model, [p], max_new_tokens=25, top_k=1, seed=3)[0] == greedy
+    assert generate(model, [p], max_new_tokens=25, top_p=1e-9, seed=3)[0] == greedy
+    assert generate(model, [p], max_new_tokens=25, temperature=1e-4, seed=3)[0] == greedy
+
+
+def test_top_k_restricts_samples_to_the_k_most_likely_tokens() -> None:
+    model = tiny_model()
+    p = primer(6)
+    tokens = torch.tensor([p])
+    with torch.no_grad():
+        logits, _ = model(tokens)
+    allowed = set(torch.topk(logits[0, -1], 3).indices.tolist())
+    firsts = {
+        generate(model, [p], max_new_tokens=1, top_k=3, seed=s, temperature=HOT)[0][0]
+        for s in range(40)
+    }
+    assert firsts <= allowed
+    assert len(firsts) > 1  # it really samples
+
+
+def test_stops_at_eos_and_excludes_it() -> None:
+    model = tiny_model()
+    p = primer(7)
+    free = generate(model, [p], max_new_tokens=60, temperature=HOT, seed=2)[0]
+    # Pick as EOS a token the free run emits for the first time at some step k > 0: with
+    # the same seed the run is identical up to there.
+    k = next(i for i, t in enumerate(free) if i > 0 and t not in free[:i])
+    stopped = generate(
+        model, [p, primer(4)], max_new_tokens=60, temperature=HOT, seed=2, eos_id=free[k]
+    )
+    assert stopped[0] == free[:k]
+    assert free[k] not in stopped[1]
+
+
+def test_stops_after_the_requested_seconds_of_music() -> None:
+    model = tiny_model()
+    seconds = torch.rand(VOCAB, generator=torch.Generator().manual_seed(5)) * 0.2
+    out = generate(
+        model,
+        [primer(5), primer(9, seed=6)],
+        max_new_tokens=500,
+        seed=1,
+        max_seconds=2.0,
+        token_seconds=seconds,
+    )
+    for row in out:
+        total = float(seconds[row].sum())
+        assert total >= 2.0 - 1e-6
+        assert total - float(seconds[row[-1]]) < 2.0  # it stopped at the first crossing
+
+
+def test_progress_reports_every_new_token_and_second() -> None:
+    model = tiny_model()
+    seconds = torch.full((VOCAB,), 0.01)
+    seen = []
+    out = generate(
+        model,
+        [primer(3), primer(11)],
+        max_new_tokens=50,
+        seed=0,
+        token_seconds=seconds,
+        progress=lambda n, s: seen.append((n, s)),
+    )
+    assert sum(n for n, _ in seen) == sum(len(r) for r in out) == 100
+    assert sum(s for _, s in seen) == pytest.approx(1.0)
+
+
+def test_suppressed_ids_are_never_sampled() -> None:
+    model = tiny_model()
+    p = primer(5)
+    free = generate(model, [p], max_new_tokens=200, temperature=HOT, seed=0)[0]
+    banned = sorted(set(free))[:5]
+    out = generate(model, [p], max_new_tokens=200, temperature=HOT, seed=0, suppress_ids=banned)
+    assert not set(out[0]) & set(banned)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_the_model_mode_is_left_as_found(training: bool) -> None:
+    model = tiny_model(dropout=0.2)
+    model.train(training)
+    a = generate(model, [primer(5)], max_new_tokens=10, temperature=0)
+    assert model.training is training
+    b = generate(model, [primer(5)], max_new_tokens=10, temperature=0)
+    assert a == b  # dropout was off while sampling
+
+
+def test_bf16_autocast_runs_and_mostly_agrees_with_fp32() -> None:
+    model = tiny_model()
+    p = primer(16)
+    fp32 = generate(model, [p], max_new_tokens=20, temperature=0)[0]
+    bf16 = generate(model, [p], max_new_tokens=20, temperature=0, precision="bf16")[0]
+    assert len(bf16) == 20
+    assert bf16[:3] == fp32[:3]  # rounding may change a later choice, not the first ones
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"temperature": -0.5},
+        {"temperature": float("nan")},
+        {"top_p": 1.5},
+        {"top_p": 0.0},
+        {"top_k": 0},
+        {"max_new_tokens": 0},
+        {"max_seconds": 1.0},  # without token_seconds
+        {"window": 1},
+        {"precision": "fp8"},
+    ],
+    ids=lambda kw: next(iter(kw)),
+)
+def test_bad_settings_raise_one_line_value_errors(kwargs: dict) -> None:
+    model = tiny_model()
+    args = {"max_new_tokens": 5, **kwargs}
+    with pytest.raises(SamplingError) as info:
+        generate(model, [primer(3)], **args)
+    assert "\n" not in str(info.value)
+
+
+def test_empty_primers_are_refused() -> None:
+    with pytest.raises(SamplingError):
+        generate(tiny_model(), [[1, 2], []], max_new_tokens=3)
+    with pytest.raises(SamplingError):
+        generate(tiny_model(), [], max_new_tokens=3)

@@ -22,6 +22,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 Impl = Literal["auto", "fused", "explicit"]
 
@@ -59,11 +60,92 @@ def relative_attention(
     if tq > tk:
         raise ValueError(f"relative_attention: {tq} queries but only {tk} keys")
     scale = 1.0 / math.sqrt(q.shape[-1])
-    bias = attention_bias(q * scale, rel_emb, tk, key_valid)  # (B|1, H|1, Tq, Tk)
+    v = v.to(q.dtype)
+    if rel_emb is None and key_valid is None and tq == tk:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    bias = attention_bias(q * scale, rel_emb, tk, key_valid).to(q.dtype)  # (B|1, H|1, Tq, Tk)
     if impl == "explicit":
         logits = (q @ k.transpose(-1, -2)) * scale + bias  # (B, H, Tq, Tk)
-        return torch.softmax(logits.float(), dim=-1).to(v.dtype) @ v
-    return F.scaled_dot_product_attention(q, k, v.to(q.dtype), attn_mask=bias.to(q.dtype))
+        return torch.softmax(logits, dim=-1, dtype=torch.float32).to(v.dtype) @ v
+    if bias.requires_grad and torch.is_grad_enabled():
+        # SDPA falls back to its slow math kernel when the mask needs a gradient.
+        return _BiasedAttention.apply(q, k, v, bias, scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+
+class _BiasedAttention(torch.autograd.Function):
+    """softmax(q·kᵀ·scale + bias)·v: fused SDPA forward, hand-written backward that also
+    returns the bias gradient (which the relative table and the queries need).
+
+    Saves q, k, v, bias and the output; the probabilities are recomputed in backward, in fp32.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, bias, scale):
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.detach(), scale=scale)
+        ctx.save_for_backward(q, k, v, bias, out)
+        ctx.scale = scale
+        return out  # (B, H, Tq, Dh)
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, bias, out = ctx.saved_tensors
+        scale = ctx.scale
+        logits = torch.baddbmm(
+            bias.reshape(-1, *bias.shape[-2:]),  # (B·H, Tq, Tk)
+            q.reshape(-1, *q.shape[-2:]),  # (B·H, Tq, Dh)
+            k.reshape(-1, *k.shape[-2:]).transpose(-1, -2),  # (B·H, Dh, Tk)
+            alpha=scale,
+        ).view(bias.shape)  # (B, H, Tq, Tk)
+        p = torch.softmax(logits, dim=-1, dtype=torch.float32)  # (B, H, Tq, Tk)
+        delta = (dout.float() * out.float()).sum(-1, keepdim=True)  # (B, H, Tq, 1) = Σ_j p·dp
+        dp = dout @ v.transpose(-1, -2)  # (B, H, Tq, Tk)
+        ds = (p * (dp.float() - delta)).to(q.dtype)  # (B, H, Tq, Tk) = d logits
+        dv = p.to(v.dtype).transpose(-1, -2) @ dout  # (B, H, Tk, Dh)
+        dq = (ds @ k) * scale  # (B, H, Tq, Dh)
+        dk = (ds.transpose(-1, -2) @ q) * scale  # (B, H, Tk, Dh)
+        return dq, dk, dv, ds, None
+
+
+def chunked_relative_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    rel_emb: Tensor | None,
+    chunk: int,
+    *,
+    key_valid: Tensor | None = None,
+) -> Tensor:
+    """`relative_attention` over query chunks, each against the keys up to its last query.
+
+    Under autograd each chunk is recomputed in backward (activation checkpointing), so the
+    (Tq, Tk) logits never exist at once: memory O(chunk·Tk) instead of O(Tq·Tk), and the small
+    per-chunk buffers are reused warm instead of page-faulted fresh. Same shapes and result.
+    """
+    tq, offset = q.shape[2], k.shape[2] - q.shape[2]
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+    outs = []
+    for a in range(0, tq, chunk):
+        e = min(tq, a + chunk)
+        kv_end = offset + e  # the chunk's queries are the last (e - a) of these keys
+        kv = key_valid[:, :kv_end] if key_valid is not None else None
+        args = (q[:, :, a:e], k[:, :, :kv_end], v[:, :, :kv_end], rel_emb, kv)
+        outs.append(checkpoint(_attend, *args, use_reentrant=False) if grad else _attend(*args))
+    return torch.cat(outs, dim=2)  # (B, H, Tq, Dh)
+
+
+def auto_chunk(batch: int, heads: int, tk: int, budget_bytes: int = 16 << 20) -> int:
+    """Queries per chunk so that one chunk's fp32 logits (B, H, chunk, Tk) fit `budget_bytes`.
+
+    Measured on this project's CPU (bench/results/attention.md): buffers under ~32 MiB are
+    reused warm, larger fresh ones are page-faulted at ~5 GB/s, so chunks of ≤ 16 MiB made
+    forward+backward 1.8-3× faster at T=1024 as well as O(chunk·Tk) in memory.
+    """
+    return max(32, budget_bytes // (4 * batch * heads * max(tk, 1)) // 32 * 32)
+
+
+def _attend(q, k, v, rel_emb, key_valid):
+    return relative_attention(q, k, v, rel_emb, key_valid=key_valid)
 
 
 def attention_bias(

@@ -32,7 +32,7 @@ class ModelConfig:
     max_abs_len: int = 8192  # longest position the absolute (sinusoid) baseline encodes
     tie_embeddings: bool = True  # output projection shares the input embedding matrix
     # Memory options (same weights and outputs, only peak memory vs speed changes):
-    attn_chunk: int = 0  # >0: attend in query chunks of this size, recomputed in backward
+    attn_chunk: int = 0  # queries per attention chunk (recomputed in backward); 0 = automatic
     grad_checkpoint: bool = False  # recompute each block in backward (training only)
     arch: Literal["transformer"] = "transformer"  # tag for config.json; do not change
 
@@ -47,7 +47,7 @@ class ModelConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout must be in [0, 1)")
         if self.attn_chunk < 0:
-            raise ConfigError("attn_chunk must be ≥ 0 (0 = no chunking)")
+            raise ConfigError("attn_chunk must be ≥ 0 (0 = automatic)")
 
     @property
     def head_dim(self) -> int:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .attention import relative_attention
+from .attention import auto_chunk, chunked_relative_attention, relative_attention
 from .cache import CacheWriter, KVCache
 from .config import ModelConfig
 
@@ -41,32 +41,13 @@ class SelfAttention(nn.Module):
         qkv = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
         k, v = writer.append(layer, k, v)  # (B, H, S+T, Dh)
-        if self.chunk and t > self.chunk:
-            y = self._chunked(q, k, v, key_valid)
+        chunk = self.chunk or auto_chunk(b, self.n_heads, k.shape[2])
+        if t > chunk:
+            y = chunked_relative_attention(q, k, v, self.rel_emb, chunk, key_valid=key_valid)
         else:
             y = relative_attention(q, k, v, self.rel_emb, key_valid=key_valid)
         y = y.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
         return self.proj(y)
-
-    def _chunked(self, q: Tensor, k: Tensor, v: Tensor, key_valid: Tensor | None) -> Tensor:
-        """Attention over query chunks, each against the keys up to its last query; under
-        autograd each chunk is recomputed in backward, so memory is O(chunk·Tk), not O(T·Tk)."""
-        t, offset = q.shape[2], k.shape[2] - q.shape[2]
-        outs = []
-        for a in range(0, t, self.chunk):
-            e = min(t, a + self.chunk)
-            kv_end = offset + e  # the chunk's queries are the last (e - a) of these keys
-            kv = key_valid[:, :kv_end] if key_valid is not None else None
-            args = (q[:, :, a:e], k[:, :, :kv_end], v[:, :, :kv_end], self.rel_emb, kv)
-            if torch.is_grad_enabled() and q.requires_grad:
-                outs.append(checkpoint(_attend, *args, use_reentrant=False))
-            else:
-                outs.append(_attend(*args))
-        return torch.cat(outs, dim=2)  # (B, H, T, Dh)
-
-
-def _attend(q, k, v, rel_emb, key_valid):
-    return relative_attention(q, k, v, rel_emb, key_valid=key_valid)
 
 
 class Block(nn.Module):

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from music_transformer.attention import naive_relative_attention, relative_attention
+from music_transformer.attention import (
+    auto_chunk,
+    chunked_relative_attention,
+    naive_relative_attention,
+    relative_attention,
+)
 
 # (Tq, Tk, R): T < R, T = R, T > R (clipping), one query, a chunk of queries after a cache.
 CASES = [
@@ -106,3 +111,27 @@ def test_more_queries_than_keys_is_an_error():
     q, k, v, e = _inputs(5, 5, 4, shared=True)
     with pytest.raises(ValueError, match="6 queries but only 5 keys"):
         relative_attention(torch.cat([q, q[:, :, :1]], dim=2), k, v, e)
+
+
+@pytest.mark.parametrize(("tq", "tk", "chunk"), [(30, 30, 7), (12, 40, 5), (9, 9, 32)])
+def test_chunked_queries_equal_one_pass(tq, tk, chunk):
+    q, k, v, e = (x.requires_grad_() for x in _inputs(tq, tk, 8, shared=False, b=2))
+    valid = torch.ones(2, tk, dtype=torch.bool)
+    valid[0, :3] = False
+    whole = relative_attention(q, k, v, e, key_valid=valid)
+    whole.square().sum().backward()
+    grads = [x.grad.clone() for x in (q, k, v, e)]
+    for x in (q, k, v, e):
+        x.grad = None
+    parts = chunked_relative_attention(q, k, v, e, chunk, key_valid=valid)
+    parts.square().sum().backward()
+    torch.testing.assert_close(parts, whole, atol=1e-5, rtol=0)
+    for got, x in zip(grads, (q, k, v, e)):
+        torch.testing.assert_close(x.grad, got, atol=1e-4, rtol=1e-4)
+
+
+def test_auto_chunk_keeps_logits_under_budget():
+    for b, h, tk in [(1, 8, 4096), (2, 8, 1024), (16, 8, 256), (64, 16, 16384)]:
+        c = auto_chunk(b, h, tk)
+        assert c >= 32 and c % 32 == 0
+        assert 4 * b * h * c * tk <= 16 << 20 or c == 32

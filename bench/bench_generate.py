@@ -1,0 +1,220 @@
+"""Generation speed of the KV-cached sampler (issue 5 benchmark). Run by hand, not in CI.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/bench_generate.py            # full
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/bench_generate.py --quick    # ~1 min
+
+Measures, on the `small` preset with random weights (speed does not depend on the weights):
+1. tokens/s at batch 1 and 16 for 1,024 and 16,384 new tokens (summed over the batch);
+2. ms per token against the position in a long generation (flat once the window slides);
+3. ms per token of a decoder that recomputes the whole prefix each step (public ports).
+Writes bench/results/generate.md and generate.json, with the OMP setting and machine load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from music_transformer.config import make_config
+from music_transformer.models import build_model
+from music_transformer.sampling import generate, generate_without_cache
+
+VOCAB = 437  # the performance tokenizer's vocabulary (MIDI_NOTES.md)
+WINDOW = 1024  # the small preset's relative span and a typical training length
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def timed_generate(model, batch: int, new: int, precision: str, primer_len: int = 64):
+    """Run one generation; return (seconds, per-step timestamps)."""
+    primers = [
+        [1] + [(7 * i + j) % (VOCAB - 3) + 3 for j in range(primer_len - 1)] for i in range(batch)
+    ]
+    stamps: list[float] = []
+    t0 = time.perf_counter()
+    out = generate(
+        model,
+        primers,
+        max_new_tokens=new,
+        temperature=1.0,
+        seed=0,
+        window=WINDOW,
+        precision=precision,
+        progress=lambda n, s: stamps.append(time.perf_counter()),
+    )
+    elapsed = time.perf_counter() - t0
+    assert all(len(r) == new for r in out)
+    return elapsed, [s - t0 for s in stamps]
+
+
+def ms_per_token_by_position(stamps: list[float], buckets: list[tuple[int, int]]):
+    """Mean ms per step over each [a, b) range of steps."""
+    rows = []
+    for a, b in buckets:
+        if b <= len(stamps) and a >= 1:
+            rows.append(
+                {"from": a, "to": b, "ms": 1000 * (stamps[b - 1] - stamps[a - 1]) / (b - a)}
+            )
+    return rows
+
+
+def recompute_ms(model, context: int, steps: int) -> float:
+    """ms per token when every step re-runs the model over the whole `context`-token prefix."""
+    primer = [(5 * j) % (VOCAB - 3) + 3 for j in range(context)]
+    generate_without_cache(model, primer, 1, window=context)  # warm-up
+    t0 = time.perf_counter()
+    generate_without_cache(model, primer, steps, window=context)
+    return 1000 * (time.perf_counter() - t0) / steps
+
+
+def cached_ms(model, context: int, steps: int, precision: str) -> float:
+    """ms per token of the cached sampler at batch 1 with `context` tokens already cached."""
+    primer = [(5 * j) % (VOCAB - 3) + 3 for j in range(context)]
+    stamps: list[float] = []
+    generate(
+        model,
+        [primer],
+        max_new_tokens=steps + 1,
+        seed=0,
+        window=max(context + steps + 1, 2),
+        precision=precision,
+        progress=lambda n, s: stamps.append(time.perf_counter()),
+    )
+    return 1000 * (stamps[-1] - stamps[0]) / steps  # excludes the prefill
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (1,024 and 4,096)")
+    parser.add_argument("--precision", default="fp32,bf16", help="comma list: fp32,bf16")
+    parser.add_argument("--batches", default="1,16")
+    parser.add_argument("--out", default=str(RESULTS / "generate"), help="path stem")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    model = build_model(make_config("transformer", "small", VOCAB)).eval()
+    precisions = args.precision.split(",")
+    batches = [int(b) for b in args.batches.split(",")]
+    lengths = [1024, 4096] if args.quick else [1024, 16384]
+    env = {
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "load_before": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "preset": "small",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "window": WINDOW,
+    }
+    print(env, flush=True)
+    generate(model, [[1, 2, 3]], max_new_tokens=32, seed=0)  # warm-up
+
+    throughput, positions = [], {}
+    for precision in precisions:
+        for batch in batches:
+            for new in lengths:
+                elapsed, stamps = timed_generate(model, batch, new, precision)
+                row = {
+                    "precision": precision,
+                    "batch": batch,
+                    "new_tokens": new,
+                    "seconds": round(elapsed, 2),
+                    "tokens_per_s": round(batch * new / elapsed, 1),
+                }
+                throughput.append(row)
+                print(row, flush=True)
+                if new == max(lengths):
+                    buckets = sorted(
+                        {
+                            (1, 256),
+                            (768, 1024),
+                            (1024, 1280),
+                            (4096 - 256, 4096),
+                            (new - 256, new),
+                        }
+                    )
+                    positions[f"{precision} B={batch}"] = ms_per_token_by_position(stamps, buckets)
+                    print(positions[f"{precision} B={batch}"], flush=True)
+
+    contexts = [256, 512, 1024] if args.quick else [256, 512, 1024, 2048]
+    versus = []
+    for context in contexts:
+        steps = 8 if context >= 1024 else 16
+        rec = recompute_ms(model, context, steps)
+        cac = cached_ms(model, context, 64, "fp32")
+        versus.append(
+            {
+                "context": context,
+                "recompute_ms": round(rec, 2),
+                "cached_ms": round(cac, 2),
+                "speedup": round(rec / cac, 1),
+            }
+        )
+        print(versus[-1], flush=True)
+
+    env["load_after"] = os.getloadavg()
+    result = {
+        "env": env,
+        "throughput": throughput,
+        "by_position": positions,
+        "vs_recompute": versus,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(render(result))
+    print(f"wrote {out.with_suffix('.md')}")
+
+
+def render(r: dict) -> str:
+    env = r["env"]
+    lines = [
+        "# Generation speed (bench/bench_generate.py)",
+        "",
+        f"{env['date']}, torch {env['torch']}, {env['threads']} threads, "
+        f"OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}, load average before "
+        f"{env['load_before'][0]:.2f} / after {env['load_after'][0]:.2f} (1 min; 2 cores shared "
+        f"with other work). Model: `{env['preset']}` preset, {env['parameters']:,} parameters, "
+        f"random weights, window {env['window']} tokens, temperature 1.",
+        "",
+        "## Tokens per second (summed over the batch)",
+        "",
+        "| precision | batch | new tokens | seconds | tokens/s |",
+        "|---|---|---|---|---|",
+    ]
+    for t in r["throughput"]:
+        lines.append(
+            f"| {t['precision']} | {t['batch']} | {t['new_tokens']:,} | {t['seconds']} "
+            f"| {t['tokens_per_s']:,.0f} |"
+        )
+    lines += ["", "## ms per step against the position in the generation", ""]
+    lines += [
+        "| run | "
+        + " | ".join(f"steps {b['from']}–{b['to']}" for b in next(iter(r["by_position"].values())))
+        + " |"
+    ]
+    lines += ["|---" * (1 + len(next(iter(r["by_position"].values())))) + "|"]
+    for name, rows in r["by_position"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{b['ms']:.2f}" for b in rows) + " |")
+    lines += [
+        "",
+        "## Cached sampler against recomputing the prefix every step (batch 1, fp32)",
+        "",
+        "| context | recompute ms/token | cached ms/token | speed-up |",
+        "|---|---|---|---|",
+    ]
+    for v in r["vs_recompute"]:
+        lines.append(
+            f"| {v['context']:,} | {v['recompute_ms']} | {v['cached_ms']} | {v['speedup']}× |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""`music-transformer continue` and `music-transformer generate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.errors import user_errors
+from cli.options import (
+    OneLineCommand,
+    length_options,
+    model_options,
+    pop_sampling,
+    progress_bar,
+    quiet_option,
+    sampling_options,
+)
+
+
+def _describe(record: dict) -> str:
+    new = record["continuation"]
+    primer = record["primer"]
+    head = f"{primer['seconds']:.1f} s primer + " if primer and primer["included"] else ""
+    return (
+        f"{head}{new['seconds']:.1f} s new ({new['tokens']} tokens, stopped by {new['stopped_by']})"
+    )
+
+
+@click.command("continue", cls=OneLineCommand)
+@click.argument("primer", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--out", required=True, type=click.Path(path_type=Path), help="Output MIDI file."
+)
+@model_options
+@length_options
+@sampling_options
+@click.option("--num-samples", type=int, default=1, show_default=True, help="Write OUT-1 … OUT-N.")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Samples per batch.")
+@click.option("--continuation-only", is_flag=True, help="Write only the new music.")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@quiet_option
+@user_errors
+def continue_(
+    primer: Path,
+    out: Path,
+    model: str | None,
+    device: str,
+    num_samples: int,
+    batch_size: int,
+    continuation_only: bool,
+    force: bool,
+    quiet: bool,
+    **options,
+) -> None:
+    """Continue the MIDI file PRIMER and write OUT (primer + continuation).
+
+    A JSON sidecar beside each output (OUT.json) records the model, settings, seed, token
+    counts and seconds of music. Past the model's training length the context slides, so
+    long continuations cost the same per token as short ones.
+
+    \b
+    Examples:
+      music-transformer continue chorale.mid -o out.mid --seconds 30
+      music-transformer continue piano.mid -o take.mid --model runs/maestro \\
+          --primer-seconds 10 --tokens 2000 --temperature 0.9 --top-p 0.95 --num-samples 4
+    """
+    from music_transformer.continuation import continue_midi
+
+    sampling = pop_sampling(options)
+    with progress_bar(num_samples, sampling, quiet) as progress:
+        outputs = continue_midi(
+            primer,
+            out,
+            model=model,
+            sampling=sampling,
+            num_samples=num_samples,
+            batch_size=batch_size,
+            continuation_only=continuation_only,
+            force=force,
+            device=device,
+            progress=progress,
+        )
+    for o in outputs:
+        click.echo(f"wrote {o.midi}: {_describe(o.record)}")
+
+
+@click.command("generate", cls=OneLineCommand)
+@click.argument("more_primers", nargs=-1, type=click.Path(path_type=Path), metavar="[PRIMER]...")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option(
+    "--num-samples",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Pieces per primer (in all, without primers).",
+)
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Pieces per batch.")
+@click.option(
+    "--primers",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="DIR|FILE",
+    help="Primer MIDI files or folders (repeatable; more may follow as arguments).",
+)
+@model_options
+@length_options
+@sampling_options
+@click.option("--force", is_flag=True, help="Overwrite an existing manifest and outputs.")
+@quiet_option
+@user_errors
+def generate(
+    more_primers: tuple[Path, ...],
+    out: Path,
+    num_samples: int,
+    batch_size: int,
+    primers: tuple[Path, ...],
+    model: str | None,
+    device: str,
+    force: bool,
+    quiet: bool,
+    **options,
+) -> None:
+    """Generate many pieces in batches, unconditionally or from primers.
+
+    Writes OUT/<primer>-<i>.mid (or OUT/sample-<i>.mid) with JSON sidecars and
+    OUT/manifest.json, which lists every output and every primer skipped and why. Primers
+    that cannot be read are skipped; the others go on.
+
+    \b
+    Examples:
+      music-transformer generate --out samples --num-samples 8 --seconds 20
+      music-transformer generate --out takes --primers primers/ --num-samples 2 \\
+          --batch-size 8 --temperature 0.95 --top-k 40
+    """
+    from music_transformer.batch import find_primers, generate_pieces
+
+    sampling = pop_sampling(options)
+    paths = [*primers, *more_primers]
+    rows = num_samples * max(1, len(find_primers(paths)))  # skipped primers overcount
+    with progress_bar(rows, sampling, quiet) as progress:
+        manifest = generate_pieces(
+            out,
+            num_samples=num_samples,
+            primers=paths,
+            model=model,
+            sampling=sampling,
+            batch_size=batch_size,
+            force=force,
+            device=device,
+            progress=progress,
+        )
+    for entry in manifest["skipped"]:
+        click.echo(f"skipped {entry['reason']}", err=True)
+    outputs = manifest["outputs"]
+    seconds = sum(e["seconds"] for e in outputs)
+    click.echo(
+        f"wrote {len(outputs)} pieces ({seconds:.1f} s of music) to {out}; "
+        f"{len(manifest['skipped'])} primers skipped; see {out / 'manifest.json'}"
+    )

@@ -1,0 +1,161 @@
+"""Click options shared by the generation commands, a one-line-error command class, and the
+progress bar. Ranges are checked by the library (music_transformer.continuation.Sampling), so
+a Python caller gets the same messages as a CLI user."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+
+from cli.errors import UserError
+
+F = Callable[..., Any]
+
+
+class OneLineCommand(click.Command):
+    """A command whose usage errors (bad option type, missing argument) are one line on
+    stderr with exit status 2, like every other user error, instead of usage + hint."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent=None, **extra: Any):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            raise UserError(e.format_message()) from None
+
+
+def _stack(*decorators: F) -> F:
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+model_options = _stack(
+    click.option(
+        "--model",
+        "model",
+        metavar="NAME_OR_DIR",
+        default=None,
+        help="Bundled model name or checkpoint/run directory [default: bach-transformer].",
+    ),
+    click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        help="auto (CUDA when available), cpu, cuda, cuda:1, ...",
+    ),
+)
+
+sampling_options = _stack(
+    click.option(
+        "--temperature",
+        type=float,
+        default=1.0,
+        show_default=True,
+        help="Softmax temperature, ≥ 0; 0 is greedy.",
+    ),
+    click.option("--top-k", type=int, default=None, help="Sample among the K most likely tokens."),
+    click.option(
+        "--top-p", type=float, default=None, help="Nucleus sampling: keep mass P, in (0, 1]."
+    ),
+    click.option(
+        "--seed", type=int, default=None, help="Random seed (sample i uses SEED+i-1); recorded."
+    ),
+    click.option(
+        "--precision",
+        type=click.Choice(["auto", "fp32", "bf16"]),
+        default="auto",
+        show_default=True,
+        help="bf16 autocast is 'auto' where the hardware has it (AMX CPUs, recent GPUs).",
+    ),
+    click.option(
+        "--window",
+        type=int,
+        default=None,
+        help="Context tokens the model attends to [default: its training length].",
+    ),
+)
+
+length_options = _stack(
+    click.option(
+        "--seconds",
+        type=float,
+        default=None,
+        help="Seconds of new music per sample [default: 30 unless --tokens is given].",
+    ),
+    click.option(
+        "--tokens",
+        type=int,
+        default=None,
+        help="New tokens per sample (with --seconds: whichever comes first).",
+    ),
+    click.option(
+        "--primer-seconds",
+        type=float,
+        default=None,
+        help="Use only the first S seconds of each primer.",
+    ),
+)
+
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+
+SAMPLING_KEYS = (
+    "temperature",
+    "top_k",
+    "top_p",
+    "seed",
+    "precision",
+    "window",
+    "seconds",
+    "tokens",
+    "primer_seconds",
+)
+
+
+def pop_sampling(kwargs: dict[str, Any]):
+    """Remove the sampling and length options from a command's kwargs → a checked Sampling."""
+    from music_transformer.continuation import Sampling
+
+    return Sampling(**{key: kwargs.pop(key) for key in SAMPLING_KEYS if key in kwargs})
+
+
+@contextlib.contextmanager
+def progress_bar(rows: int, sampling: Any, quiet: bool) -> Iterator[Callable[[int, float], None]]:
+    """A tqdm bar over all rows' budget, in seconds of music when a duration was asked for,
+    else in tokens; yields the sampler's progress callback. The bar appears at the first
+    step, so an input error raised before generation starts prints no bar."""
+    if quiet:
+        yield lambda tokens, seconds: None
+        return
+    from tqdm.auto import tqdm
+
+    by_seconds = sampling.seconds is not None
+    total = rows * (sampling.seconds if by_seconds else sampling.max_new_tokens)
+    bars: list[Any] = []
+
+    def update(tokens: int, seconds: float) -> None:
+        if not bars:
+            fmt = "{l_bar}{bar}| {n:.1f}/{total:.1f} s of music [{elapsed}<{remaining}]"
+            bars.append(
+                tqdm(
+                    total=total,
+                    unit="s" if by_seconds else "tok",
+                    dynamic_ncols=True,
+                    bar_format=fmt if by_seconds else None,
+                    leave=False,
+                )
+            )
+        bar = bars[0]
+        step = seconds if by_seconds else tokens
+        bar.update(min(step, total - bar.n))  # the last step may overshoot a row's duration
+
+    try:
+        yield update
+    finally:
+        for bar in bars:
+            bar.close()

@@ -1,0 +1,90 @@
+"""What a checkpoint holds, without loading its weights: config, size, tokenizer, training.
+
+Used by `music-transformer models` and `music-transformer info`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import (
+    TOKENIZER_FILE,
+    CheckpointError,
+    bundled_models,
+    read_meta,
+    resolve_model_dir,
+)
+from .config import ConfigError, config_from_dict, config_to_dict
+from .models import build_model
+
+# Keys of tokenizer.json worth showing, when present (the rest is the vocabulary itself).
+_TOKENIZER_KEYS = (
+    "preset",
+    "options",
+    "tokenizer_class",
+    "miditok_version",
+    "package_version",
+    "format_version",
+)
+
+
+def count_parameters(config: Any) -> int:
+    """Trainable parameters of the model a config describes (tied weights counted once).
+    Built on the meta device: no memory is allocated and no weights are read."""
+    with torch.device("meta"):
+        model = build_model(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _tokenizer_summary(directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    summary = dict(meta.get("tokenizer", {}))
+    try:
+        data = json.loads((directory / TOKENIZER_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return summary
+    if isinstance(data, dict):
+        for key in _TOKENIZER_KEYS:
+            if key in data and not isinstance(data[key], list):
+                summary.setdefault(key, data[key])
+    return summary
+
+
+def model_info(name_or_dir: str | Path) -> dict[str, Any]:
+    """Describe a bundled model or checkpoint/run directory.
+
+    Returns:
+        {"name", "directory", "config", "parameters", "tokenizer", "training", "version"}.
+
+    Raises:
+        CheckpointError: not a model, no weights, unreadable or bad config.json.
+    """
+    directory = resolve_model_dir(name_or_dir)
+    meta = read_meta(directory)
+    try:
+        config = config_from_dict(meta["model"])
+    except (KeyError, TypeError, ConfigError) as e:
+        raise CheckpointError(f"bad model config in {directory / 'config.json'}: {e}") from None
+    return {
+        "name": str(name_or_dir),
+        "directory": str(directory),
+        "config": config_to_dict(config),
+        "parameters": count_parameters(config),
+        "tokenizer": _tokenizer_summary(directory, meta),
+        "training": meta.get("training", {}),
+        "version": meta.get("version"),
+    }
+
+
+def bundled_info() -> list[dict[str, Any]]:
+    """model_info of every bundled model (a broken one is listed with its error)."""
+    infos = []
+    for name in bundled_models():
+        try:
+            infos.append(model_info(name))
+        except CheckpointError as e:
+            infos.append({"name": name, "error": str(e)})
+    return infos

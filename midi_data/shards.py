@@ -1,0 +1,286 @@
+"""`prepare`: tokenize MIDI sources in parallel into a data directory.
+
+A data directory holds
+    tokenizer.json                 the tokenizer (load_tokenizer reads it)
+    manifest.json                  every input file: split, token count, sha256 — or why skipped
+    <split>.tokens.npy             (N,) int16/int32: all pieces of the split, each [BOS] … [EOS]
+    <split>.offsets.npy            (P + 1,) int64: piece i is tokens[offsets[i]:offsets[i + 1]]
+for split in train, valid, test. Token arrays are memory-mapped on load (`open_data`).
+
+Splits are by file and deterministic: files are ordered by the SHA-256 of their path relative
+to their source and cut at the requested fractions (every split asked for gets at least one
+file when there are enough), so a rerun on the same sources gives the same directory.
+The directory is built in a temporary folder beside `out` and renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from .corpus import SourceFile, find_files
+from .errors import DataError, MidiReadError
+from .files import atomic_write_json
+from .parallel import default_workers, parallel_map
+from .presets import make_tokenizer
+from .tokenizer import Tokenizer, package_version
+
+SPLITS = ("train", "valid", "test")
+MANIFEST = "manifest.json"
+TOKENIZER = "tokenizer.json"
+DATA_FORMAT = "music-transformer/data"
+DATA_FORMAT_VERSION = 1
+
+
+@dataclass
+class PrepareResult:
+    """What `prepare` did. Counts per split; `skipped` holds (file, reason) pairs."""
+
+    directory: Path
+    pieces: dict[str, int]
+    tokens: dict[str, int]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def num_files(self) -> int:
+        return sum(self.pieces.values()) + len(self.skipped)
+
+
+def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
+    """'0.9,0.05,0.05' → (0.9, 0.05, 0.05): three fractions ≥ 0 summing to 1, train > 0."""
+    try:
+        parts = [float(x) for x in (text.split(",") if isinstance(text, str) else text)]
+    except ValueError:
+        raise DataError(f"--split {text!r}: expected three numbers like 0.9,0.05,0.05") from None
+    if len(parts) != 3 or min(parts) < 0 or abs(sum(parts) - 1) > 1e-6 or parts[0] == 0:
+        raise DataError(f"--split {text!r}: need train,valid,test ≥ 0 summing to 1, train > 0")
+    return parts[0], parts[1], parts[2]
+
+
+def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
+    """Files per split: largest remainders of n·fraction; a split with a fraction > 0 gets at
+    least one file when n allows (taken from the largest split)."""
+    raw = [n * f for f in fractions]
+    counts = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: counts[i] - raw[i])[: n - sum(counts)]:
+        counts[i] += 1
+    for i, f in enumerate(fractions):
+        if f > 0 and counts[i] == 0 and max(counts) > 1:
+            counts[counts.index(max(counts))] -= 1
+            counts[i] = 1
+    return counts
+
+
+def path_hash(relative: str) -> str:
+    return hashlib.sha256(relative.encode("utf-8")).hexdigest()
+
+
+# ----- worker side ------------------------------------------------------------------------
+Result = tuple[np.ndarray | None, str, str | None]  # ids, sha256, reason skipped
+_worker_tokenizer: Tokenizer | None = None
+
+
+def _init_worker(preset: str) -> None:
+    global _worker_tokenizer
+    _worker_tokenizer = make_tokenizer(preset)
+
+
+def _tokenize(path: str) -> Result:
+    """(ids or None, sha256 of the file, reason it was skipped or None)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        return None, "", f"cannot read file ({e.strerror or e})"
+    digest = hashlib.sha256(data).hexdigest()
+    assert _worker_tokenizer is not None
+    try:
+        ids = _worker_tokenizer.encode(Path(path))
+    except MidiReadError as e:
+        return None, digest, _reason(str(e), path)
+    except Exception as e:  # a library bug on one odd file must not stop the run
+        return None, digest, f"tokenizer failed ({type(e).__name__}: {e})"
+    return np.asarray(ids, dtype=np.int32), digest, None
+
+
+def _reason(message: str, path: str) -> str:
+    """The error message without the leading file name (the manifest names the file)."""
+    prefix = f"{path}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+# ----- main side --------------------------------------------------------------------------
+def prepare(
+    sources: Sequence[str],
+    out: str | Path,
+    preset: str = "performance",
+    workers: int | None = None,
+    split: str | Sequence[float] = (0.9, 0.05, 0.05),
+    progress: bool = True,
+) -> PrepareResult:
+    """Tokenize every file of `sources` into the data directory `out`.
+
+    Args:
+        sources: folders, files, or `music21:<corpus>` names.
+        out: the data directory; replaced if it is a previous data directory, refused if it
+            is any other non-empty folder.
+        preset: tokenizer preset.
+        workers: processes (default: the CPUs available).
+        split: train, valid, test fractions.
+        progress: show progress bars.
+    Raises:
+        DataError: missing source, bad split, or an `out` that is not safe to replace.
+    """
+    began = time.perf_counter()
+    fractions = parse_split(split)
+    out = Path(out)
+    check_out_dir(out)
+    tokenizer = make_tokenizer(preset)
+    workers = workers or default_workers()
+    files = find_files(sources, workers=workers, progress=progress)
+
+    readable = [i for i, f in enumerate(files) if f.error is None]
+    results: list[Result] = [(None, "", None)] * len(files)
+    paths = [str(files[i].path) for i in readable]
+    bar = tqdm(total=len(paths), desc="tokenizing", unit="file", disable=not progress)
+    for i, result in zip(
+        readable, parallel_map(_tokenize, paths, workers, _init_worker, (preset,))
+    ):
+        results[i] = result
+        bar.update()
+    bar.close()
+
+    entries, pieces = _assign(files, results, fractions)
+    result = _write(out, tokenizer, entries, pieces, sources, fractions)
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse to replace anything but a previous data directory or an empty folder."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DataError(f"--out {out} exists and is not a directory")
+    if any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise DataError(
+            f"--out {out} is a non-empty folder but not a data directory (no {MANIFEST}); "
+            "refusing to overwrite it"
+        )
+
+
+def _assign(
+    files: list[SourceFile],
+    results: list[Result],
+    fractions: Sequence[float],
+) -> tuple[list[dict[str, Any]], dict[str, list[np.ndarray]]]:
+    """Manifest entries (input order) and the pieces of each split (in input order)."""
+    entries: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}  # content hash → first file with it
+    good: list[int] = []
+    for f, (ids, digest, reason) in zip(files, results):
+        entry: dict[str, Any] = {"source": f.source, "path": f.relative, "sha256": digest or None}
+        if f.error is not None:
+            reason = f.error
+        elif ids is not None and digest in seen:
+            reason = f"duplicate of {seen[digest]} (same content)"
+        if reason is not None:
+            entry.update(split=None, tokens=0, skipped=reason)
+        else:
+            seen[digest] = f"{f.source}:{f.relative}"
+            entry.update(split=None, tokens=len(ids))
+            good.append(len(entries))
+        entries.append(entry)
+    ranked = sorted(good, key=lambda i: (path_hash(files[i].relative), files[i].source))
+    counts = split_counts(len(ranked), fractions)
+    bounds = np.cumsum([0, *counts])
+    for s, name in enumerate(SPLITS):
+        for i in ranked[bounds[s] : bounds[s + 1]]:
+            entries[i]["split"] = name
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
+    for (ids, _, _), entry in zip(results, entries):
+        if entry["split"] is not None:
+            entry["piece"] = len(pieces[entry["split"]])
+            pieces[entry["split"]].append(ids)
+    return entries, pieces
+
+
+def _write(
+    out: Path,
+    tokenizer: Tokenizer,
+    entries: list[dict[str, Any]],
+    pieces: dict[str, list[np.ndarray]],
+    sources: Sequence[str],
+    fractions: Sequence[float],
+) -> PrepareResult:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    dtype = np.int16 if tokenizer.vocab_size <= np.iinfo(np.int16).max else np.int32
+    splits: dict[str, dict[str, Any]] = {}
+    try:
+        for name in SPLITS:
+            framed = [
+                np.concatenate([[tokenizer.bos_id], ids, [tokenizer.eos_id]])
+                for ids in pieces[name]
+            ]
+            lengths = np.array([len(p) for p in framed], dtype=np.int64)
+            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)  # (P + 1,)
+            flat = np.concatenate(framed).astype(dtype) if framed else np.zeros(0, dtype)
+            np.save(tmp / f"{name}.tokens.npy", flat)
+            np.save(tmp / f"{name}.offsets.npy", offsets)
+            splits[name] = {
+                "pieces": len(framed),
+                "tokens": len(flat),
+                "tokens_file": f"{name}.tokens.npy",
+                "offsets_file": f"{name}.offsets.npy",
+            }
+        tokenizer.save(tmp / TOKENIZER)
+        manifest = {
+            "format": DATA_FORMAT,
+            "format_version": DATA_FORMAT_VERSION,
+            "package_version": package_version(),
+            "preset": tokenizer.preset,
+            "vocab_size": tokenizer.vocab_size,
+            "dtype": np.dtype(dtype).name,
+            "sources": list(sources),
+            "split_fractions": list(fractions),
+            "splits": splits,
+            "skipped": sum(1 for e in entries if "skipped" in e),
+            "files": entries,
+        }
+        atomic_write_json(tmp / MANIFEST, manifest)
+        _swap_into_place(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    skipped = [(f"{e['source']}:{e['path']}", e["skipped"]) for e in entries if "skipped" in e]
+    return PrepareResult(
+        directory=out,
+        pieces={k: v["pieces"] for k, v in splits.items()},
+        tokens={k: v["tokens"] for k, v in splits.items()},
+        skipped=skipped,
+    )
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished directory onto `out`; an old one is moved aside first, then removed,
+    so `out` is at every moment either the old or the new complete directory (or absent)."""
+    old = None
+    if out.exists():
+        check_out_dir(out)  # it may have changed while we worked
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,56 @@
+"""Shared fixtures: the shared test data, a few Bach chorales as MIDI, a prepared data dir.
+
+The chorales come from music21's corpus through `midi_data.corpus` (converted once and cached
+in the user cache directory, see `midi_data.corpus.cache_dir`), so the first session that
+needs them takes a few seconds longer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Spinning OpenMP threads slow everything down when the other core is busy.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+NUM_CHORALES = 12
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (MAESTRO samples, odd MIDI files, JSB chorales), or skip."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED_DATA} (only on development machines)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def bach_midi_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of 12 Bach chorales (music21 corpus) rendered to MIDI."""
+    pytest.importorskip("music21")
+    from midi_data.corpus import music21_files
+
+    files = music21_files("bach", limit=NUM_CHORALES, workers=2)
+    folder = tmp_path_factory.mktemp("bach_midi")
+    for f in files:
+        if f.error is None:
+            shutil.copyfile(f.path, folder / (Path(f.relative).name + ".mid"))
+    if len(list(folder.iterdir())) < NUM_CHORALES // 2:
+        pytest.fail(f"music21 converted too few chorales: {[f.error for f in files]}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bach_data_dir(bach_midi_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory (performance preset) prepared from `bach_midi_dir`, with non-empty
+    train and valid splits (split 0.7,0.3,0; test is empty)."""
+    from midi_data.shards import prepare
+
+    out = tmp_path_factory.mktemp("bach_data") / "data"
+    result = prepare([str(bach_midi_dir)], out, workers=1, split="0.7,0.3,0", progress=False)
+    assert result.pieces["train"] > 0 and result.pieces["valid"] > 0, result
+    return out

@@ -148,6 +148,7 @@ def generate_pieces(
                 sampling=sampling,
                 seed=seed + i,
                 model_name=model or DEFAULT_MODEL,
+                batch=len(batch),
             )
             entries.append(
                 {

@@ -31,7 +31,15 @@ from .checkpoint import (
     package_version,
 )
 from .filters import SamplingError
-from .sampling import PRECISIONS, ProgressFn, check_sampling, default_window, generate
+from .sampling import (
+    PRECISIONS,
+    ProgressFn,
+    check_sampling,
+    default_window,
+    generate,
+    model_device,
+    resolve_precision,
+)
 
 DEFAULT_MODEL = "bach-transformer"
 DEFAULT_SECONDS = 30.0
@@ -62,7 +70,8 @@ class Sampling:
         tokens: stop after this many new tokens (None: a ceiling derived from `seconds`).
         primer_seconds: use only the first this-many seconds of each primer (None: all).
         window: context tokens the model attends to (None: the training length).
-        precision: "auto" (bf16 where the hardware has it), "fp32" or "bf16".
+        precision: "auto" (bf16 where it is faster), "fp32" or "bf16"; sidecars record the
+            one used.
     """
 
     temperature: float = 1.0
@@ -278,6 +287,12 @@ def sample_tokens(
     )
 
 
+def precision_used(loaded: LoadedModel, sampling: Sampling, batch: int) -> str:
+    """The precision `generate` runs a batch of `batch` rows in ("fp32" or "bf16")."""
+    dtype = resolve_precision(sampling.precision, model_device(loaded.model), batch, loaded.model)
+    return "fp32" if dtype is None else "bf16"
+
+
 def stop_reason(new: list[int], seconds: float, sampling: Sampling) -> str:
     if len(new) >= sampling.max_new_tokens:
         return "tokens"
@@ -295,6 +310,7 @@ def write_piece(
     sampling: Sampling,
     seed: int,
     model_name: Any,
+    batch: int = 1,
     continuation_only: bool = False,
 ) -> Output:
     """Write the MIDI (primer + continuation, or continuation only) and its sidecar."""
@@ -325,6 +341,8 @@ def write_piece(
             "seed": seed,
             "max_new_tokens": sampling.max_new_tokens,
             "window": context_window(loaded, sampling),
+            "precision_used": precision_used(loaded, sampling, batch),
+            "batch": batch,
         },
         "version": package_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -386,6 +404,7 @@ def continue_midi(
                     sampling=sampling,
                     seed=seed + i,
                     model_name=model or DEFAULT_MODEL,
+                    batch=rows,
                     continuation_only=continuation_only,
                 )
             )

@@ -64,13 +64,27 @@ def bf16_is_fast(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """'fp32' → None (no autocast); 'bf16' → torch.bfloat16; 'auto' → bf16 where it is fast."""
+# On this project's AMX CPU, bf16 autocast made a decoding step of the `small` Transformer
+# slower at batch 1 (~4×: per-step casts and small-M bf16 kernels cost more than they save)
+# and faster at batch 16 (~1.5×); see bench/results/generate.md. "auto" follows that.
+AUTO_BF16_MIN_BATCH_CPU = 8
+
+
+def resolve_precision(
+    precision: str, device: torch.device, batch: int = 1, model: nn.Module | None = None
+) -> torch.dtype | None:
+    """'fp32' → None (no autocast); 'bf16' → torch.bfloat16; 'auto' → bf16 on CUDA with bf16,
+    and on CPUs with native bf16 for Transformers at batch ≥ AUTO_BF16_MIN_BATCH_CPU."""
     if precision not in PRECISIONS:
         raise SamplingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "bf16" or (precision == "auto" and bf16_is_fast(device)):
+    if precision == "bf16":
         return torch.bfloat16
-    return None
+    if precision == "fp32" or not bf16_is_fast(device):
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16
+    is_transformer = getattr(getattr(model, "config", None), "arch", None) == "transformer"
+    return torch.bfloat16 if is_transformer and batch >= AUTO_BF16_MIN_BATCH_CPU else None
 
 
 def default_window(model: nn.Module) -> int | None:
@@ -198,7 +212,8 @@ def generate(
         pad_id: id put in padded columns (masked out; any valid id works).
         suppress_ids: ids never sampled (e.g. PAD and BOS).
         window: context kept in the cache; default `default_window(model)`.
-        precision: "fp32", "bf16" (autocast) or "auto" (bf16 where the hardware has it).
+        precision: "fp32", "bf16" (autocast) or "auto" (bf16 where it measured faster; see
+            `resolve_precision`).
         progress: called after every step as progress(new_tokens, new_seconds).
         device: where to run; default the model's device (the model is not moved).
 
@@ -221,7 +236,7 @@ def generate(
     if window is not None and window < 2:
         raise SamplingError(f"window must be ≥ 2 tokens, got {window}")
     device = torch.device(device) if device is not None else model_device(model)
-    autocast_dtype = resolve_precision(precision, device)
+    autocast_dtype = resolve_precision(precision, device, len(primers), model)
 
     was_training = model.training
     model.eval()

@@ -203,8 +203,7 @@ def test_num_samples_seeds_and_continuation_only(run_dir, primer_file, tmp_path)
         "-q",
     )
     assert result.exit_code == 0
-    assert sides[1]["sampling"]["precision"] in ("auto", "fp32")
-    if sides[1]["sampling"]["precision"] == "fp32":
+    if sides[1]["sampling"]["precision_used"] == "fp32":  # bf16 rounding could differ by batch
         assert again.read_bytes() == files[1].read_bytes()
 
 

@@ -191,7 +191,11 @@ def relative_logits(q: Tensor, rel_emb: Tensor, tk: int) -> Tensor:
     r = rel_emb.shape[-2]
     n = min(r, tk)  # distinct distances that occur: n-1 ... 0
     e = rel_emb[..., r - n :, :].to(q.dtype)  # (H|-, n, Dh), row m ↔ distance n-1-m
-    qe = q @ e.transpose(-1, -2)  # (B, H, Tq, n), column m ↔ distance n-1-m
+    if e.dim() == 3:  # per-head table: batch over heads, so E is not expanded B times
+        qh = q.transpose(0, 1).reshape(h, b * tq, q.shape[-1])  # (H, B·Tq, Dh)
+        qe = (qh @ e.transpose(-1, -2)).view(h, b, tq, n).transpose(0, 1)  # (B, H, Tq, n)
+    else:
+        qe = q @ e.transpose(-1, -2)  # (B, H, Tq, n), column m ↔ distance n-1-m
     # Key slots in distance order Tk-1 ... 0: the distances ≥ n-1 all use column 0 (clipping).
     far = [qe[..., :1].expand(b, h, tq, tk - n)] if tk > n else []
     if tq == 1:  # one query at position Tk-1: slot m is already key m, no skew needed

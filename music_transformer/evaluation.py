@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -184,7 +185,9 @@ def evaluate(
             f"data {data_dir} has {data.tokenizer.vocab_size} tokens but model "
             f"{loaded.directory} has {config.vocab_size}"
         )
-    pieces = [torch.as_tensor(p, dtype=torch.long) for p in data.pieces(split)]
+    pieces = [
+        torch.from_numpy(np.array(p, dtype=np.int64)) for p in data.pieces(split)
+    ]  # copies: memmaps are read-only
     if max_pieces:
         pieces = pieces[:max_pieces]
     windows = cut_windows(pieces, context)

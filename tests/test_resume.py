@@ -66,25 +66,19 @@ def _no_timing(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in rows]
 
 
-def test_resume_refuses_another_vocabulary(bach_data_dir: Path, tmp_path) -> None:
+def test_resume_refuses_another_vocabulary(
+    bach_data_dir: Path, bach_midi_dir: Path, tmp_path
+) -> None:
+    from midi_data import prepare
+
     run = train(tiny(bach_data_dir, tmp_path / "run", max_steps=3))
-    config = run / "last" / "config.json"
-    other = tmp_path / "other-data"
-    prepare_other_vocabulary(bach_data_dir, other)
-    before = config.read_bytes()
+    other = tmp_path / "score-data"  # the same chorales under the other tokenizer preset
+    prepare([str(bach_midi_dir)], other, preset="score", workers=1, split="0.7,0.3,0",
+            progress=False)  # fmt: skip
+    before = {p.name: p.read_bytes() for p in (run / "last").iterdir()}
     with pytest.raises(ValueError, match="different vocabulary"):
         train(tiny(other, run, max_steps=6, resume=True))
-    assert config.read_bytes() == before
-
-
-def prepare_other_vocabulary(bach_data_dir: Path, out: Path) -> None:
-    """A real data dir of the same chorales under the other tokenizer preset."""
-    from midi_data import open_data, prepare
-
-    preset = open_data(bach_data_dir).tokenizer.preset
-    other = "score" if preset == "performance" else "performance"
-    sources = sorted(bach_data_dir.rglob("*.mid"))[:4] or pytest.skip("no MIDI beside the data")
-    prepare([str(p) for p in sources], out, tokenizer=other, workers=1, quiet=True)
+    assert {p.name: p.read_bytes() for p in (run / "last").iterdir()} == before
 
 
 def _wait_for(path: Path, timeout: float) -> None:

@@ -11,15 +11,16 @@ import io
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pretty_midi
 import symusic
 
 from .errors import MidiReadError
+from .notes import tick_seconds
 
 MidiSource = str | Path | bytes
 
-# pretty_midi refuses files whose last tick exceeds 1e7 ("likely corrupt"); before handing a
-# symusic-recovered score to it, resample to a resolution that keeps ticks small.
+# Resolution of PrettyMIDI objects built from symusic scores (their times are in seconds).
 _BRIDGE_TPQ = 480
 
 
@@ -118,10 +119,32 @@ def pretty_to_score(pm: pretty_midi.PrettyMIDI) -> symusic.Score:
 
 
 def score_to_pretty(score: symusic.Score) -> pretty_midi.PrettyMIDI:
-    """Bridge a symusic Score to PrettyMIDI through MIDI bytes (resampled if ticks are huge)."""
-    if score.tpq > _BRIDGE_TPQ:
-        score = score.resample(_BRIDGE_TPQ, min_dur=1)
-    return _pretty_from_bytes(score.dumps_midi())
+    """Build a PrettyMIDI object from a symusic Score: instruments, notes, controllers and
+    pitch bends at their absolute times (the tempo map is applied, then written as 120 BPM).
+    Built directly rather than through bytes, because pretty_midi refuses some files symusic
+    reads (huge tick values, event-less tracks)."""
+
+    def seconds(ticks: np.ndarray) -> np.ndarray:
+        return tick_seconds(score, np.asarray(ticks, dtype=np.int64))
+
+    pm = pretty_midi.PrettyMIDI(resolution=_BRIDGE_TPQ, initial_tempo=120.0)
+    for track in score.tracks:
+        inst = pretty_midi.Instrument(int(track.program), is_drum=track.is_drum, name=track.name)
+        n, c, b = track.notes.numpy(), track.controls.numpy(), track.pitch_bends.numpy()
+        on, off = seconds(n["time"]), seconds(n["time"].astype(np.int64) + n["duration"])
+        inst.notes = [
+            pretty_midi.Note(int(v), int(p), float(s), float(e))
+            for v, p, s, e in zip(n["velocity"], n["pitch"], on, off)
+        ]
+        inst.control_changes = [
+            pretty_midi.ControlChange(int(k), int(v), float(t))
+            for k, v, t in zip(c["number"], c["value"], seconds(c["time"]))
+        ]
+        inst.pitch_bends = [
+            pretty_midi.PitchBend(int(v), float(t)) for v, t in zip(b["value"], seconds(b["time"]))
+        ]
+        pm.instruments.append(inst)
+    return pm
 
 
 def crop_seconds(

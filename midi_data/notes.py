@@ -55,14 +55,15 @@ _FIELDS = ("start", "end", "pitch", "velocity")
 
 
 def fold_sustain(
-    start: np.ndarray, end: np.ndarray, cc_time: np.ndarray, cc_value: np.ndarray
+    end: np.ndarray, cc_time: np.ndarray, cc_value: np.ndarray, piece_end: float
 ) -> np.ndarray:
     """Note ends after applying the sustain pedal: a note released while the pedal is down
-    sounds until the pedal comes up (or until the last event, if it never does).
+    sounds until the pedal comes up (or until the end of the piece, if it never does).
 
     Args:
-        start, end: (N,) note times in seconds.
+        end: (N,) note-off times in seconds.
         cc_time, cc_value: (M,) the CC64 events of the same instrument, any order.
+        piece_end: seconds; the time of the piece's last event.
     Returns:
         (N,) new note ends in seconds (≥ the old ones).
     """
@@ -76,8 +77,8 @@ def fold_sustain(
     presses, releases = times[down], times[~down]
     if len(presses) == 0:
         return end
-    last = max(float(end.max()), float(cc_time.max()))
-    ups = np.full(len(presses), last)  # a press never released holds to the end
+    # a press never released holds to the end of the piece
+    ups = np.full(len(presses), max(piece_end, float(end.max())))
     ups[: len(releases)] = releases[: len(presses)]
     i = np.searchsorted(presses, end, side="right") - 1  # last press at or before each end
     held = (i >= 0) & (end < ups[np.maximum(i, 0)])
@@ -91,29 +92,47 @@ def _instrument_notes(
     velocity: np.ndarray,
     cc_time: np.ndarray,
     cc_value: np.ndarray,
-    sustain: bool,
+    piece_end: float | None,
 ) -> Notes:
     start, end = start.astype(np.float64), end.astype(np.float64)
-    if sustain:
-        end = fold_sustain(start, end, cc_time.astype(np.float64), cc_value)
+    if piece_end is not None:
+        end = fold_sustain(end, cc_time.astype(np.float64), cc_value, piece_end)
     return Notes(start, end, pitch.astype(np.int64), velocity.astype(np.int64))
 
 
+def tick_seconds(score: symusic.Score, ticks: np.ndarray) -> np.ndarray:
+    """Seconds (float64) of tick times under the score's tempo map. symusic's own conversion
+    is float32, which is off by up to 0.25 ms after half an hour; this is exact."""
+    tempos = score.tempos.numpy()
+    order = np.argsort(tempos["time"], kind="stable")
+    times = tempos["time"][order].astype(np.int64)
+    spb = tempos["mspq"][order].astype(np.float64) / 1e6  # seconds per beat
+    if len(times) == 0 or times[0] > 0:  # MIDI's default tempo is 120 BPM
+        times, spb = np.concatenate([[0], times]), np.concatenate([[0.5], spb])
+    per_tick = spb / score.ticks_per_quarter
+    starts = np.concatenate([[0.0], np.cumsum(np.diff(times) * per_tick[:-1])])  # (K,) s
+    i = np.searchsorted(times, ticks, side="right") - 1  # tempo segment of each tick
+    return starts[i] + (ticks - times[i]) * per_tick[i]
+
+
 def notes_from_score(score: symusic.Score, sustain: bool = True) -> Notes:
-    """All non-drum notes of a symusic Score, in seconds (tempo map applied), merged."""
-    seconds = score.to("second")
+    """All non-drum notes of a symusic Score (tick time), in seconds, merged."""
+    piece_end = float(tick_seconds(score, np.array([score.end()]))[0]) if sustain else None
     parts = []
-    for track in seconds.tracks:
+    for track in score.tracks:
         if track.is_drum or len(track.notes) == 0:
             continue
         n, c = track.notes.numpy(), track.controls.numpy()
         pedal = c["number"] == SUSTAIN_CC
+        onset = n["time"].astype(np.int64)
         # symusic keeps the pedal both as controls and as `pedals`; the controls suffice.
-        end = n["time"].astype(np.float64) + n["duration"]
         parts.append(
             _instrument_notes(
-                n["time"], end, n["pitch"], n["velocity"],
-                c["time"][pedal], c["value"][pedal], sustain,
+                tick_seconds(score, onset),
+                tick_seconds(score, onset + n["duration"]),
+                n["pitch"], n["velocity"],
+                tick_seconds(score, c["time"][pedal].astype(np.int64)), c["value"][pedal],
+                piece_end,
             )
         )  # fmt: skip
     return Notes.concat(parts).sorted()
@@ -121,6 +140,7 @@ def notes_from_score(score: symusic.Score, sustain: bool = True) -> Notes:
 
 def notes_from_pretty(pm: pretty_midi.PrettyMIDI, sustain: bool = True) -> Notes:
     """All non-drum notes of a PrettyMIDI object, in seconds, merged."""
+    piece_end = pm.get_end_time() if sustain else None
     parts = []
     for inst in pm.instruments:
         if inst.is_drum or not inst.notes:
@@ -130,7 +150,7 @@ def notes_from_pretty(pm: pretty_midi.PrettyMIDI, sustain: bool = True) -> Notes
         cc = np.array(ccs, dtype=np.float64).reshape(-1, 2)  # (M, 2)
         parts.append(
             _instrument_notes(
-                arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], cc[:, 0], cc[:, 1], sustain
+                arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], cc[:, 0], cc[:, 1], piece_end
             )
         )
     return Notes.concat(parts).sorted()

@@ -23,7 +23,7 @@ import torch
 
 from music_transformer.config import make_config
 from music_transformer.models import build_model
-from music_transformer.sampling import generate, generate_without_cache
+from music_transformer.sampling import generate, generate_without_cache, resolve_precision
 
 VOCAB = 437  # the performance tokenizer's vocabulary (MIDI_NOTES.md)
 WINDOW = 1024  # the small preset's relative span and a typical training length
@@ -115,32 +115,37 @@ def main() -> None:
     print(env, flush=True)
     generate(model, [[1, 2, 3]], max_new_tokens=32, seed=0)  # warm-up
 
+    # Every batch size and length at the precision "auto" picks for it; the other precision
+    # at the shortest length only (for the comparison, without doubling the long runs).
+    runs = []
+    for batch in batches:
+        auto = (
+            "fp32"
+            if resolve_precision("auto", torch.device("cpu"), batch, model) is None
+            else "bf16"
+        )
+        for precision in precisions:
+            for new in lengths if precision == auto else lengths[:1]:
+                runs.append((precision, batch, new, precision == auto))
     throughput, positions = [], {}
-    for precision in precisions:
-        for batch in batches:
-            for new in lengths:
-                elapsed, stamps = timed_generate(model, batch, new, precision)
-                row = {
-                    "precision": precision,
-                    "batch": batch,
-                    "new_tokens": new,
-                    "seconds": round(elapsed, 2),
-                    "tokens_per_s": round(batch * new / elapsed, 1),
-                }
-                throughput.append(row)
-                print(row, flush=True)
-                if new == max(lengths):
-                    buckets = sorted(
-                        {
-                            (1, 256),
-                            (768, 1024),
-                            (1024, 1280),
-                            (4096 - 256, 4096),
-                            (new - 256, new),
-                        }
-                    )
-                    positions[f"{precision} B={batch}"] = ms_per_token_by_position(stamps, buckets)
-                    print(positions[f"{precision} B={batch}"], flush=True)
+    for precision, batch, new, is_auto in runs:
+        elapsed, stamps = timed_generate(model, batch, new, precision)
+        row = {
+            "precision": precision,
+            "auto": is_auto,
+            "batch": batch,
+            "new_tokens": new,
+            "seconds": round(elapsed, 2),
+            "tokens_per_s": round(batch * new / elapsed, 1),
+        }
+        throughput.append(row)
+        print(row, flush=True)
+        if new == max(lengths):
+            buckets = sorted(
+                {(1, 256), (768, 1024), (1024, 1280), (4096 - 256, 4096), (new - 256, new)}
+            )
+            positions[f"{precision} B={batch}"] = ms_per_token_by_position(stamps, buckets)
+            print(positions[f"{precision} B={batch}"], flush=True)
 
     contexts = [256, 512, 1024] if args.quick else [256, 512, 1024, 2048]
     versus = []
@@ -190,7 +195,8 @@ def render(r: dict) -> str:
     ]
     for t in r["throughput"]:
         lines.append(
-            f"| {t['precision']} | {t['batch']} | {t['new_tokens']:,} | {t['seconds']} "
+            f"| {t['precision']}{' (auto)' if t['auto'] else ''} | {t['batch']} "
+            f"| {t['new_tokens']:,} | {t['seconds']} "
             f"| {t['tokens_per_s']:,.0f} |"
         )
     lines += ["", "## ms per step against the position in the generation", ""]

@@ -238,11 +238,15 @@ def generate(
     device = torch.device(device) if device is not None else model_device(model)
     autocast_dtype = resolve_precision(precision, device, len(primers), model)
 
+    # Autocast keeps its bf16 copies of the weights for the whole `with` block only outside
+    # inference mode (inside it, every step re-casts every weight: 59 casts per step instead
+    # of 26 for `small`), so bf16 runs under no_grad and fp32 under inference_mode.
+    no_autograd = torch.inference_mode() if autocast_dtype is None else torch.no_grad()
     was_training = model.training
     model.eval()
     try:
         with (
-            torch.inference_mode(),
+            no_autograd,
             torch.autocast(
                 device.type,
                 dtype=autocast_dtype or torch.float32,

@@ -71,7 +71,7 @@ sampling_options = _stack(
         type=click.Choice(["auto", "fp32", "bf16"]),
         default="auto",
         show_default=True,
-        help="bf16 autocast is 'auto' where the hardware has it (AMX CPUs, recent GPUs).",
+        help="auto: bf16 where it measured faster (GPUs with bf16; AMX CPUs at batch ≥ 8).",
     ),
     click.option(
         "--window",

@@ -426,3 +426,23 @@ def test_generate_refuses_missing_primer_and_existing_manifest(run_dir, tmp_path
     assert_one_line_error(cli(*args), "manifest.json", "--force")
     assert (out / "manifest.json").read_bytes() == before
     assert cli(*args, "--force").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--top-p", "2"],
+        ["--temperature", "-0.1"],
+        ["--tokens", "-5"],
+        ["--num-samples", "0"],
+        ["--batch-size", "0"],
+        ["--precision", "fp16"],
+        ["--window", "1"],
+    ],
+    ids=lambda o: " ".join(o),
+)
+def test_generate_bad_options_write_nothing(option, run_dir, tmp_path) -> None:
+    out = tmp_path / "bad"
+    result = cli("generate", "--out", out, "--model", run_dir, *option, "-q")
+    assert_one_line_error(result, option[0].lstrip("-").split("-")[0])
+    assert not out.exists()

@@ -17,7 +17,9 @@ from .files import atomic_path
 SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/soundfonts", "/usr/local/share/soundfonts")
 # Preferred first: the small TimGM6mb, then FluidR3 (fluid-soundfont-gm), then any .sf2.
 SOUNDFONT_NAMES = ("TimGM6mb.sf2", "FluidR3_GM.sf2", "default-GM.sf2")
-INSTALL_HINT = "install the Debian packages 'fluidsynth' and 'timgm6mb-soundfont'"
+INSTALL_HINT = (
+    "install the Debian packages 'fluidsynth' and 'timgm6mb-soundfont' (or 'fluid-soundfont-gm')"
+)
 
 
 class RenderError(RuntimeError):
@@ -51,22 +53,41 @@ def find_soundfont(soundfont: str | Path | None = None) -> Path:
     raise RenderError(f"no General MIDI soundfont found: {INSTALL_HINT}, or pass --soundfont")
 
 
+def find_renderer(soundfont: str | Path | None = None) -> tuple[str, Path]:
+    """(FluidSynth executable, soundfont) or RenderError naming what to install. Batch jobs
+    call this once up front, so a missing package is one message, not one per file."""
+    return find_fluidsynth(), find_soundfont(soundfont)
+
+
 def render_wav(
     midi_path: str | Path,
     wav_path: str | Path,
     soundfont: str | Path | None = None,
     sample_rate: int = 44100,
     gain: float = 0.8,
+    fluidsynth: str | None = None,
 ) -> Path:
-    """Render `midi_path` to a WAV file (written atomically). Raises RenderError."""
-    exe = find_fluidsynth()
+    """Render `midi_path` to a WAV file (written atomically). Raises RenderError.
+
+    Args:
+        midi_path: the MIDI file.
+        wav_path: the WAV file to write (16-bit stereo at `sample_rate` Hz).
+        soundfont: a .sf2 file; default $SOUNDFONT, then the usual Debian places.
+        sample_rate: samples per second.
+        gain: FluidSynth's master gain (its default 0.2 is quiet).
+        fluidsynth: the executable, when the caller already found it (`find_renderer`).
+    """
+    exe = fluidsynth or find_fluidsynth()
     sf2 = find_soundfont(soundfont)
     wav_path = Path(wav_path)
     with atomic_path(wav_path) as tmp:
         # -n no MIDI input driver, -i no interactive shell (else it waits), -F render to file.
         cmd = [exe, "-ni", "-q", "-g", str(gain), "-r", str(sample_rate), "-T", "wav"]
         cmd += ["-F", str(tmp), str(sf2), str(midi_path)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise RenderError(f"FluidSynth failed on {midi_path}: {e}") from None
         if done.returncode != 0 or tmp.stat().st_size == 0:
             reason = (done.stderr or done.stdout).strip().splitlines()
             raise RenderError(f"FluidSynth failed on {midi_path}: {reason[-1] if reason else '?'}")

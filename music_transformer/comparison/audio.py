@@ -1,0 +1,83 @@
+"""Render many MIDI files to WAV in parallel, with a progress bar.
+
+Each render is a FluidSynth process, so a pool of threads that wait on subprocesses runs the
+renders truly in parallel (no Python work to share the GIL for, no process start-up cost).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from midi_data.render import RenderError, find_renderer, render_wav
+
+
+@dataclass
+class RenderReport:
+    """What happened to a batch of renders.
+
+    Attributes:
+        available: False when FluidSynth or a soundfont is missing (nothing was rendered).
+        reason: why audio is unavailable (names the packages to install), else "".
+        soundfont: the soundfont used.
+        rendered: WAV files written.
+        failed: (MIDI file, one-line reason) for renders that failed.
+    """
+
+    available: bool
+    reason: str = ""
+    soundfont: str | None = None
+    rendered: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def default_render_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def render_all(
+    jobs: Sequence[tuple[Path, Path]],
+    soundfont: str | Path | None = None,
+    workers: int | None = None,
+    quiet: bool = False,
+) -> RenderReport:
+    """Render every (midi, wav) job; a failure is recorded and the others go on.
+
+    Args:
+        jobs: (MIDI path, WAV path) pairs.
+        soundfont: a .sf2 file, or None to look in the usual places.
+        workers: renders at a time (default: the CPUs this process may use).
+        quiet: no progress bar.
+    """
+    try:
+        exe, sf2 = find_renderer(soundfont)
+    except RenderError as e:
+        return RenderReport(available=False, reason=str(e))
+    report = RenderReport(available=True, soundfont=str(sf2))
+    if not jobs:
+        return report
+    from tqdm.auto import tqdm
+
+    workers = max(1, workers or default_render_workers())
+    bar = tqdm(total=len(jobs), unit="wav", desc="audio", disable=quiet, leave=False)
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        futures = {
+            pool.submit(render_wav, midi, wav, sf2, fluidsynth=exe): (midi, wav)
+            for midi, wav in jobs
+        }
+        for future in as_completed(futures):
+            midi, wav = futures[future]
+            try:
+                future.result()
+                report.rendered.append(wav)
+            except (RenderError, OSError) as e:
+                report.failed.append((midi, str(e).splitlines()[0] if str(e) else repr(e)))
+            bar.update(1)
+    bar.close()
+    return report

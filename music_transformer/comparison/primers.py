@@ -1,0 +1,117 @@
+"""Primers of a comparison: what each model hears, and the real music that follows the cut.
+
+A primer file is cut at `primer_seconds`. Each model gets the file's first seconds through
+its own tokenizer (`continuation.read_primer`, which keeps notes sounding at the cut open for
+the model to close). The notes that START in the next `seconds` after the cut are the held-out
+real continuation the generated ones are measured against.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+
+from midi_data.errors import MidiReadError
+from midi_data.midi_io import read_score
+from midi_data.notes import Notes, notes_from_score
+
+from ..checkpoint import LoadedModel
+from ..continuation import Primer, PrimerError, read_primer
+
+
+@dataclass
+class ComparePrimer:
+    """One usable primer file.
+
+    Attributes:
+        path: the file.
+        number: 1-based position in the report.
+        folder: the report's sub-folder for its files ("p01-chorale"; safe characters only).
+        tracks: the file's MIDI track names (user data: escape before display).
+        by_model: model label → the tokenized primer that model continues.
+        notes: every note of the file in seconds (sustain folded, drums dropped).
+        real: notes starting after the cut, shifted to start at 0 s (None if none).
+        real_seconds: span of the real continuation, seconds.
+    """
+
+    path: Path
+    number: int
+    folder: str
+    tracks: list[str]
+    by_model: dict[str, Primer] = field(default_factory=dict)
+    notes: Notes | None = None
+    real: Notes | None = None
+    real_seconds: float = 0.0
+
+
+def slug(name: str, limit: int = 32) -> str:
+    """A file-name-safe version of `name` (ASCII letters, digits, '-', '_', '.')."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    return text[:limit] or "primer"
+
+
+def notes_after(notes: Notes, cut: float, seconds: float) -> Notes:
+    """Notes starting in [cut, cut + seconds), shifted by −cut, ends clipped to `seconds`."""
+    keep = (notes.start >= cut - 1e-9) & (notes.start < cut + seconds)
+    part = notes.take(np.nonzero(keep)[0])
+    return Notes(part.start - cut, np.minimum(part.end - cut, seconds), part.pitch, part.velocity)
+
+
+def notes_before(notes: Notes, cut: float) -> Notes:
+    """Notes starting before `cut`, ends clipped to it."""
+    part = notes.take(np.nonzero(notes.start < cut)[0])
+    return Notes(part.start, np.minimum(part.end, cut), part.pitch, part.velocity)
+
+
+def notes_to_midi(notes: Notes, name: str = "Piano") -> pretty_midi.PrettyMIDI:
+    """One piano track holding `notes` (seconds)."""
+    pm = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=120.0)
+    piano = pretty_midi.Instrument(program=0, name=name)
+    for s, e, p, v in zip(notes.start, notes.end, notes.pitch, notes.velocity):
+        if e > s:
+            piano.notes.append(pretty_midi.Note(int(v), int(p), float(s), float(e)))
+    pm.instruments.append(piano)
+    return pm
+
+
+def load_primer(
+    path: Path,
+    number: int,
+    models: dict[str, LoadedModel],
+    primer_seconds: float,
+    seconds: float | None,
+) -> ComparePrimer:
+    """Read and tokenize one primer for every model.
+
+    Args:
+        path: the primer file.
+        number: its 1-based position in the report.
+        models: label → loaded model.
+        primer_seconds: where to cut, seconds.
+        seconds: length of the real continuation to keep (None: to the end of the file).
+
+    Raises:
+        PrimerError: the file cannot be read or has no notes before the cut.
+    """
+    try:
+        score = read_score(path)
+        notes = notes_from_score(score)
+    except MidiReadError as e:
+        raise PrimerError(str(e) if str(path) in str(e) else f"{path}: {e}") from None
+    except Exception as e:  # a reader failure on an untrusted file is the file's fault
+        raise PrimerError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
+    tracks = [t.name for t in score.tracks if t.name]
+    item = ComparePrimer(path, number, f"p{number:02d}-{slug(path.stem)}", tracks, notes=notes)
+    for label, loaded in models.items():
+        item.by_model[label] = read_primer(loaded.tokenizer, path, primer_seconds)
+    end = float(notes.end.max()) if len(notes) else 0.0
+    span = max(end - primer_seconds, 0.0) if seconds is None else seconds
+    real = notes_after(notes, primer_seconds, span)
+    if len(real):
+        item.real = real
+        item.real_seconds = min(span, max(end - primer_seconds, 0.0))
+    return item

@@ -1,0 +1,357 @@
+"""`run_comparison`: same primers, same seed and settings, several models → a report folder.
+
+    REPORT_DIR/
+      index.html        the blind A/B listening page (no key inside)
+      key.json          which model made which anonymous sample; read by `compare score`
+      metrics.json      NLL on --data and distances to the real continuations (metrics.py)
+      report.json       settings, seed, models, primers used and skipped, audio status
+      pNN-<name>/       per primer: primer.{mid,wav,png}, real.{mid,wav,png} (primer + what
+                        the piece really does next), s-<random id>.{mid,wav,png} per model
+
+Every sample holds the primer (as the model's tokenizer reads it) followed by the model's
+continuation; its piano roll marks where the primer ends. Primer i is continued with seed
+`seed + i` by every model, so the models differ only in themselves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from midi_data.features import HISTOGRAM_BINS, SCALARS, piece_features
+from midi_data.files import atomic_write, atomic_write_json, atomic_write_text
+from midi_data.notes import Notes, notes_from_pretty
+from midi_data.pianoroll import save_piano_roll
+
+from ..batch import find_primers
+from ..checkpoint import LoadedModel, bundled_models, package_version
+from ..continuation import PrimerError, Sampling, check_counts, load_model, sample_tokens
+from .audio import render_all
+from .metrics import paired_metrics, scalar_means, set_metrics
+from .page import Clip, Pair, PrimerSection, build_page
+from .primers import ComparePrimer, load_primer, notes_before, notes_to_midi
+from .score import KEY_FILE
+
+DEFAULT_PRIMER_SECONDS = 10.0
+OUR_FILES = ("index.html", KEY_FILE, "metrics.json", "report.json")
+METHOD = (
+    "Paired overlap: for each primer, overlapping area Σ min(p, q) of the normalized "
+    "histograms of the model's continuation and the real continuation, averaged over primers "
+    "(1 = identical). Scalars are per-piece means; repetition = share of skyline 4-grams heard "
+    "earlier, self-similarity = mean best cosine match of 2 s piano-roll segments with earlier "
+    "ones. Set level: Yang & Lerch (2018) overlapping area of kernel density estimates of "
+    "intra-set (real–real) and inter-set (model–real) distances. NLL in nats per token."
+)
+
+
+class CompareError(ValueError):
+    """A comparison that cannot start (bad models, no usable primer, existing report)."""
+
+
+def model_labels(names: Sequence[str | Path]) -> list[str]:
+    """Readable, unique labels: a bundled name as is, a directory by its last part."""
+    bundled, labels = bundled_models(), []
+    for name in names:
+        text = str(name)
+        base = text if text in bundled else (Path(text).name or text)
+        label, n = base, 1
+        while label in labels:
+            n += 1
+            label = f"{base}-{n}"
+        labels.append(label)
+    return labels
+
+
+def _prepare_out_dir(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise CompareError(f"--out {out} exists and is not a folder")
+    ours = [out / f for f in OUR_FILES if (out / f).exists()]
+    folders = [p for p in out.glob("p[0-9][0-9]*") if p.is_dir()] if out.is_dir() else []
+    if (ours or folders) and not force:
+        raise CompareError(f"{out} already holds a comparison report (pass --force to replace it)")
+    for p in ours:
+        p.unlink()
+    for p in folders:  # only the sample folders this command writes
+        if re.fullmatch(r"p\d\d+-[A-Za-z0-9._-]+", p.name):
+            shutil.rmtree(p)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _generate(
+    loaded: LoadedModel,
+    label: str,
+    primers: list[ComparePrimer],
+    sampling: Sampling,
+    batch_size: int,
+    quiet: bool,
+) -> list[list[int]]:
+    """New tokens for every primer; primer i uses seed + i whatever the batching."""
+    from tqdm.auto import tqdm
+
+    by_seconds = sampling.seconds is not None
+    total = len(primers) * (sampling.seconds if by_seconds else sampling.max_new_tokens)
+    bar = tqdm(
+        total=total,
+        desc=label,
+        unit="s" if by_seconds else "tok",
+        disable=quiet,
+        leave=False,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}]",
+    )
+
+    def progress(tokens: int, seconds: float) -> None:
+        bar.update(min(seconds if by_seconds else tokens, total - bar.n))
+
+    out: list[list[int]] = []
+    for start in range(0, len(primers), batch_size):
+        rows = [p.by_model[label].ids for p in primers[start : start + batch_size]]
+        out += sample_tokens(loaded, rows, sampling, sampling.seed + start, progress)
+    bar.close()
+    return out
+
+
+def _nll(loaded: LoadedModel, data: str | Path, split: str, device: str) -> dict[str, Any]:
+    from ..evaluation import evaluate
+
+    try:
+        r = evaluate(loaded.directory, data, split=split, device=device)
+    except ValueError as e:  # no seq_len, empty split, vocabulary mismatch: say so per model
+        return {"error": str(e).splitlines()[0]}
+    return {"nll": r.nll, "perplexity": r.perplexity, "tokens": r.tokens, "split": split}
+
+
+def run_comparison(
+    out_dir: str | Path,
+    *,
+    models: Sequence[str | Path],
+    primers: Sequence[str | Path],
+    sampling: Sampling | None = None,
+    soundfont: str | Path | None = None,
+    data: str | Path | None = None,
+    split: str = "test",
+    device: str = "auto",
+    batch_size: int = 8,
+    workers: int | None = None,
+    force: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Run a listening comparison; return report.json's content (also written).
+
+    Args:
+        out_dir: the report folder (created; an existing report needs `force`).
+        models: two or more bundled names or checkpoint/run directories.
+        primers: MIDI files and/or folders (searched recursively).
+        sampling: sampling settings, the same for every model (default Sampling(); its
+            primer_seconds defaults to 10 s here: the rest of the file is the held-out
+            real continuation).
+        soundfont: .sf2 for FluidSynth (default: the usual places).
+        data: a prepared data directory to compute each model's NLL on (optional).
+        split: the split of `data` to score.
+        device: "auto", "cpu", "cuda", ...
+        batch_size: primers continued together.
+        workers: parallel audio renders (default: CPUs available).
+        force: replace an existing report in out_dir.
+        quiet: no progress bars.
+
+    Raises:
+        CompareError, PrimerError, CheckpointError (ValueErrors): before anything is written.
+    """
+    sampling = (sampling or Sampling()).with_seed()
+    if sampling.primer_seconds is None:
+        sampling = Sampling(**{**asdict(sampling), "primer_seconds": DEFAULT_PRIMER_SECONDS})
+    check_counts(1, batch_size)
+    if len(models) < 2:
+        raise CompareError("--models needs at least two models, separated by commas")
+    if soundfont is not None and not Path(soundfont).is_file():
+        raise CompareError(f"--soundfont {soundfont} does not exist")
+    if data is not None and not Path(data).is_dir():
+        raise CompareError(f"--data {data} is not a folder")
+    out = Path(out_dir)
+    paths = find_primers(primers)
+    labels = model_labels(models)
+    loaded = {label: load_model(m, device) for label, m in zip(labels, models)}
+    _prepare_out_dir(out, force)
+    started = time.time()
+
+    usable: list[ComparePrimer] = []
+    skipped: list[dict[str, str]] = []
+    for path in paths:
+        try:
+            usable.append(
+                load_primer(
+                    path, len(usable) + 1, loaded, sampling.primer_seconds, sampling.seconds
+                )
+            )
+        except PrimerError as e:
+            skipped.append({"path": str(path), "reason": str(e)})
+    if not usable:
+        raise CompareError(f"no usable primer among {len(paths)} file(s): {skipped[0]['reason']}")
+
+    rng = random.Random(sampling.seed)
+    generated = {
+        label: _generate(loaded[label], label, usable, sampling, batch_size, quiet)
+        for label in labels
+    }
+    samples: dict[str, dict[str, Any]] = {}  # sample id → key entry
+    clips: dict[tuple[int, str], Clip] = {}
+    features: dict[str, list] = {label: [] for label in labels}
+    real_features: list = []
+    jobs: list[tuple[Path, Path]] = []
+    first = labels[0]
+    for p in usable:
+        folder = out / p.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        tok = loaded[first].tokenizer
+        primer = p.by_model[first]
+        tok.write_midi(primer.ids[1:], folder / "primer.mid")
+        save_piano_roll(tok.decode(primer.ids[1:]), folder / "primer.png")
+        jobs.append((folder / "primer.mid", folder / "primer.wav"))
+        if p.real is not None:
+            cut = sampling.primer_seconds
+            shifted = Notes(p.real.start + cut, p.real.end + cut, p.real.pitch, p.real.velocity)
+            both = notes_to_midi(notes_before(p.notes, cut))
+            both.instruments[0].notes += notes_to_midi(shifted).instruments[0].notes
+            atomic_write(folder / "real.mid", lambda t, pm=both: pm.write(str(t)))
+            save_piano_roll(both, folder / "real.png", primer_end=cut)
+            jobs.append((folder / "real.mid", folder / "real.wav"))
+            real_features.append(piece_features(p.real, p.real_seconds))
+        else:
+            real_features.append(None)
+        for label in labels:
+            tok, primer = loaded[label].tokenizer, p.by_model[label]
+            new = generated[label][p.number - 1]
+            sid = f"s-{rng.getrandbits(40):010x}"
+            while sid in samples:
+                sid = f"s-{rng.getrandbits(40):010x}"
+            midi = folder / f"{sid}.mid"
+            tok.write_midi(primer.ids[1:] + new, midi)
+            save_piano_roll(
+                tok.decode(primer.ids[1:] + new), folder / f"{sid}.png", primer_end=primer.seconds
+            )
+            jobs.append((midi, midi.with_suffix(".wav")))
+            seconds = float(tok.seconds(new))
+            samples[sid] = {
+                "model": label,
+                "primer": str(p.path),
+                "seed": sampling.seed + p.number - 1,
+                "tokens": len(new),
+                "seconds": round(seconds, 3),
+            }
+            rel = f"{p.folder}/{sid}"
+            clips[(p.number, label)] = Clip(f"{rel}.mid", f"{rel}.png", f"{rel}.wav")
+            new_notes = notes_from_pretty(tok.decode(new))
+            features[label].append(
+                piece_features(new_notes, max(seconds, 1e-3)) if len(new_notes) else None
+            )
+
+    audio = render_all(jobs, soundfont, workers, quiet)
+    rendered = {str(w.relative_to(out)) for w in audio.rendered}
+
+    metrics = _metrics(labels, loaded, features, real_features, data, split, device)
+    pairs, sections = _pairs_and_sections(usable, labels, clips, rendered, rng)
+    report_id = f"{sampling.seed:x}-{rng.getrandbits(48):012x}"
+    key = {"report_id": report_id, "models": labels, "pairs": pairs, "samples": samples}
+    atomic_write_json(out / KEY_FILE, key)
+    atomic_write_json(out / "metrics.json", metrics)
+    notes = []
+    if not audio.available:
+        notes.append(f"No audio: {audio.reason}. MIDI files and piano rolls were made.")
+    notes += [f"Audio failed for {m.name}: {why}" for m, why in audio.failed]
+    notes += [f"Skipped primer {s['path']}: {s['reason']}" for s in skipped]
+    title = "Listening comparison: " + " vs ".join(labels)
+    atomic_write_text(out / "index.html", build_page(report_id, title, sections, metrics, notes))
+    report = {
+        "version": package_version(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds_taken": round(time.time() - started, 1),
+        "report_id": report_id,
+        "models": {label: str(loaded[label].directory) for label in labels},
+        "sampling": {**asdict(sampling), "max_new_tokens": sampling.max_new_tokens},
+        "primers": [{"path": str(p.path), "folder": p.folder} for p in usable],
+        "skipped": skipped,
+        "audio": {
+            "available": audio.available,
+            "reason": audio.reason,
+            "soundfont": audio.soundfont,
+            "rendered": len(audio.rendered),
+            "failed": [{"midi": str(m), "reason": r} for m, r in audio.failed],
+        },
+        "pairs": len(pairs),
+    }
+    atomic_write_json(out / "report.json", report)
+    return report
+
+
+def _metrics(labels, loaded, features, real_features, data, split, device) -> dict[str, Any]:
+    models: dict[str, Any] = {}
+    for label in labels:
+        models[label] = {
+            "nll": _nll(loaded[label], data, split, device) if data is not None else None,
+            "paired": paired_metrics(features[label], real_features),
+            "mean": scalar_means(features[label]),
+            "set": set_metrics(features[label], real_features),
+        }
+    return {
+        "method": {
+            "summary": METHOD,
+            "histogram_distance": "overlapping area (paired, per primer); Yang & Lerch KDE "
+            "overlapping area and KL(intra ‖ inter) in nats (set level, ≥ 3 primers)",
+        },
+        "histogram_features": list(HISTOGRAM_BINS),
+        "scalar_features": list(SCALARS),
+        "primers_with_real_continuation": sum(r is not None for r in real_features),
+        "models": models,
+        "real": {"mean": scalar_means(real_features)},
+    }
+
+
+def _pairs_and_sections(usable, labels, clips, rendered, rng):
+    def clip(c: Clip) -> Clip:
+        return Clip(c.midi, c.image, c.audio if c.audio in rendered else None)
+
+    pairs: dict[str, dict[str, str]] = {}
+    sections = []
+    for p in usable:
+        section_pairs = []
+        for k, (x, y) in enumerate(itertools.combinations(labels, 2), start=1):
+            if rng.random() < 0.5:
+                x, y = y, x
+            pid = f"p{p.number:02d}-{k}"
+            pairs[pid] = {"A": x, "B": y, "primer": str(p.path)}
+            section_pairs.append(Pair(pid, clip(clips[(p.number, x)]), clip(clips[(p.number, y)])))
+        base = f"{p.folder}/primer"
+        real = None
+        if p.real is not None:
+            real = clip(
+                Clip(f"{p.folder}/real.mid", f"{p.folder}/real.png", f"{p.folder}/real.wav")
+            )
+        notes = [] if p.real is not None else ["This primer has no music after the cut."]
+        sections.append(
+            PrimerSection(
+                p.number,
+                p.path.name,
+                p.tracks,
+                clip(Clip(f"{base}.mid", f"{base}.png", f"{base}.wav")),
+                section_pairs,
+                real,
+                notes,
+            )
+        )
+    return pairs, sections
+
+
+def read_report(report_dir: str | Path) -> dict[str, Any]:
+    """report.json of a finished comparison."""
+    path = Path(report_dir) / "report.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise CompareError(f"cannot read {path}: {e}") from None

@@ -1,0 +1,381 @@
+"""`music-transformer compare` end to end: two tiny models (a Transformer and the LSTM
+baseline) trained on real Bach chorales in this session, real primers plus a bad one and one
+with a script-injecting name; then the page in real headless Chromium, and `compare score`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pretty_midi
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from music_transformer.comparison.score import sign_test
+from music_transformer.training import TrainOptions, train
+
+XSS_NAME = "<img src=x onerror=alert(1)>.mid"
+XSS_TRACK = "<script>alert(2)</script>"
+SECONDS = 4.0
+PRIMER_SECONDS = 6.0
+
+
+def cli(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _train(data: Path, out: Path, arch: str, steps: int) -> Path:
+    options = TrainOptions(
+        data_dir=str(data), out_dir=str(out), arch=arch, preset="tiny", max_steps=steps,
+        seq_len=128, batch_size=8, lr=3e-3, warmup_steps=5, seed=0, quiet=True,
+        device="cpu", precision="fp32", tensorboard=False,
+    )  # fmt: skip
+    return Path(train(options))
+
+
+@pytest.fixture(scope="module")
+def model_dirs(bach_data_dir: Path, tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("compare_models")
+    return [
+        _train(bach_data_dir, root / "music-transformer", "transformer", 40),
+        _train(bach_data_dir, root / "performance-rnn", "lstm", 40),
+    ]
+
+
+@pytest.fixture(scope="module")
+def primer_dir(bach_midi_dir: Path, shared_data: Path, tmp_path_factory) -> Path:
+    """Three real chorales, one of them under a script-injecting name and with a
+    script-injecting track name, plus an unreadable file."""
+    folder = tmp_path_factory.mktemp("primers")
+    chorales = sorted(bach_midi_dir.glob("*.mid"))[:2]
+    for path in chorales:
+        shutil.copyfile(path, folder / path.name)
+    pm = pretty_midi.PrettyMIDI(str(sorted(bach_midi_dir.glob("*.mid"))[2]))
+    pm.instruments[0].name = XSS_TRACK
+    pm.write(str(folder / XSS_NAME))
+    shutil.copyfile(shared_data / "odd-midi" / "muspy_zero-ticks-per-beat.mid", folder / "bad.mid")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(model_dirs: list[Path], primer_dir: Path, bach_data_dir: Path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report"
+    result = cli(
+        "compare", "--models", ",".join(map(str, model_dirs)), "--primers", primer_dir,
+        "--out", out, "--seconds", SECONDS, "--primer-seconds", PRIMER_SECONDS, "--seed", 7,
+        "--data", bach_data_dir, "--split", "valid", "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_report_files(report, model_dirs: list[Path]) -> None:
+    out, result = report
+    key = json.loads((out / "key.json").read_text())
+    labels = key["models"]
+    assert labels == [d.name for d in model_dirs]
+    assert "bad.mid" in result.stderr and "skipped" in result.stderr  # reported, run went on
+    meta = json.loads((out / "report.json").read_text())
+    assert len(meta["primers"]) == 3 and len(meta["skipped"]) == 1
+    assert meta["sampling"]["seed"] == 7 and meta["pairs"] == len(key["pairs"]) == 3
+    assert meta["audio"]["available"], meta["audio"]  # FluidSynth is on this machine
+    for sid, sample in key["samples"].items():
+        folder = next(out.glob(f"*/{sid}.mid")).parent
+        for suffix in (".mid", ".wav", ".png"):
+            assert (folder / f"{sid}{suffix}").stat().st_size > 0, (sid, suffix)
+        assert sample["model"] in labels and sample["tokens"] > 0
+    for folder in (out / p["folder"] for p in meta["primers"]):
+        assert (folder / "primer.wav").stat().st_size > 44 and (folder / "real.mid").is_file()
+    # the same primer gets the same seed for every model
+    seeds = {}
+    for sample in key["samples"].values():
+        seeds.setdefault(sample["primer"], set()).add(sample["seed"])
+    assert all(len(s) == 1 for s in seeds.values())
+
+
+def test_samples_continue_their_primer(report, model_dirs) -> None:
+    """Every sample starts with its primer's notes and adds new ones after the cut."""
+    out, _ = report
+    key = json.loads((out / "key.json").read_text())
+    for sid in key["samples"]:
+        folder = next(out.glob(f"*/{sid}.mid")).parent
+        primer = pretty_midi.PrettyMIDI(str(folder / "primer.mid")).instruments[0].notes
+        piece = pretty_midi.PrettyMIDI(str(folder / f"{sid}.mid")).instruments[0].notes
+        onsets = {(n.pitch, round(n.start, 2)) for n in piece}
+        assert all((n.pitch, round(n.start, 2)) in onsets for n in primer), sid
+        assert len(piece) > len(primer), f"{sid}: no new notes"
+        assert max(n.start for n in primer) <= PRIMER_SECONDS
+
+
+def test_page_is_blind_and_escaped(report) -> None:
+    out, _ = report
+    page = (out / "index.html").read_text()
+    key = json.loads((out / "key.json").read_text())
+    listening = page[page.index('<section class="primer"') : page.index('id="export-section"')]
+    for label in key["models"]:  # the title and the metrics table name models, the pairs not
+        assert label not in listening, f"model name {label} leaks into the listening part"
+    assert XSS_NAME not in page and XSS_TRACK not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;.mid" in page
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+
+    class Tags(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[tuple[str, dict]] = []
+
+        def handle_starttag(self, tag, attrs) -> None:
+            self.tags.append((tag, dict(attrs)))
+
+    parser = Tags()
+    parser.feed(page)
+    assert not [a for _, a in parser.tags if any(k.startswith("on") for k in a)]
+    assert [t for t, _ in parser.tags].count("script") == 1
+    assert not [a for t, a in parser.tags if t == "img" and a.get("src") == "x"]
+    for _tag, attrs in parser.tags:  # nothing from the network
+        for name in ("src", "href"):
+            if name in attrs:
+                assert urlparse(attrs[name]).scheme in ("", "blob"), attrs
+
+
+def test_metrics(report) -> None:
+    out, _ = report
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["primers_with_real_continuation"] == 3
+    for label, m in metrics["models"].items():
+        nll = m["nll"]["nll"]
+        assert math.isfinite(nll) and 0 < nll < math.log(400), (label, m["nll"])
+        for name, value in m["paired"]["overlap"].items():
+            assert value is None or 0.0 <= value <= 1.0 + 1e-9, (label, name, value)
+        assert m["set"] is not None  # 3 primers: set-level comparison is defined
+        for value in m["set"]["overlap"].values():
+            assert value is None or 0.0 <= value <= 1.0 + 1e-9
+    assert metrics["real"]["mean"]["notes_per_second"] > 0
+
+
+def test_existing_report_needs_force(report, model_dirs, primer_dir) -> None:
+    out, _ = report
+    result = cli("compare", "--models", ",".join(map(str, model_dirs)), "--primers", primer_dir,
+                 "--out", out, "--quiet")  # fmt: skip
+    assert result.exit_code == 2 and "--force" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--primers", "x.mid", "--out", "r"], ["--models"]),
+        (["--models", "a,b", "--primers", "missing-dir", "--out", "r"], ["missing-dir"]),
+        (["--models", "a", "--primers", ".", "--out", "r"], ["two"]),
+        (["score", "no-such-report", "a.json"], ["no-such-report"]),
+    ],
+)
+def test_user_errors_are_one_line(args, words, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.mid").write_bytes(b"")
+    result = cli("compare", *args)
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert err.startswith("Error: ") and "\n" not in err, err
+    for word in words:
+        assert word in err
+
+
+def test_score_cli(report, tmp_path: Path) -> None:
+    out, _ = report
+    key = json.loads((out / "key.json").read_text())
+    winner = key["models"][0]
+    # prefer the first model everywhere but one tie
+    pair_ids = sorted(key["pairs"])
+    answers = {p: ("A" if key["pairs"][p]["A"] == winner else "B") for p in pair_ids[1:]}
+    answers[pair_ids[0]] = "none"
+    path = tmp_path / "answers.json"
+    doc = {"format": "music-transformer/answers", "report_id": key["report_id"], "answers": answers}
+    path.write_text(json.dumps(doc))
+    result = cli("compare", "score", out, path, "--json")
+    assert result.exit_code == 0, result.output
+    scored = json.loads(result.output)
+    first = scored["models"][winner]
+    assert (first["wins"], first["losses"], first["ties"]) == (len(pair_ids) - 1, 0, 1)
+    assert first["p_value"] == pytest.approx(sign_test(len(pair_ids) - 1, 0))
+    text = cli("compare", "score", out, path).output
+    assert winner in text and "excluded" in text
+    doc["report_id"] = "another"
+    path.write_text(json.dumps(doc))
+    wrong = cli("compare", "score", out, path)
+    assert wrong.exit_code == 2 and "another" in wrong.stderr
+
+
+# --- the page in headless Chromium -------------------------------------------------------
+
+
+def find_chromium() -> str:
+    """The Chromium executable; installed with apt-get when missing and we are root."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if exe := shutil.which(name):
+            return exe
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("Chromium is not installed and we are not root (apt-get install chromium)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    done = subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    if done.returncode != 0 or not shutil.which("chromium"):
+        pytest.skip(f"could not install Chromium: {done.stderr.strip().splitlines()[-1:]}")
+    return shutil.which("chromium")
+
+
+class Chromium:
+    """A minimal DevTools-protocol client over --remote-debugging-pipe (fd 3 in, fd 4 out):
+    NUL-terminated JSON messages, no websocket library needed."""
+
+    def __init__(self, exe: str, profile: Path) -> None:
+        to_chrome_r, self._to_chrome = os.pipe()
+        self._from_chrome, from_chrome_w = os.pipe()
+        # park the child's ends above 4 so dup2 onto 3 and 4 cannot clobber each other
+        high_r, high_w = os.dup2(to_chrome_r, 100), os.dup2(from_chrome_w, 101)
+        os.close(to_chrome_r), os.close(from_chrome_w)
+
+        def child_fds() -> None:
+            os.dup2(high_r, 3)
+            os.dup2(high_w, 4)
+
+        flags = [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--mute-audio",
+            "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-pipe",
+            "about:blank",
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            [exe, *flags], pass_fds=(3, 4, high_r, high_w), preexec_fn=child_fds,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        os.close(high_r), os.close(high_w)
+        self._buffer, self._id, self.events = b"", 0, []
+
+    def _read(self, deadline: float) -> dict:
+        while b"\0" not in self._buffer:
+            if time.time() > deadline:
+                raise TimeoutError("no answer from Chromium")
+            chunk = os.read(self._from_chrome, 1 << 16)
+            if not chunk:
+                raise RuntimeError("Chromium closed the DevTools pipe")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def send(self, method: str, session: str | None = None, timeout: float = 20, **params):
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
+        deadline = time.time() + timeout
+        while True:
+            reply = self._read(deadline)
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_event(self, method: str, timeout: float = 20) -> dict:
+        deadline = time.time() + timeout
+        for i, event in enumerate(self.events):
+            if event.get("method") == method:
+                return self.events.pop(i)
+        while True:
+            event = self._read(deadline)
+            if event.get("method") == method:
+                return event
+            self.events.append(event)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.send("Browser.close", timeout=5)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        os.close(self._to_chrome), os.close(self._from_chrome)
+
+
+def test_page_in_chromium(report, tmp_path: Path) -> None:
+    out, _ = report
+    chrome = Chromium(find_chromium(), tmp_path / "profile")
+    try:
+        target = chrome.send("Target.createTarget", url="about:blank")["targetId"]
+        session = chrome.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        downloads = tmp_path / "downloads"
+        downloads.mkdir()
+        chrome.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
+        for domain in ("Page", "Runtime", "Log"):
+            chrome.send(f"{domain}.enable", session)
+        chrome.send("Page.navigate", session, url=(out / "index.html").as_uri())
+        chrome.wait_event("Page.loadEventFired")
+
+        def js(expression: str):
+            result = chrome.send(
+                "Runtime.evaluate", session, timeout=30,
+                expression=expression, awaitPromise=True, returnByValue=True,
+            )  # fmt: skip
+            assert "exceptionDetails" not in result, result
+            return result["result"].get("value")
+
+        # every <audio> points at an existing file and Chromium can read its header
+        audio = js("""Promise.all([...document.querySelectorAll('audio')].map(a =>
+            new Promise(done => {
+              const report = () => done([a.currentSrc || a.src, a.readyState, !!a.error]);
+              if (a.readyState >= 1 || a.error) { report(); return; }
+              a.addEventListener('loadedmetadata', report); a.addEventListener('error', report);
+              a.load();
+            })))""")
+        key = json.loads((out / "key.json").read_text())
+        primers = len(json.loads((out / "report.json").read_text())["primers"])
+        assert len(audio) == 2 * primers + 2 * len(key["pairs"])  # primer, real, A and B
+        for src, ready, error in audio:
+            path = Path(unquote(urlparse(src).path))
+            assert path.is_file(), src
+            assert ready >= 1 and not error, (src, ready, error)
+        js("document.querySelectorAll('img').forEach(i => { i.loading = 'eager'; })")
+        images = js("""Promise.all([...document.images].map(i => i.decode().then(
+            () => [i.getAttribute('src'), i.naturalWidth], () => [i.getAttribute('src'), 0])))""")
+        assert images and all(width > 0 for _, width in images), images
+        # the injected name is text, not an element; no dialog opened
+        assert js("document.querySelector('img[src=\"x\"]') === null")
+        names = js("[...document.querySelectorAll('h2 .name')].map(e => e.textContent)")
+        assert XSS_NAME in names
+        # choose: prefer the first model in every pair, then export
+        winner = key["models"][0]
+        for pid, pair in key["pairs"].items():
+            side = "A" if pair["A"] == winner else "B"
+            js(f"document.querySelector('.pair[data-pair=\"{pid}\"] input[value=\"{side}\"]')"
+               ".click()")  # fmt: skip
+        js("document.getElementById('export').click()")
+        exported = json.loads(js("document.getElementById('answers-json').value"))
+        assert len(exported["answers"]) == len(key["pairs"])
+        deadline = time.time() + 10
+        while not list(downloads.glob("answers-*.json")) and time.time() < deadline:
+            time.sleep(0.1)
+        files = list(downloads.glob("answers-*.json"))
+        assert files, "the export did not download a file"
+        assert json.loads(files[0].read_text())["answers"] == exported["answers"]
+        dialogs = [e for e in chrome.events if e.get("method") == "Page.javascriptDialogOpening"]
+        errors = [e for e in chrome.events if e.get("method") == "Runtime.exceptionThrown"]
+        assert not dialogs and not errors, dialogs or errors
+    finally:
+        chrome.close()
+    result = cli("compare", "score", out, files[0], "--json")
+    assert result.exit_code == 0, result.output
+    scored = json.loads(result.output)["models"][key["models"][0]]
+    assert scored["wins"] == len(key["pairs"]) and scored["losses"] == 0
+    assert scored["preference_rate"] == 1.0

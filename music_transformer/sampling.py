@@ -227,6 +227,13 @@ def generate(
         raise SamplingError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
     if not primers or any(len(p) == 0 for p in primers):
         raise SamplingError("every primer needs at least one token (start with the BOS id)")
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab is not None:
+        low, high = min(min(p) for p in primers), max(max(p) for p in primers)
+        if low < 0 or high >= vocab:
+            raise SamplingError(
+                f"primer token id {low if low < 0 else high} is outside 0..{vocab - 1}"
+            )
     if max_seconds is not None:
         if not max_seconds > 0:
             raise SamplingError(f"max_seconds must be > 0, got {max_seconds!r}")

@@ -223,8 +223,7 @@ def test_bad_settings_raise_one_line_value_errors(kwargs: dict) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_empty_primers_are_refused() -> None:
-    with pytest.raises(SamplingError):
-        generate(tiny_model(), [[1, 2], []], max_new_tokens=3)
-    with pytest.raises(SamplingError):
-        generate(tiny_model(), [], max_new_tokens=3)
+def test_empty_primers_and_unknown_ids_are_refused() -> None:
+    for primers in ([[1, 2], []], [], [[1, VOCAB]], [[-1, 2]]):
+        with pytest.raises(SamplingError):
+            generate(tiny_model(), primers, max_new_tokens=3)

@@ -27,14 +27,19 @@ def parallel_map(
     initargs: tuple[Any, ...] = (),
 ) -> Iterator[R]:
     """Yield `func(item)` for each item, in order. With workers > 1, items are processed in
-    a pool of fresh ("spawn") processes: safe even when the parent holds threads (torch),
-    at the cost of ~1 s start-up. `func` and `initializer` must be module-level functions."""
+    a process pool. `func` and `initializer` must be module-level functions.
+
+    On Linux the pool forks: workers start in milliseconds, and they only run numpy,
+    symusic, miditok and music21 code, never torch kernels, so the fork-after-OpenMP hazard
+    does not apply. Elsewhere, "spawn" (the caller's script then needs the usual
+    `if __name__ == "__main__":` guard)."""
     if workers <= 1 or len(items) <= 1:
         if initializer is not None:
             initializer(*initargs)
         yield from map(func, items)
         return
-    context = multiprocessing.get_context("spawn")
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with context.Pool(min(workers, len(items)), initializer, initargs) as pool:
         chunk = max(1, min(16, len(items) // (workers * 8)))
         yield from pool.imap(func, items, chunksize=chunk)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 import pytest
+import symusic
 
 from midi_data import MidiReadError, load_tokenizer, make_tokenizer
 
@@ -117,6 +118,19 @@ def test_round_trip_bach(tok, bach_midi_dir):
 def test_round_trip_maestro(tok, path, shared_data):
     errors = assert_round_trip(tok, path)
     assert errors["onset"] <= QUANTUM / 2 + 1e-4  # rounding to the nearest 10 ms
+
+
+def test_time_is_absolute_under_tempo_changes(tok, bach_midi_dir, tmp_path):
+    """Tempo changes move notes in seconds; the tokens follow seconds, not beats."""
+    score = symusic.Score(str(next(bach_midi_dir.glob("*.mid"))))
+    tpq = score.ticks_per_quarter
+    score.tempos = [symusic.Tempo(0, 90.0), symusic.Tempo(4 * tpq, 150.0)]
+    score.tempos.append(symusic.Tempo(9 * tpq, 60.0))
+    path = tmp_path / "tempo.mid"
+    score.dump_midi(path)
+    assert_round_trip(tok, path)  # the oracle reads seconds with pretty_midi
+    plain = tok.seconds(tok.encode(next(bach_midi_dir.glob("*.mid"))))
+    assert tok.seconds(tok.encode(path)) != pytest.approx(plain, abs=0.5)
 
 
 def test_no_velocity_repeats_and_specials(tok, bach_midi_dir):

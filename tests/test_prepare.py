@@ -1,0 +1,134 @@
+"""`prepare`: a folder mixing good and broken files, reruns, overwriting, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from midi_data import DataError, open_data, prepare
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+BROKEN = {  # file in odd-midi → text expected in its skip reason
+    "Issue104_Bizarre_Love_Triangle2.mid": "unreadable MIDI",
+    "muspy_zero-ticks-per-beat.mid": "time division is 0",
+    "muspy_negative-ticks-per-beat.mid": "SMPTE",
+    "muspy_empty.mid": "no notes",
+}
+
+
+@pytest.fixture
+def mixed_dir(tmp_path, bach_midi_dir, shared_data) -> Path:
+    """5 chorales (one in a subfolder, one renamed .MIDI), 2 readable odd files, 4 broken
+    ones, a text file named .mid, and a non-MIDI file that must be ignored."""
+    folder = tmp_path / "mixed"
+    (folder / "sub dir").mkdir(parents=True)
+    chorales = sorted(bach_midi_dir.glob("*.mid"))[:5]
+    for p in chorales[:3]:
+        shutil.copy(p, folder / p.name)
+    shutil.copy(chorales[3], folder / "sub dir" / chorales[3].name)
+    shutil.copy(chorales[4], folder / "Choral É.MIDI")
+    for name in [*BROKEN, "ValueError_Control168.mid", "测试文件.midi"]:
+        shutil.copy(SHARED / "odd-midi" / name, folder / name)
+    (folder / "notes.mid").write_text("this is not MIDI")
+    (folder / "readme.txt").write_text("ignored")
+    return folder
+
+
+def test_good_files_prepared_bad_ones_listed(mixed_dir, tmp_path):
+    out = tmp_path / "data"
+    result = prepare([str(mixed_dir)], out, workers=2, split="0.6,0.2,0.2", progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    files = {e["path"]: e for e in manifest["files"]}
+    assert "readme.txt" not in files and len(files) == 12
+    skipped = {name: reason for name, reason in result.skipped}
+    assert len(skipped) == len(BROKEN) + 1
+    for name, text in BROKEN.items():
+        assert text in files[name]["skipped"] and files[name]["split"] is None
+    assert "no MThd header" in files["notes.mid"]["skipped"]
+    good = [e for e in manifest["files"] if "skipped" not in e]
+    assert len(good) == 7 and {e["split"] for e in good} == {"train", "valid", "test"}
+    assert "sub dir/" + sorted(p.name for p in (mixed_dir / "sub dir").iterdir())[0] in files
+    assert files["Choral É.MIDI"]["tokens"] > 0 and files["测试文件.midi"]["tokens"] > 0
+    data = open_data(out)
+    for split in ("train", "valid", "test"):
+        entries = [e for e in good if e["split"] == split]
+        assert data.num_pieces(split) == result.pieces[split] == len(entries)
+        assert data.num_tokens(split) == sum(e["tokens"] + 2 for e in entries)  # + BOS, EOS
+    assert all(len(e["sha256"]) == 64 for e in good)
+
+
+def test_rerun_is_identical_and_split_follows_relative_paths(mixed_dir, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    prepare([str(mixed_dir)], a, workers=1, progress=False)
+    moved = shutil.copytree(mixed_dir, tmp_path / "elsewhere")  # same files, another root
+    prepare([str(moved)], b, workers=2, progress=False)
+    for name in ("train.tokens.npy", "valid.offsets.npy", "tokenizer.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    splits = [
+        [(e["path"], e["split"]) for e in json.loads((d / "manifest.json").read_text())["files"]]
+        for d in (a, b)
+    ]
+    assert splits[0] == splits[1]
+
+
+def test_overwrite_only_a_data_dir(mixed_dir, tmp_path):
+    out = tmp_path / "data"
+    prepare([str(mixed_dir / "muspy_empty.mid"), str(mixed_dir / "测试文件.midi")], out,
+            workers=1, progress=False)  # fmt: skip
+    first = open_data(out).num_tokens("train")
+    prepare([str(mixed_dir)], out, split="1,0,0", workers=1, progress=False)  # replaces the old one
+    assert open_data(out).num_tokens("train") > first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "mixed"]  # no temp dirs
+    with pytest.raises(DataError, match="not a data directory"):
+        prepare([str(mixed_dir)], mixed_dir, workers=1, progress=False)
+    with pytest.raises(DataError, match="does not exist"):
+        prepare([str(tmp_path / "missing")], tmp_path / "x", workers=1, progress=False)
+    with pytest.raises(DataError, match="--split"):
+        prepare([str(mixed_dir)], tmp_path / "x", split="0.5,0.1", workers=1, progress=False)
+
+
+def test_duplicates_are_skipped(bach_midi_dir, tmp_path):
+    folder = tmp_path / "dups"
+    folder.mkdir()
+    one = next(bach_midi_dir.glob("*.mid"))
+    shutil.copy(one, folder / "a.mid")
+    shutil.copy(one, folder / "b.mid")
+    result = prepare([str(folder)], tmp_path / "data", split="1,0,0", workers=1, progress=False)
+    assert result.pieces["train"] == 1
+    assert result.skipped == [(f"{folder}:b.mid", f"duplicate of {folder}:a.mid (same content)")]
+
+
+def test_score_preset(bach_midi_dir, tmp_path):
+    prepare(
+        [str(bach_midi_dir)],
+        tmp_path / "d",
+        preset="score",
+        split="0.5,0.5,0",
+        workers=1,
+        progress=False,
+    )
+    data = open_data(tmp_path / "d")
+    assert data.tokenizer.preset == "score" and data.num_tokens("valid") > 0
+
+
+def test_cli(mixed_dir, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "cli data"
+    ok = runner.invoke(main, ["prepare", str(mixed_dir), "--out", str(out), "--quiet", "-j", "1"])
+    assert ok.exit_code == 0, ok.output
+    assert "5 skipped" in ok.stdout and "train" in ok.stdout
+    assert "skipped" in ok.stderr and "muspy_empty.mid" in ok.stderr
+    missing = runner.invoke(main, ["prepare", str(tmp_path / "nope"), "--out", str(out)])
+    assert missing.exit_code == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"Error: source {tmp_path / 'nope'} does not exist"
+    ]
+    refused = runner.invoke(main, ["prepare", str(mixed_dir), "--out", str(mixed_dir), "-q"])
+    assert refused.exit_code == 2 and "refusing to overwrite" in refused.stderr
+    bad_split = runner.invoke(main, ["prepare", str(mixed_dir), "-o", str(out), "--split", "1,1"])
+    assert bad_split.exit_code == 2 and bad_split.stderr.startswith("Error: --split")

@@ -37,7 +37,7 @@ def piano_roll_image(
     notes: Notes | pretty_midi.PrettyMIDI,
     primer_end: float | None = None,
     *,
-    pixels_per_second: float = 24.0,
+    pixels_per_second: float = 40.0,
     pitch_pixels: int = 4,
     max_width: int = 2400,
     min_pitches: int = 24,

@@ -17,6 +17,7 @@ from .files import atomic_path
 SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/soundfonts", "/usr/local/share/soundfonts")
 # Preferred first: the small TimGM6mb, then FluidR3 (fluid-soundfont-gm), then any .sf2.
 SOUNDFONT_NAMES = ("TimGM6mb.sf2", "FluidR3_GM.sf2", "default-GM.sf2")
+WAV_HEADER_BYTES = 44  # a WAV file of this size holds no samples
 INSTALL_HINT = (
     "install the Debian packages 'fluidsynth' and 'timgm6mb-soundfont' (or 'fluid-soundfont-gm')"
 )
@@ -88,7 +89,11 @@ def render_wav(
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise RenderError(f"FluidSynth failed on {midi_path}: {e}") from None
-        if done.returncode != 0 or tmp.stat().st_size == 0:
-            reason = (done.stderr or done.stdout).strip().splitlines()
-            raise RenderError(f"FluidSynth failed on {midi_path}: {reason[-1] if reason else '?'}")
+        # FluidSynth exits 0 even when it rejects the MIDI file or the soundfont (it then
+        # writes a header-only or silent WAV), so its error lines decide too.
+        lines = (done.stderr + "\n" + done.stdout).strip().splitlines()
+        errors = [x for x in lines if "error" in x.lower() or "not a SoundFont or MIDI" in x]
+        if done.returncode != 0 or errors or tmp.stat().st_size <= WAV_HEADER_BYTES:
+            reason = (errors or lines or ["no audio written"])[0].strip()
+            raise RenderError(f"FluidSynth failed on {midi_path}: {reason}")
     return wav_path

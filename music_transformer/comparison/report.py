@@ -212,7 +212,8 @@ def run_comparison(
         tok = loaded[first].tokenizer
         primer = p.by_model[first]
         tok.write_midi(primer.ids[1:], folder / "primer.mid")
-        save_piano_roll(tok.decode(primer.ids[1:]), folder / "primer.png")
+        # primer_end at its end: all of it is drawn in the primer's colour
+        save_piano_roll(tok.decode(primer.ids[1:]), folder / "primer.png", primer.seconds + 0.01)
         jobs.append((folder / "primer.mid", folder / "primer.wav"))
         if p.real is not None:
             cut = sampling.primer_seconds
@@ -265,7 +266,7 @@ def run_comparison(
     if not audio.available:
         notes.append(f"No audio: {audio.reason}. MIDI files and piano rolls were made.")
     notes += [f"Audio failed for {m.name}: {why}" for m, why in audio.failed]
-    notes += [f"Skipped primer {s['path']}: {s['reason']}" for s in skipped]
+    notes += [f"Skipped primer: {s['reason']}" for s in skipped]
     title = "Listening comparison: " + " vs ".join(labels)
     atomic_write_text(out / "index.html", build_page(report_id, title, sections, metrics, notes))
     report = {

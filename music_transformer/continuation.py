@@ -1,10 +1,10 @@
 """From MIDI files to MIDI files: continue a primer, or generate a batch of pieces.
 
-This is the library behind `music-transformer continue` and `generate`; a Python user calls
-`continue_midi(...)` or `generate_pieces(...)` directly. Every input is checked before anything
-is written: a bad option, a missing model, an unreadable primer or an existing output (without
-`force`) raises a ValueError subclass with a one-line message and leaves the disk untouched.
-Each output MIDI gets a JSON sidecar (same name, `.json`) recording how it was made.
+This is the library behind `music-transformer continue` (and, with `batch.generate_pieces`,
+`generate`); a Python user calls `continue_midi(...)` directly. Every input is checked before
+anything is written: a bad option, a missing model, an unreadable primer or an existing output
+(without `force`) raises a ValueError subclass with a one-line message and leaves the disk
+untouched. Each output MIDI gets a JSON sidecar (same name, `.json`) recording how it was made.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ class Sampling:
             object.__setattr__(self, "seconds", DEFAULT_SECONDS)
         for name in ("seconds", "primer_seconds"):
             value = getattr(self, name)
-            if value is not None and not (0 < value < math.inf):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if value is not None and not (number and 0 < value < math.inf):
                 raise SamplingError(f"{name} must be a number > 0, got {value!r}")
         for name in ("tokens", "window"):
             value = getattr(self, name)

@@ -137,7 +137,12 @@ class MusicTransformer(nn.Module):
                 x = checkpoint(block, x, writer, i, key_valid, use_reentrant=False)
             else:
                 x = block(x, writer, i, key_valid)
-        logits = self.head(self.norm(x))  # (B, T, V)
+        h = self.norm(x)  # (B, T, D)
+        if self.config.tie_embeddings:
+            # The tied matrix is scaled by √D on the way in; undo it on the way out, or every
+            # position starts out predicting its own input token (initial loss ~15 nats, not ~ln V).
+            h = h * self.config.d_model**-0.5
+        logits = self.head(h)  # (B, T, V)
         return logits, writer.finish(key_valid, seen + n_new)
 
 

@@ -100,7 +100,7 @@ class Tokenizer:
 
     def seconds(self, ids: Sequence[int] | np.ndarray) -> float:
         """Seconds of music `ids` span (sum of `token_seconds`; invalid ids count 0)."""
-        arr = np.asarray(ids, dtype=np.int64).reshape(-1)
+        arr = as_ids(ids)
         arr = arr[(arr >= 0) & (arr < self.vocab_size)]
         return float(self.token_seconds[arr].sum())
 
@@ -108,7 +108,8 @@ class Tokenizer:
         """Names of `ids` (all names in id order when None), e.g. for debugging samples."""
         if ids is None:
             return list(self.vocab)
-        return [self.vocab[i] if 0 <= i < self.vocab_size else f"<{i}?>" for i in map(int, ids)]
+        names = self.vocab
+        return [names[i] if 0 <= i < self.vocab_size else f"<{i}?>" for i in as_ids(ids).tolist()]
 
     def _build_pitch_tables(self) -> None:
         kinds = {p: k for k, p in enumerate(self.pitch_prefixes)}
@@ -190,6 +191,13 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(preset={self.preset!r}, vocab_size={self.vocab_size})"
+
+
+def as_ids(ids: object) -> np.ndarray:
+    """(T,) int64 array from a list, a numpy array or a torch tensor (on any device)."""
+    if hasattr(ids, "detach"):  # a torch tensor, maybe on a GPU
+        ids = ids.detach().cpu().numpy()
+    return np.asarray(ids, dtype=np.int64).reshape(-1)
 
 
 def no_notes_error(name: str, what: str) -> MidiReadError:

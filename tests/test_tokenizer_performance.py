@@ -10,6 +10,7 @@ re-struck pitch ends the note still sounding; notes last at least 10 ms.
 
 from __future__ import annotations
 
+import bisect
 import io
 from pathlib import Path
 
@@ -49,12 +50,11 @@ def sustained_notes(pm: pretty_midi.PrettyMIDI) -> list[tuple[float, float, int,
                 down_since = None
         if down_since is not None:  # never released: held to the end of the piece
             pedal.append((down_since, pm.get_end_time()))
+        presses = [a for a, _ in pedal]  # disjoint intervals in time order
         for n in inst.notes:
-            end = n.end
-            for a, b in pedal:
-                if a <= n.end < b:
-                    end = b
-            out.append((n.start, end, n.pitch, n.velocity))
+            i = bisect.bisect_right(presses, n.end) - 1
+            held = i >= 0 and n.end < pedal[i][1]
+            out.append((n.start, pedal[i][1] if held else n.end, n.pitch, n.velocity))
     return out
 
 
@@ -198,6 +198,18 @@ def test_decode_never_raises_on_random_ids(tok):
             assert n.end > n.start and 0 <= n.pitch <= 127 and 1 <= n.velocity <= 127
         buf = io.BytesIO()
         pm.write(buf)  # a valid, writable MIDI file
+
+
+def test_decode_accepts_tensors(tok, bach_midi_dir):
+    import torch
+
+    ids = tok.encode(next(bach_midi_dir.glob("*.mid")))
+    from_list = tok.decode(ids).instruments[0].notes
+    from_tensor = tok.decode(torch.tensor([ids])).instruments[0].notes  # (1, T) also fine
+    assert [(n.pitch, n.start, n.end) for n in from_list] == [
+        (n.pitch, n.start, n.end) for n in from_tensor
+    ]
+    assert tok.seconds(torch.tensor(ids)) == tok.seconds(ids)
 
 
 def test_decode_closes_dangling_and_skips_orphans(tok):

@@ -30,7 +30,7 @@ import symusic
 
 from ..midi_io import read_score, source_name
 from ..notes import Notes, notes_from_pretty, notes_from_score, quantize
-from ..tokenizer import MidiInput, Tokenizer, no_notes_error
+from ..tokenizer import MidiInput, Tokenizer, as_ids, no_notes_error
 
 TICK_SECONDS = 0.01  # one tick = 10 ms: 50 ticks per beat at 120 BPM
 TICKS_PER_BEAT = 50
@@ -139,7 +139,7 @@ class PerformanceTokenizer(Tokenizer):
         t, velocity = 0, DEFAULT_VELOCITY
         open_notes: dict[int, deque[tuple[int, int]]] = {}
         rows: list[tuple[int, int, int, int]] = []  # start, end, pitch, velocity
-        for i in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
+        for i in as_ids(ids).tolist():
             if not 0 <= i < size:
                 continue
             k = kind[i]

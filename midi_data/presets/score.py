@@ -24,7 +24,7 @@ import pretty_midi
 import symusic
 
 from ..midi_io import read_score, source_name
-from ..tokenizer import MidiInput, Tokenizer, no_notes_error
+from ..tokenizer import MidiInput, Tokenizer, as_ids, no_notes_error
 
 BEAT_RES = {(0, 4): 8, (4, 12): 4}
 TICKS_PER_BEAT = 8  # the finest grid of BEAT_RES
@@ -111,7 +111,7 @@ class ScoreTokenizer(Tokenizer):
         seen_bar = False
         pitch = velocity = None
         rows: list[tuple[int, int, int, int]] = []
-        for i in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
+        for i in as_ids(ids).tolist():
             if not 0 <= i < self.vocab_size:
                 continue
             k = kind[i]

@@ -79,7 +79,11 @@ def move_into_place(tmp: Path, target: Path) -> None:
 def temp_dir_for(target: Path) -> Path:
     """A fresh hidden folder beside `target` to build it in."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{target.name}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{target.name}-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a checkpoint is as readable as any folder
+    return tmp
 
 
 def recover_run_dir(run_dir: Path) -> None:

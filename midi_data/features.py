@@ -17,7 +17,8 @@ Scalars (`SCALARS`):
     pitch_range       highest − lowest pitch, semitones.
     notes_per_second  onsets per second of music.
     mean_polyphony    mean notes sounding over the 50 ms frames where something sounds.
-    repetition        share of skyline 4-grams (interval, IOI class) heard earlier in the piece.
+    repetition        share of skyline 3-grams of (interval, IOI class) steps — motifs of four
+                      notes — heard earlier in the piece.
     self_similarity   mean best cosine match of each 2 s piano-roll segment with a segment
                       starting at least 2 s earlier (1 = every bar repeats something).
 """
@@ -35,7 +36,7 @@ ONSET_GRID = 0.01  # seconds: the performance quantum; onsets are rounded to it
 CHORD_GAP = 0.03  # seconds: onsets closer than this form one chord (a pianist's spread)
 POLY_FRAME = 0.05  # seconds between polyphony samples
 IOI_EDGES = np.array([0.0, 0.03, 0.06, 0.12, 0.25, 0.5, 1.0, 2.0, np.inf])  # seconds
-NGRAM = 4  # skyline events per repetition pattern
+NGRAM = 3  # skyline steps per repetition pattern (a motif of four notes)
 SEGMENT, SEGMENT_FRAME = 2.0, 0.5  # self-similarity: segment and sub-frame length, seconds
 
 HISTOGRAM_BINS = {

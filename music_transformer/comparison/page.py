@@ -114,7 +114,8 @@ audio { width: 100%; }
 fieldset { margin: .8em 0; border: 1px solid #bbc; }
 .pair { background: #f7f8fb; padding: .6em .8em; margin: 1em 0; border-radius: 6px; }
 .warn { color: #9a3412; }
-table { border-collapse: collapse; margin: .6em 0 1.4em; font-size: 13px; }
+table { border-collapse: collapse; margin: .6em 0 1.4em; font-size: 13px; display: block;
+        overflow-x: auto; }
 th, td { border: 1px solid #ccd; padding: .25em .5em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 textarea { width: 100%; height: 8em; font: 12px monospace; }

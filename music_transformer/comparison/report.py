@@ -45,10 +45,11 @@ OUR_FILES = ("index.html", KEY_FILE, "metrics.json", "report.json")
 METHOD = (
     "Paired overlap: for each primer, overlapping area Σ min(p, q) of the normalized "
     "histograms of the model's continuation and the real continuation, averaged over primers "
-    "(1 = identical). Scalars are per-piece means; repetition = share of skyline 4-grams heard "
-    "earlier, self-similarity = mean best cosine match of 2 s piano-roll segments with earlier "
-    "ones. Set level: Yang & Lerch (2018) overlapping area of kernel density estimates of "
-    "intra-set (real–real) and inter-set (model–real) distances. NLL in nats per token."
+    "(1 = identical). Scalars are per-piece means; repetition = share of 4-note skyline "
+    "motifs (interval and rhythm) heard earlier; self-similarity = mean best cosine match "
+    "of 2 s piano-roll segments with earlier ones. Set level: Yang & Lerch (2018) "
+    "overlapping area of kernel density estimates of intra-set (real–real) and inter-set "
+    "(model–real) distances. NLL in nats per token."
 )
 
 

@@ -30,7 +30,7 @@ def tiny(data_dir: Path, out_dir: Path, **overrides) -> TrainOptions:
         max_steps=30,
         seq_len=64,
         batch_size=4,
-        lr=3e-3,
+        lr=1e-2,
         warmup_steps=5,
         eval_every=10,
         eval_batches=4,

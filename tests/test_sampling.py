@@ -74,6 +74,22 @@ def test_sliding_window_equals_a_fresh_forward_over_the_window_one_layer(
     assert cached == generate_without_cache(model, p, 100, window=window, **kw)
 
 
+def test_absolute_model_re_encodes_the_last_half_window_when_full() -> None:
+    # The absolute baseline cannot slide its cache; the sampler re-encodes the last window//2
+    # tokens from position 0 whenever the window is full. Replay that rule without a cache.
+    model = tiny_model("transformer-absolute")
+    p, window = primer(12), 16
+    cached = generate(model, [p], max_new_tokens=70, temperature=0, window=window)[0]
+    history, context = list(p), list(p[-window:])
+    with torch.no_grad():
+        for _ in range(70):
+            logits, _ = model(torch.tensor([context]))  # (1, T, V)
+            token = int(logits[0, -1].argmax())
+            history.append(token)
+            context = history[-(window // 2) :] if len(context) >= window else [*context, token]
+    assert cached == history[len(p) :]
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_rows_of_different_lengths_match_each_row_alone(arch: str) -> None:
     model = tiny_model(arch)

@@ -17,7 +17,8 @@ from midi_data.presets import PRESETS
 @click.option(
     "--tokenizer", "preset", default="performance", show_default=True,
     type=click.Choice(PRESETS),
-    help="performance: the paper's NOTE_ON/OFF + 10 ms TIME_SHIFT events; score: REMI.",
+    help="performance: the paper's NOTE_ON/OFF + 10 ms TIME_SHIFT events; score: REMI; "
+    "jsb: four-voice 16th-note grid, S A T B per step (the paper's JSB Chorales tokens).",
 )  # fmt: skip
 @click.option("--workers", "-j", type=click.IntRange(min=1), help="Processes [default: CPUs].")
 @click.option(
@@ -33,12 +34,15 @@ def prepare(
 
     \b
     A SOURCE is a folder (searched recursively for .mid/.midi), a MIDI file,
-    or a built-in corpus: music21:bach (the chorales) or music21:palestrina.
+    a built-in corpus: music21:bach (the chorales) or music21:palestrina,
+    or a four-voice grid .json file (the JSB Chorales benchmark), whose own
+    train/valid/test split is kept (--split then applies to the other sources).
     Unreadable files are skipped and listed; manifest.json records why.
 
     \b
-    Example:
+    Examples:
       music-transformer prepare music21:bach --out data/bach
+      music-transformer prepare Jsb16thSeparated.json --out data/jsb --tokenizer jsb
     """
     from midi_data.shards import prepare as run
 

@@ -1,10 +1,11 @@
 """Finding MIDI sources: folders, single files, and music21's built-in corpora.
 
-A SOURCE is a folder (searched recursively for .mid/.midi, any file name), one file, or
-`music21:<corpus>` (`music21:bach`, `music21:palestrina`). music21 scores are converted to MIDI
-once (repeats expanded where music21 can) and cached in the user cache directory
-($MUSIC_TRANSFORMER_CACHE, else $XDG_CACHE_HOME/music-transformer, else
-~/.cache/music-transformer) — never in the repository.
+A SOURCE is a folder (searched recursively for .mid/.midi, any file name), one file, a
+four-voice grid `.json` file with its own train/valid/test split (the JSB Chorales benchmark,
+`Jsb16thSeparated.json`), or `music21:<corpus>` (`music21:bach`, `music21:palestrina`).
+music21 scores are converted to MIDI once (repeats expanded where music21 can) and cached in
+the user cache directory ($MUSIC_TRANSFORMER_CACHE, else $XDG_CACHE_HOME/music-transformer,
+else ~/.cache/music-transformer) — never in the repository.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from tqdm import tqdm
 
 from .errors import DataError
 from .files import atomic_write_text
+from .jsb import read_grid_json
 from .parallel import parallel_map
 
 MIDI_SUFFIXES = (".mid", ".midi")
+GRID_SUFFIX = ".json"  # a four-voice grid file with its own split (JSB Chorales)
 MUSIC21_PREFIX = "music21:"
 MUSIC21_CORPORA = ("bach", "palestrina")
 # Formats music21 ships its scores in, best first; a work present in several is taken once.
@@ -41,12 +44,17 @@ class SourceFile:
             decides its split.
         path: the MIDI file to read (for music21 corpora: the cached conversion).
         error: why the file cannot be used (e.g. a failed music21 conversion), else None.
+        split: the split the source assigns it (a grid JSON's official split), else None
+            (split by path hash).
+        piece: for a piece of a grid JSON file (`path`), its index in `split`, else None.
     """
 
     source: str
     relative: str
     path: Path
     error: str | None = None
+    split: str | None = None
+    piece: int | None = None
 
 
 def cache_dir() -> Path:
@@ -94,9 +102,26 @@ def find_files(
             ]
             rels = sorted(p.relative_to(root).as_posix() for p in paths)
             found += [SourceFile(s, rel, root / rel) for rel in rels]
+        elif Path(s).suffix.lower() == GRID_SUFFIX:
+            found += grid_files(s)
         else:
             found.append(SourceFile(s, Path(s).name, Path(s)))
     return found
+
+
+def grid_files(source: str) -> list[SourceFile]:
+    """One SourceFile per piece of a four-voice grid JSON file (JSB Chorales format, see
+    `midi_data.jsb`), named `<split>/<index>` and keeping the file's own split.
+
+    Raises:
+        DataError: the file is not valid JSON or not in that format.
+    """
+    pieces = read_grid_json(source)
+    return [
+        SourceFile(source, f"{split}/{i:04d}", Path(source), split=split, piece=i)
+        for split, grids in pieces.items()
+        for i in range(len(grids))
+    ]
 
 
 def music21_scores(name: str) -> list[tuple[str, Path]]:

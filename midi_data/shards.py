@@ -10,6 +10,10 @@ for split in train, valid, test. Token arrays are memory-mapped on load (`open_d
 Splits are by file and deterministic: files are ordered by the SHA-256 of their path relative
 to their source and cut at the requested fractions (every split asked for gets at least one
 file when there are enough), so a rerun on the same sources gives the same directory.
+A source with its own split — a four-voice grid `.json` file such as the JSB Chorales
+benchmark's `Jsb16thSeparated.json` — keeps it: its pieces go to their official split, in
+file order, are never dropped as duplicates, and the manifest lists the source under
+`official_split_sources`.
 The directory is built in a temporary folder beside `out` and renamed into place.
 """
 
@@ -30,6 +34,7 @@ from tqdm import tqdm
 from .corpus import SourceFile, find_files
 from .errors import DataError, MidiReadError
 from .files import atomic_write_json
+from .jsb import grid_to_midi, read_grid_json
 from .parallel import default_workers, parallel_map
 from .presets import make_tokenizer
 from .tokenizer import Tokenizer, package_version
@@ -112,6 +117,26 @@ def _tokenize(path: str) -> Result:
     return np.asarray(ids, dtype=np.int32), digest, None
 
 
+def _tokenize_grids(tokenizer: Tokenizer, files: list[SourceFile]) -> list[Result]:
+    """Results for pieces of grid JSON files (in this process: they are already parsed and
+    fast to encode). Presets without `encode_grid` tokenize the grid's MIDI rendering."""
+    loaded: dict[Path, dict[str, list[np.ndarray]]] = {}
+    results: list[Result] = []
+    for f in files:
+        if f.path not in loaded:
+            loaded[f.path] = read_grid_json(f.path)
+        grid = loaded[f.path][str(f.split)][int(f.piece or 0)]
+        digest = hashlib.sha256(np.ascontiguousarray(grid, dtype=np.int64).tobytes()).hexdigest()
+        try:
+            encode_grid = getattr(tokenizer, "encode_grid", None)
+            ids = encode_grid(grid) if encode_grid else tokenizer.encode(grid_to_midi(grid))
+        except Exception as e:  # one bad piece must not stop the run
+            results.append((None, digest, f"tokenizer failed ({type(e).__name__}: {e})"))
+            continue
+        results.append((np.asarray(ids, dtype=np.int32), digest, None))
+    return results
+
+
 def _reason(message: str, path: str) -> str:
     """The error message without the leading file name (the manifest names the file)."""
     prefix = f"{path}: "
@@ -148,10 +173,13 @@ def prepare(
     workers = workers or default_workers()
     files = find_files(sources, workers=workers, progress=progress)
 
-    readable = [i for i, f in enumerate(files) if f.error is None]
     results: list[Result] = [(None, "", None)] * len(files)
+    grids = [i for i, f in enumerate(files) if f.error is None and f.piece is not None]
+    for i, result in zip(grids, _tokenize_grids(tokenizer, [files[i] for i in grids])):
+        results[i] = result
+    readable = [i for i, f in enumerate(files) if f.error is None and f.piece is None]
     paths = [str(files[i].path) for i in readable]
-    bar = tqdm(total=len(paths), desc="tokenizing", unit="file", disable=not progress)
+    bar = tqdm(total=len(paths), desc="tokenizing", unit="file", disable=not progress or not paths)
     for i, result in zip(
         readable, parallel_map(_tokenize, paths, workers, _init_worker, (preset,))
     ):
@@ -191,10 +219,12 @@ def _assign(
         entry: dict[str, Any] = {"source": f.source, "path": f.relative, "sha256": digest or None}
         if f.error is not None:
             reason = f.error
-        elif ids is not None and digest in seen:
+        elif ids is not None and digest in seen and f.split is None:
             reason = f"duplicate of {seen[digest]} (same content)"
         if reason is not None:
             entry.update(split=None, tokens=0, skipped=reason)
+        elif f.split is not None:  # the source's own (official) split is kept as published
+            entry.update(split=f.split, tokens=len(ids), official_split=True)
         else:
             seen[digest] = f"{f.source}:{f.relative}"
             entry.update(split=None, tokens=len(ids))
@@ -255,6 +285,9 @@ def _write(
             "dtype": np.dtype(dtype).name,
             "sources": list(sources),
             "split_fractions": list(fractions),
+            "official_split_sources": sorted(
+                {e["source"] for e in entries if e.get("official_split")}
+            ),
             "splits": splits,
             "skipped": sum(1 for e in entries if "skipped" in e),
             "files": entries,

@@ -3,7 +3,8 @@
 A preset wraps one miditok tokenizer (its vocabulary and event encoder) and adds what the
 model pipeline needs: a decoder that never raises, per-token durations, and augmentation on
 token windows. Token ids are miditok's ids, so `miditok` names (`NoteOn_60`, `TimeShift_…`)
-are what `token_names()` shows.
+are what `token_names()` shows. A preset may also build its own vocabulary without miditok
+(`tokenizer_class = None`, see `_set_vocab`), as the `jsb` grid preset does.
 """
 
 from __future__ import annotations
@@ -53,17 +54,25 @@ class Tokenizer:
     """
 
     preset: ClassVar[str] = ""
-    tokenizer_class: ClassVar[type[miditok.MusicTokenizer]]
+    # the miditok class wrapped; None for presets with their own vocabulary (e.g. `jsb`)
+    tokenizer_class: ClassVar[type[miditok.MusicTokenizer] | None] = None
     # token-name prefixes that carry a pitch (NoteOn/NoteOff, Pitch, ...)
     pitch_prefixes: ClassVar[tuple[str, ...]] = ()
     stretches: ClassVar[bool] = False  # whether `stretch` changes anything
 
     def __init__(self, config: miditok.TokenizerConfig) -> None:
         self.miditok = self.tokenizer_class(config)
-        vocab: dict[str, int] = self.miditok.vocab
-        self.vocab: list[str] = [""] * len(vocab)
-        for name, i in vocab.items():
-            self.vocab[i] = name
+        names = [""] * len(self.miditok.vocab)
+        for name, i in self.miditok.vocab.items():
+            names[i] = name
+        self._set_vocab(names)
+
+    def _set_vocab(self, names: list[str]) -> None:
+        """Set the vocabulary (names in id order, miditok style `Prefix_value`, with PAD_None,
+        BOS_None and EOS_None) and the tables derived from it. A preset that does not wrap a
+        miditok tokenizer (`tokenizer_class = None`) calls this instead of `__init__`."""
+        self.vocab: list[str] = list(names)
+        vocab = {name: i for i, name in enumerate(self.vocab)}
         self.vocab_size = len(self.vocab)
         self.pad_id, self.bos_id, self.eos_id = (vocab[f"{s}_None"] for s in ("PAD", "BOS", "EOS"))
         self.prefix = [name.split("_", 1)[0] for name in self.vocab]
@@ -177,17 +186,22 @@ class Tokenizer:
         atomic_write_json(path, self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "format": FILE_FORMAT,
             "format_version": FORMAT_VERSION,
             "preset": self.preset,
             "options": self.options(),
-            "tokenizer_class": f"miditok.{self.tokenizer_class.__name__}",
-            "miditok_version": metadata.version("miditok"),
-            "package_version": package_version(),
-            "miditok_config": self.miditok.config.to_dict(serialize=True),
-            "vocab": self.vocab,
         }
+        if self.tokenizer_class is None:  # a preset with its own vocabulary (e.g. `jsb`)
+            d["tokenizer_class"] = f"{type(self).__module__}.{type(self).__name__}"
+            d["package_version"] = package_version()
+        else:
+            d["tokenizer_class"] = f"miditok.{self.tokenizer_class.__name__}"
+            d["miditok_version"] = metadata.version("miditok")
+            d["package_version"] = package_version()
+            d["miditok_config"] = self.miditok.config.to_dict(serialize=True)
+        d["vocab"] = self.vocab
+        return d
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(preset={self.preset!r}, vocab_size={self.vocab_size})"

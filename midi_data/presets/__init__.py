@@ -7,12 +7,14 @@ from importlib import metadata
 from pathlib import Path
 
 from ..tokenizer import Tokenizer, read_tokenizer_json
+from .jsb import JsbTokenizer
 from .performance import PerformanceTokenizer
 from .score import ScoreTokenizer
 
 REGISTRY: dict[str, type[Tokenizer]] = {
     PerformanceTokenizer.preset: PerformanceTokenizer,
     ScoreTokenizer.preset: ScoreTokenizer,
+    JsbTokenizer.preset: JsbTokenizer,
 }
 
 PRESETS: tuple[str, ...] = tuple(REGISTRY)

@@ -35,6 +35,8 @@ import torch
 
 from midi_data.files import atomic_write, atomic_write_text
 
+from ..checkpoint import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE
+
 STATE_FILE = "train_state.pt"
 METRICS_FILE = "metrics.jsonl"
 OPTIONS_FILE = "options.json"
@@ -111,6 +113,20 @@ def prune_step_dirs(run_dir: Path, keep: int) -> None:
     steps = sorted(p for p in root.iterdir() if p.name.startswith("step-") and p.is_dir())
     for p in steps[:-keep] if keep > 0 else steps:
         shutil.rmtree(p, ignore_errors=True)
+
+
+def link_copy_dir(src: Path, target: Path) -> None:
+    """Materialize checkpoint `src` as `target` by hard links (checkpoint files are replaced,
+    never modified in place, so sharing inodes is safe), falling back to copies."""
+    tmp = temp_dir_for(target)
+    for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, STATE_FILE):
+        if not (src / name).exists():
+            continue
+        try:
+            os.link(src / name, tmp / name)
+        except OSError:
+            shutil.copy2(src / name, tmp / name)
+    move_into_place(tmp, target)
 
 
 # --- train_state.pt ---------------------------------------------------------------------------

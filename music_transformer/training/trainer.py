@@ -23,13 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from midi_data.files import atomic_write_json
 
-from ..checkpoint import (
-    CONFIG_FILE,
-    TOKENIZER_FILE,
-    WEIGHTS_FILE,
-    read_meta,
-    save_checkpoint,
-)
+from ..checkpoint import WEIGHTS_FILE, read_meta, save_checkpoint
 from ..config import AnyConfig, config_from_dict, make_config
 from ..models import build_model
 from . import state as st
@@ -314,7 +308,7 @@ class Trainer:
         if self.place.is_main:
             self._write_dir(self.run_dir / "last", with_state=True)
             step_dir = self.run_dir / "checkpoints" / st.step_dir_name(self.step)
-            _link_copy(self.run_dir / "last", step_dir)
+            st.link_copy_dir(self.run_dir / "last", step_dir)
             st.prune_step_dirs(self.run_dir, self.opt.keep_last)
         barrier(self.place)
 
@@ -390,7 +384,7 @@ class Trainer:
                     break
             if not stopped_early and (not o.eval_every or self.step % o.eval_every):
                 self.evaluate_and_keep_best()
-            if saved_at != self.step or not (self.run_dir / "last").exists():
+            if saved_at != self.step:  # same answer on every rank (save() has a barrier)
                 self.save()
         except KeyboardInterrupt:
             if not self.place.enabled and self.step > saved_at:
@@ -401,19 +395,3 @@ class Trainer:
             if self.writer is not None:
                 self.writer.close()
         return self.run_dir
-
-
-def _link_copy(src: Path, target: Path) -> None:
-    """Materialize checkpoint `src` as `target` by hard links (checkpoint files are replaced,
-    never modified in place, so sharing inodes is safe), falling back to copies."""
-    tmp = st.temp_dir_for(target)
-    for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, st.STATE_FILE):
-        if not (src / name).exists():
-            continue
-        try:
-            os.link(src / name, tmp / name)
-        except OSError:
-            import shutil
-
-            shutil.copy2(src / name, tmp / name)
-    st.move_into_place(tmp, target)

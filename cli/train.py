@@ -46,6 +46,7 @@ _DIRECT = (
     help="Decay after the linear warm-up.",
 )
 @click.option("--warmup-steps", type=int, default=500)
+@click.option("--dropout", type=float, default=None, help="Override the preset's dropout.")
 @click.option("--seed", type=int, default=0)
 @click.option("--save-every", type=int, default=500, help="Steps between checkpoints.")
 @click.option("--eval-every", type=int, default=500, help="Steps between validations (0: end).")

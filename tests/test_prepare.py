@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -60,6 +61,10 @@ def test_good_files_prepared_bad_ones_listed(mixed_dir, tmp_path):
         assert data.num_pieces(split) == result.pieces[split] == len(entries)
         assert data.num_tokens(split) == sum(e["tokens"] + 2 for e in entries)  # + BOS, EOS
     assert all(len(e["sha256"]) == 64 for e in good)
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("manifest.json", "tokenizer.json", "train.tokens.npy"):  # not private files
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_rerun_is_identical_and_split_follows_relative_paths(mixed_dir, tmp_path):

@@ -178,33 +178,35 @@ def _track_line(start: np.ndarray, end: np.ndarray, pitch: np.ndarray, steps: in
 
 
 def _sounding(tracks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], steps: int) -> np.ndarray:
-    """(steps, 128) bool: whether each pitch sounds at each step, all tracks merged."""
-    roll = np.zeros((steps, 128), dtype=bool)
+    """(steps, 128) int: how many notes of each pitch sound at each step, all tracks merged
+    (a unison of two voices in one track is two notes of one pitch)."""
+    roll = np.zeros((steps, 128), dtype=np.int64)
     for start, end, pitch in tracks:
         for s, e, p in zip(start.tolist(), end.tolist(), pitch.tolist()):
-            roll[s:e, p] = True
+            roll[s:e, p] += 1
     return roll
 
 
 def split_voices(roll: np.ndarray, name: str = "<music>") -> np.ndarray:
     """Four voices from merged notes, by pitch order at each step.
 
-    Four pitches: highest = soprano … lowest = bass. More than four: the highest and lowest
-    are soprano and bass, and alto and tenor take the inner pitches closest to where they
-    were. Fewer than four: the pitches go, in order, to the voices that were nearest to them
-    (before its first note a voice is assumed at its JSB mean pitch); a voice left over
-    doubles the nearest chosen pitch when that is within a whole tone of its last pitch (a
-    unison the merge has swallowed), else it rests.
+    Notes are counted with repeats, so a unison written as two notes of one pitch feeds two
+    voices. Four notes: highest = soprano … lowest = bass. More than four: repeated pitches
+    count once (instruments doubling voices); if more than four pitches remain, the highest
+    and lowest are soprano and bass, and alto and tenor take the inner pitches closest to
+    where they were. Fewer than four: the notes go, in pitch order, to the voices that were
+    nearest to them (before its first note a voice is assumed at its JSB mean pitch), and the
+    voices left over REST — a unison written as ONE note therefore sounds in one voice only.
 
     Args:
-        roll: (T, 128) bool, pitches sounding at each step.
+        roll: (T, 128) int, notes of each pitch sounding at each step.
         name: names the music in errors.
     Returns:
         (T, 4) int64 grid.
     Raises:
         MidiReadError: more than four pitches sound in over half of the sounding steps.
     """
-    counts = roll.sum(axis=1)  # (T,)
+    counts = np.where(roll.sum(axis=1) > 4, (roll > 0).sum(axis=1), roll.sum(axis=1))  # (T,)
     sounding = int((counts > 0).sum())
     overfull = int((counts > 4).sum())
     if sounding and overfull > MAX_OVERFULL_FRACTION * sounding:
@@ -215,7 +217,9 @@ def split_voices(roll: np.ndarray, name: str = "<music>") -> np.ndarray:
     grid = np.full((len(roll), 4), REST, dtype=np.int64)
     last = list(VOICE_CENTERS)  # each voice's latest pitch
     for t in np.nonzero(counts)[0].tolist():
-        pitches = np.nonzero(roll[t])[0][::-1].tolist()  # highest first
+        pitches = np.repeat(np.arange(128), roll[t])[::-1].tolist()  # highest first
+        if len(pitches) > 4:
+            pitches = sorted(set(pitches), reverse=True)
         row = _assign(pitches, last)
         grid[t] = row
         last = [p if p != REST else q for p, q in zip(row, last)]
@@ -239,8 +243,4 @@ def _assign(pitches: list[int], last: list[int]) -> list[int]:
     row = [REST] * 4
     for p, v in zip(pitches, voices):
         row[v] = p
-    for v in set(range(4)) - set(voices):
-        nearest = min(pitches, key=lambda p: abs(p - last[v]))
-        if abs(nearest - last[v]) <= 2:
-            row[v] = nearest
     return row

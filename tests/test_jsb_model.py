@@ -1,0 +1,104 @@
+"""A tiny Transformer trained on the JSB Chorales grid: `evaluate` on the official valid split
+and `continue` from a real Bach chorale MIDI, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from midi_data import make_tokenizer
+from midi_data.jsb import REST, midi_to_grid
+from midi_data.shards import prepare
+from music_transformer.training import TrainOptions, train
+
+JSB_JSON = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "jsb-chorales"
+    / "Jsb16thSeparated.json"
+)
+L = 64  # training length of the tiny model: 16 sixteenth-note steps
+
+
+@pytest.fixture(scope="module")
+def jsb_data(tmp_path_factory) -> Path:
+    if not JSB_JSON.is_file():
+        pytest.skip(f"JSB Chorales data not found at {JSB_JSON} (only on development machines)")
+    out = tmp_path_factory.mktemp("jsb_model") / "data"
+    prepare([str(JSB_JSON)], out, preset="jsb", workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def jsb_run(jsb_data: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("jsb_model") / "run"
+    options = TrainOptions(
+        data_dir=str(jsb_data), out_dir=str(out), preset="tiny", max_steps=40, seq_len=L,
+        batch_size=8, lr=1e-2, warmup_steps=5, eval_every=40, eval_batches=4, save_every=40,
+        quiet=True, device="cpu", precision="fp32", tensorboard=False,
+    )  # fmt: skip
+    return train(options)
+
+
+@pytest.fixture(scope="module")
+def chorale(bach_midi_dir: Path) -> Path:
+    """A music21 Bach chorale MIDI with exactly the four sung parts."""
+    for path in sorted(bach_midi_dir.glob("*.mid")):
+        names = [i.name for i in pretty_midi.PrettyMIDI(str(path)).instruments if i.notes]
+        if names == ["Soprano", "Alto", "Tenor", "Bass"]:
+            return path
+    pytest.fail("no plain SATB chorale among the fixtures")
+
+
+def test_evaluate_on_the_valid_split(jsb_run: Path, jsb_data: Path) -> None:
+    args = ["evaluate", str(jsb_run), "--data", str(jsb_data), "--split", "valid",
+            "--device", "cpu", "--batch-size", "16", "--json"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.output)
+    assert d["pieces"] == 76 and d["train_seq_len"] == L
+    # every token after each piece's BOS is scored once: the split's tokens minus one per piece
+    tokens = np.load(jsb_data / "valid.tokens.npy")
+    assert d["tokens"] == len(tokens) - 76
+    assert math.isfinite(d["nll"]) and d["nll"] < math.log(50)  # better than uniform
+
+
+def test_continue_a_bach_chorale(jsb_run: Path, chorale: Path, tmp_path: Path) -> None:
+    out = tmp_path / "more.mid"
+    args = ["continue", str(chorale), "-o", str(out), "--model", str(jsb_run), "--tokens", "96",
+            "--seed", "3", "--device", "cpu", "--quiet", "--primer-seconds", "4"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    pm = pretty_midi.PrettyMIDI(str(out))
+    assert [i.name for i in pm.instruments if i.notes][:1] == ["Soprano"]
+    grid = make_tokenizer("jsb").decode_grid(make_tokenizer("jsb").encode(pm))
+    primer = midi_to_grid(chorale)[:32]  # 4 s at 120 BPM = 32 sixteenths
+    assert np.array_equal(grid[:32][primer != REST], primer[primer != REST])
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["primer"]["tokens"] == 128 and record["continuation"]["tokens"] <= 96
+
+
+def test_continue_refuses_a_primer_that_is_not_four_voices(jsb_run: Path, tmp_path: Path) -> None:
+    pm = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(0)
+    for beat in range(8):
+        piano.notes += [
+            pretty_midi.Note(80, p, beat * 0.5, beat * 0.5 + 0.5) for p in (48, 52, 55, 60, 64, 67)
+        ]
+    pm.instruments.append(piano)
+    pm.write(str(tmp_path / "cluster.mid"))
+    args = ["continue", str(tmp_path / "cluster.mid"), "-o", str(tmp_path / "o.mid"),
+            "--model", str(jsb_run), "--device", "cpu", "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "more than four notes sound at once" in lines[0]
+    assert not (tmp_path / "o.mid").exists()

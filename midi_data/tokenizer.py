@@ -211,7 +211,7 @@ def as_ids(ids: object) -> np.ndarray:
     """(T,) int64 array from a list, a numpy array or a torch tensor (on any device)."""
     if hasattr(ids, "detach"):  # a torch tensor, maybe on a GPU
         ids = ids.detach().cpu().numpy()
-    return np.asarray(ids, dtype=np.int64).reshape(-1)
+    return np.asarray(ids, dtype=np.int64).reshape(-1)  # (T,)
 
 
 def no_notes_error(name: str, what: str) -> MidiReadError:

@@ -172,12 +172,13 @@ def test_sustain_pedal_is_folded(tok):
 
 
 def test_inputs_agree(tok, bach_midi_dir):
-    """Path, bytes and PrettyMIDI input give the same tokens."""
+    """Path, bytes, PrettyMIDI and symusic input give the same tokens."""
     path = next(bach_midi_dir.glob("*.mid"))
     by_path = tok.encode(path)
     assert tok.encode(str(path)) == by_path
     assert tok.encode(path.read_bytes()) == by_path
     assert tok.encode(pretty_midi.PrettyMIDI(str(path))) == by_path
+    assert tok.encode(symusic.Score(str(path))) == by_path
 
 
 def test_seconds_match_decoded_length(tok, bach_midi_dir):

@@ -16,7 +16,8 @@ from cli.main import main
 from midi_data import make_tokenizer
 from midi_data.jsb import REST, midi_to_grid
 from midi_data.shards import prepare
-from music_transformer.training import TrainOptions, train
+from music_transformer.config import make_config
+from music_transformer.training import TrainOptions, build_options, train
 
 JSB_JSON = (
     Path(__file__).resolve().parents[2]
@@ -102,3 +103,20 @@ def test_continue_refuses_a_primer_that_is_not_four_voices(jsb_run: Path, tmp_pa
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "more than four notes sound at once" in lines[0]
     assert not (tmp_path / "o.mid").exists()
+
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes" / "jsb").glob("*.toml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_recipe_configs_build_their_models(recipe: Path) -> None:
+    options = build_options({"data_dir": "d", "out_dir": "o"}, recipe)
+    config = make_config(options.arch, options.preset, 50, **options.model)
+    assert options.seq_len == 1024 and options.eval_every > 0  # paper length; select on valid
+    if recipe.stem.startswith("relative"):  # the paper's relative Transformer on JSB
+        assert (config.n_layers, config.d_model, config.d_ff, config.n_heads) == (5, 512, 512, 8)
+        assert config.position == "relative" and config.max_rel_dist == 256
+    elif recipe.stem == "absolute":  # the paper's baseline Transformer
+        assert (config.n_layers, config.d_model, config.d_ff, config.n_heads) == (5, 256, 1024, 8)
+        assert config.position == "absolute"
+    assert options.augment == (recipe.stem == "relative-transpose")

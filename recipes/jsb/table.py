@@ -1,0 +1,78 @@
+"""Markdown tables of the JSB Chorales results written by recipes/jsb/run.sh, beside the
+Music Transformer paper's Table 2.
+
+Usage: python recipes/jsb/table.py RUNS MODEL...
+Reads RUNS/<MODEL>/eval-<split>-<context>.json (from `music-transformer evaluate --json`)
+and RUNS/<MODEL>/best/config.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from music_transformer.config import config_from_dict
+from music_transformer.model_info import count_parameters
+
+# Validation NLL (nats/token) in the paper's Table 2, where it has the same model.
+PAPER = {
+    "absolute": "0.417 (baseline Transformer)",
+    "relative": "0.357 (relative attention); best 0.335",
+    "relative-transpose": "0.357 / 0.335",
+}
+TRAIN_LEN, WHOLE = 1024, 4096
+
+
+def load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def nll(result: dict | None) -> str:
+    return "—" if result is None else f"{result['nll']:.4f}"
+
+
+def main(runs: Path, models: list[str]) -> str:
+    lines = [
+        "| model | paper, valid | valid (L windows) | valid (whole pieces) "
+        "| test (L windows) | test (whole pieces) | best step | parameters |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    buckets: list[str] = []
+    for m in models:
+        ev = {
+            (s, c): load(runs / m / f"eval-{s}-{c}.json")
+            for s in ("valid", "test")
+            for c in (TRAIN_LEN, WHOLE)
+        }
+        meta = load(runs / m / "best" / "config.json") or {}
+        training = meta.get("training", {})
+        params = f"{count_parameters(config_from_dict(meta['model'])):,}" if meta else "—"
+        lines.append(
+            f"| {m} | {PAPER.get(m, '—')} | {nll(ev['valid', TRAIN_LEN])} "
+            f"| {nll(ev['valid', WHOLE])} | {nll(ev['test', TRAIN_LEN])} "
+            f"| {nll(ev['test', WHOLE])} | {training.get('step', '—')} | {params} |"
+        )
+        for split in ("valid", "test"):
+            whole = ev[split, WHOLE]
+            if whole is not None:
+                cells = " | ".join(
+                    f"{b['start']}–{b['end']}: {b['nll']:.4f} ({b['tokens']:,} tokens)"
+                    for b in whole["buckets"]
+                    if b["nll"] is not None
+                )
+                buckets.append(f"| {m} | {split} | {cells} |")
+    text = "NLL in nats per token (all non-pad targets, EOS included).\n\n" + "\n".join(lines)
+    if buckets:
+        text += "\n\nNLL by position in whole-piece windows (training length 1024):\n\n"
+        text += "| model | split | positions: NLL |\n|---|---|---|\n" + "\n".join(buckets)
+    return text + "\n"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    print(main(Path(sys.argv[1]), sys.argv[2:]), end="")

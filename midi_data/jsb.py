@@ -35,6 +35,7 @@ VOICE_CENTERS = (70, 65, 59, 51)
 # of its sounding steps: it is not four-part writing.
 MAX_OVERFULL_FRACTION = 0.5
 GRID_SPLITS = ("train", "valid", "test")
+MAX_STEPS = 200_000  # ≈ 3.5 hours at 120 BPM; longer is a corrupt file, not a primer
 
 
 # ----- the JSON benchmark file ------------------------------------------------------------
@@ -143,8 +144,9 @@ def midi_to_grid(midi: object) -> np.ndarray:
     Returns:
         (T, 4) int64 grid (T ≥ 1).
     Raises:
-        MidiReadError: unreadable file, no notes, or too many simultaneous notes to be four
-            voices (more than four in over half of the steps where anything sounds).
+        MidiReadError: unreadable file, no notes, longer than MAX_STEPS, or too many
+            simultaneous notes to be four voices (more than four in over half of the steps
+            where anything sounds).
     """
     name = source_name(midi)
     score = read_score(midi)
@@ -160,6 +162,8 @@ def midi_to_grid(midi: object) -> np.ndarray:
     if not tracks:
         raise MidiReadError(f"{name}: no notes to make four voices of (or only drum notes)")
     steps = int(max(int(e.max()) for _, e, _ in tracks))
+    if steps > MAX_STEPS:
+        raise MidiReadError(f"{name}: {steps} sixteenth-note steps long; too long for a grid")
     if len(tracks) == 4:
         tracks.sort(key=lambda t: -float(t[2].mean()))
         grid = np.stack([_track_line(*t, steps) for t in tracks], axis=1)  # (T, 4)

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -52,28 +53,38 @@ def timed_generate(model, batch: int, new: int, precision: str, primer_len: int 
     return elapsed, [s - t0 for s in stamps]
 
 
+def median_ms(stamps: list[float], a: int, b: int) -> float:
+    """Median ms of the steps a..b-1, counted from 1 (step s took stamps[s-1] - stamps[s-2];
+    step 1 includes the prefill and is never counted). The median shrugs off the stalls that
+    other processes cause on this shared machine."""
+    steps = [stamps[s - 1] - stamps[s - 2] for s in range(max(a, 2), b)]
+    return 1000 * statistics.median(steps)
+
+
 def ms_per_token_by_position(stamps: list[float], buckets: list[tuple[int, int]]):
-    """Mean ms per step over each [a, b) range of steps."""
+    """Mean and median ms per step over each [a, b) range of steps."""
     rows = []
     for a, b in buckets:
         if b <= len(stamps) and a >= 1:
-            rows.append(
-                {"from": a, "to": b, "ms": 1000 * (stamps[b - 1] - stamps[a - 1]) / (b - a)}
-            )
+            mean = 1000 * (stamps[b - 1] - stamps[a - 1]) / (b - a)
+            rows.append({"from": a, "to": b, "ms": mean, "median_ms": median_ms(stamps, a, b)})
     return rows
 
 
 def recompute_ms(model, context: int, steps: int) -> float:
-    """ms per token when every step re-runs the model over the whole `context`-token prefix."""
+    """Median ms per token when every step re-runs the model over the `context`-token prefix."""
     primer = [(5 * j) % (VOCAB - 3) + 3 for j in range(context)]
     generate_without_cache(model, primer, 1, window=context)  # warm-up
-    t0 = time.perf_counter()
-    generate_without_cache(model, primer, steps, window=context)
-    return 1000 * (time.perf_counter() - t0) / steps
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        generate_without_cache(model, primer, 1, window=context)
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
 
 
 def cached_ms(model, context: int, steps: int, precision: str) -> float:
-    """ms per token of the cached sampler at batch 1 with `context` tokens already cached."""
+    """Median ms per token of the cached sampler, batch 1, `context` tokens already cached."""
     primer = [(5 * j) % (VOCAB - 3) + 3 for j in range(context)]
     stamps: list[float] = []
     generate(
@@ -85,7 +96,7 @@ def cached_ms(model, context: int, steps: int, precision: str) -> float:
         precision=precision,
         progress=lambda n, s: stamps.append(time.perf_counter()),
     )
-    return 1000 * (stamps[-1] - stamps[0]) / steps  # excludes the prefill
+    return median_ms(stamps, 2, len(stamps) + 1)  # excludes the prefill (step 1)
 
 
 def main() -> None:
@@ -137,7 +148,9 @@ def main() -> None:
             "new_tokens": new,
             "seconds": round(elapsed, 2),
             "tokens_per_s": round(batch * new / elapsed, 1),
+            "median_step_ms": round(median_ms(stamps, 2, len(stamps) + 1), 2),
         }
+        row["tokens_per_s_at_median_step"] = round(1000 * batch / row["median_step_ms"], 1)
         throughput.append(row)
         print(row, flush=True)
         if new == max(lengths):
@@ -150,7 +163,7 @@ def main() -> None:
     contexts = [256, 512, 1024] if args.quick else [256, 512, 1024, 2048]
     versus = []
     for context in contexts:
-        steps = 8 if context >= 1024 else 16
+        steps = 9 if context >= 1024 else 17
         rec = recompute_ms(model, context, steps)
         cac = cached_ms(model, context, 64, "fp32")
         versus.append(
@@ -190,16 +203,22 @@ def render(r: dict) -> str:
         "",
         "## Tokens per second (summed over the batch)",
         "",
-        "| precision | batch | new tokens | seconds | tokens/s |",
-        "|---|---|---|---|---|",
+        "| precision | batch | new tokens | seconds | tokens/s | median ms/step "
+        "| tokens/s at the median step |",
+        "|---|---|---|---|---|---|---|",
     ]
     for t in r["throughput"]:
         lines.append(
             f"| {t['precision']}{' (auto)' if t['auto'] else ''} | {t['batch']} "
             f"| {t['new_tokens']:,} | {t['seconds']} "
-            f"| {t['tokens_per_s']:,.0f} |"
+            f"| {t['tokens_per_s']:,.0f} | {t['median_step_ms']} "
+            f"| {t['tokens_per_s_at_median_step']:,.0f} |"
         )
-    lines += ["", "## ms per step against the position in the generation", ""]
+    lines += [
+        "",
+        "## ms per step against the position in the generation: mean (median)",
+        "",
+    ]
     lines += [
         "| run | "
         + " | ".join(f"steps {b['from']}–{b['to']}" for b in next(iter(r["by_position"].values())))
@@ -207,10 +226,11 @@ def render(r: dict) -> str:
     ]
     lines += ["|---" * (1 + len(next(iter(r["by_position"].values())))) + "|"]
     for name, rows in r["by_position"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{b['ms']:.2f}" for b in rows) + " |")
+        cells = [f"{b['ms']:.2f} ({b['median_ms']:.2f})" for b in rows]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "## Cached sampler against recomputing the prefix every step (batch 1, fp32)",
+        "## Cached sampler against recomputing the prefix every step (batch 1, fp32, medians)",
         "",
         "| context | recompute ms/token | cached ms/token | speed-up |",
         "|---|---|---|---|",

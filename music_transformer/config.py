@@ -30,7 +30,7 @@ class ModelConfig:
     rel_shared_heads: bool = False  # one (R, Dh) table for all heads instead of (H, R, Dh)
     position: Literal["relative", "absolute"] = "relative"  # absolute = paper's baseline
     max_abs_len: int = 8192  # longest position the absolute (sinusoid) baseline encodes
-    tie_embeddings: bool = True  # output projection shares the input embedding matrix
+    tie_embeddings: bool = False  # output projection shares the input embedding matrix
     # Memory options (same weights and outputs, only peak memory vs speed changes):
     attn_chunk: int = 0  # queries per attention chunk (recomputed in backward); 0 = automatic
     grad_checkpoint: bool = False  # recompute each block in backward (training only)

@@ -96,8 +96,13 @@ class MusicTransformer(nn.Module):
         for name, p in self.named_parameters():
             if p.dim() == 1 and name.endswith("bias"):
                 nn.init.zeros_(p)
-        # embeddings are scaled by √D in forward, so rows of norm ~1 give unit-variance inputs
-        nn.init.normal_(self.embed.weight, 0.0, self.config.d_model**-0.5)
+        # Untied: embeddings are scaled by √D in forward, so rows of norm ~1 give unit-variance
+        # inputs. Tied: small rows (GPT-2's 0.02), else LN(x)·Eᵀ starts out predicting each
+        # position's own input token with a ~√D logit margin (initial loss ~15 nats). Scaling
+        # the output down instead made the logits too flat to train: 3.6 vs 1.9 nats after 200
+        # steps on the Bach chorales (untied: 1.7).
+        std = 0.02 if self.config.tie_embeddings else self.config.d_model**-0.5
+        nn.init.normal_(self.embed.weight, 0.0, std)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -137,12 +142,7 @@ class MusicTransformer(nn.Module):
                 x = checkpoint(block, x, writer, i, key_valid, use_reentrant=False)
             else:
                 x = block(x, writer, i, key_valid)
-        h = self.norm(x)  # (B, T, D)
-        if self.config.tie_embeddings:
-            # The tied matrix is scaled by √D on the way in; undo it on the way out, or every
-            # position starts out predicting its own input token (initial loss ~15 nats, not ~ln V).
-            h = h * self.config.d_model**-0.5
-        logits = self.head(h)  # (B, T, V)
+        logits = self.head(self.norm(x))  # (B, T, V)
         return logits, writer.finish(key_valid, seen + n_new)
 
 

@@ -25,6 +25,13 @@ from cli.errors import user_errors
     default=None,
     help="Longest window in tokens of context [default: 4 × training length].",
 )
+@click.option(
+    "--window",
+    type=int,
+    default=None,
+    help="Attend only to the last W positions in every layer, as generation past its window "
+    "does [default: full attention].",
+)
 @click.option("--batch-size", type=int, default=4, help="Windows per forward pass.")
 @click.option("--max-pieces", type=int, default=None, help="Score only the first N pieces.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
@@ -35,6 +42,7 @@ def evaluate(
     data_dir: str,
     split: str,
     context: int | None,
+    window: int | None,
     batch_size: int,
     max_pieces: int | None,
     device: str,
@@ -42,11 +50,24 @@ def evaluate(
 ) -> None:
     """NLL (nats/token) and perplexity of MODEL_DIR on a data split, and NLL by position:
     0–L, L–2L, 2L–4L where L is the model's training length. MODEL_DIR is a checkpoint,
-    a run directory (its best/, else last/) or a bundled model name."""
+    a run directory (its best/, else last/) or a bundled model name.
+
+    \b
+    Examples:
+      music-transformer evaluate bach-transformer --data data/bach --split test
+      music-transformer evaluate runs/bach --data data/bach --context 1024 --window 256 --json
+    """
     from music_transformer.evaluation import evaluate as run_evaluation
     from music_transformer.evaluation import format_table
 
     result = run_evaluation(
-        model_dir, data_dir, split, context, batch_size, device, max_pieces=max_pieces
+        model_dir,
+        data_dir,
+        split,
+        context,
+        batch_size,
+        device,
+        max_pieces=max_pieces,
+        window=window,
     )
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_table(result))

@@ -39,6 +39,7 @@ def relative_attention(
     rel_emb: Tensor | None,
     *,
     key_valid: Tensor | None = None,
+    window: int | None = None,
     impl: Impl = "auto",
 ) -> Tensor:
     """Causal attention with learned relative-position logits.
@@ -50,6 +51,8 @@ def relative_attention(
         rel_emb: (H, R, Dh) per-head or (R, Dh) shared relative table; row R-1-d embeds
             distance d. None gives plain causal attention (the absolute-position baseline).
         key_valid: optional (B, Tk) bool, False at padded keys (never attended to).
+        window: optional W: query i attends only to keys i-W+1 … i (sliding-window attention;
+            what decoding with a cache trimmed to W-1 before every step computes).
         impl: "fused" (scaled_dot_product_attention with an additive bias), "explicit"
             (softmax written out) or "auto" (fused; it measured faster, see bench/).
 
@@ -61,9 +64,11 @@ def relative_attention(
         raise ValueError(f"relative_attention: {tq} queries but only {tk} keys")
     scale = 1.0 / math.sqrt(q.shape[-1])
     v = v.to(q.dtype)
-    if rel_emb is None and key_valid is None and tq == tk:
+    if rel_emb is None and key_valid is None and window is None and tq == tk:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    bias = attention_bias(q * scale, rel_emb, tk, key_valid).to(q.dtype)  # (B|1, H|1, Tq, Tk)
+    bias = attention_bias(q * scale, rel_emb, tk, key_valid, window).to(
+        q.dtype
+    )  # (B|1, H|1, Tq, Tk)
     if impl == "explicit":
         logits = (q @ k.transpose(-1, -2)) * scale + bias  # (B, H, Tq, Tk)
         return torch.softmax(logits, dim=-1, dtype=torch.float32).to(v.dtype) @ v
@@ -115,6 +120,7 @@ def chunked_relative_attention(
     chunk: int,
     *,
     key_valid: Tensor | None = None,
+    window: int | None = None,
 ) -> Tensor:
     """`relative_attention` over query chunks, each against the keys up to its last query.
 
@@ -129,7 +135,7 @@ def chunked_relative_attention(
         e = min(tq, a + chunk)
         kv_end = offset + e  # the chunk's queries are the last (e - a) of these keys
         kv = key_valid[:, :kv_end] if key_valid is not None else None
-        args = (q[:, :, a:e], k[:, :, :kv_end], v[:, :, :kv_end], rel_emb, kv)
+        args = (q[:, :, a:e], k[:, :, :kv_end], v[:, :, :kv_end], rel_emb, kv, window)
         outs.append(checkpoint(_attend, *args, use_reentrant=False) if grad else _attend(*args))
     return torch.cat(outs, dim=2)  # (B, H, Tq, Dh)
 
@@ -144,12 +150,16 @@ def auto_chunk(batch: int, heads: int, tk: int, budget_bytes: int = 16 << 20) ->
     return max(32, budget_bytes // (4 * batch * heads * max(tk, 1)) // 32 * 32)
 
 
-def _attend(q, k, v, rel_emb, key_valid):
-    return relative_attention(q, k, v, rel_emb, key_valid=key_valid)
+def _attend(q, k, v, rel_emb, key_valid, window):
+    return relative_attention(q, k, v, rel_emb, key_valid=key_valid, window=window)
 
 
 def attention_bias(
-    q_scaled: Tensor, rel_emb: Tensor | None, tk: int, key_valid: Tensor | None = None
+    q_scaled: Tensor,
+    rel_emb: Tensor | None,
+    tk: int,
+    key_valid: Tensor | None = None,
+    window: int | None = None,
 ) -> Tensor:
     """Additive logit bias: scaled relative logits + causal mask (-inf) + key padding mask.
 
@@ -158,12 +168,13 @@ def attention_bias(
         rel_emb: (H, R, Dh), (R, Dh) or None.
         tk: number of keys.
         key_valid: optional (B, Tk) bool.
+        window: optional W; keys W or more positions before a query are masked too.
 
     Returns:
         (B, H, Tq, Tk) contiguous bias (or broadcastable (1|B, 1, Tq, Tk) when rel_emb is None).
     """
     tq = q_scaled.shape[-2]
-    mask = causal_mask(tq, tk, q_scaled.device, _logit_dtype(q_scaled))  # (Tq, Tk)
+    mask = causal_mask(tq, tk, q_scaled.device, _logit_dtype(q_scaled), window)  # (Tq, Tk)
     bias = mask[None, None]  # (1, 1, Tq, Tk)
     if rel_emb is not None:  # one pass reads the skewed view and writes a contiguous bias
         bias = relative_logits(q_scaled, rel_emb, tk) + mask  # (B, H, Tq, Tk)
@@ -211,17 +222,23 @@ def relative_logits(q: Tensor, rel_emb: Tensor, tk: int) -> Tensor:
 _MASKS: dict[tuple, Tensor] = {}
 
 
-def causal_mask(tq: int, tk: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """(Tq, Tk) additive mask, -inf where key j is after query i (query i at Tk-Tq+i).
+def causal_mask(
+    tq: int, tk: int, device: torch.device, dtype: torch.dtype, window: int | None = None
+) -> Tensor:
+    """(Tq, Tk) additive mask, -inf where key j is after query i (query i at Tk-Tq+i), and,
+    with a `window` W, where j ≤ i - W (further back than the window reaches).
 
     Kept in a small cache: building a fresh T×T tensor every step costs page faults.
     """
-    key = (tq, tk, str(device), dtype)
+    key = (tq, tk, str(device), dtype, window)
     mask = _MASKS.get(key)
     if mask is None:
         if len(_MASKS) >= 16:
             _MASKS.pop(next(iter(_MASKS)))
         future = torch.ones(tq, tk, dtype=torch.bool, device=device).triu_(tk - tq + 1)
+        if window is not None:
+            far = torch.ones(tq, tk, dtype=torch.bool, device=device).tril_(tk - tq - window)
+            future |= far
         mask = torch.zeros(tq, tk, dtype=dtype, device=device).masked_fill_(future, -math.inf)
         _MASKS[key] = mask
     return mask

@@ -61,7 +61,11 @@ class PerformanceRNN(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(
-        self, tokens: Tensor, cache: LSTMState | None = None, valid: Tensor | None = None
+        self,
+        tokens: Tensor,
+        cache: LSTMState | None = None,
+        valid: Tensor | None = None,
+        window: int | None = None,  # accepted for a uniform interface; an RNN has no window
     ) -> tuple[Tensor, LSTMState]:
         """Next-token logits for every position, continuing from `cache`.
 

@@ -7,6 +7,10 @@ seq_len recorded in config.json), each window is scored in ONE forward pass, and
 per-token NLLs are grouped by the position of the predicted token in its window: 0–L, L–2L,
 2L–4L (and further doublings when context > 4L). A piece shorter than a bucket contributes to
 the buckets it reaches; the token count of each bucket is reported.
+
+With `window=W` every layer attends only to the last W positions (banded attention) — exactly
+what the sampler computes when it generates past its window with a sliding cache — so the
+buckets then show the quality of long generation rather than of long attention.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class EvalResult:
     split: str
     train_seq_len: int  # L of the training run
     context: int  # longest window scored in one forward, in tokens of context
+    window: int | None  # sliding attention window (None: full causal attention)
     pieces: int
     windows: int
     tokens: int  # scored tokens (pads excluded)
@@ -109,6 +114,7 @@ def score_windows(
     pad_id: int,
     batch_size: int,
     device: torch.device,
+    window: int | None = None,
 ) -> tuple[float, int]:
     """Add every window's per-token NLL into `buckets`; return (total nats, total tokens).
 
@@ -125,7 +131,7 @@ def score_windows(
             batch[row, : len(w)] = w
         batch = batch.to(device)
         inputs, targets = batch[:, :-1], batch[:, 1:]  # (B, T) each
-        logits, _ = model(inputs)  # (B, T, V)
+        logits, _ = model(inputs, window=window)  # (B, T, V)
         nll = F.cross_entropy(
             logits.float().transpose(1, 2), targets, reduction="none"
         )  # (B, T): nats per predicted token
@@ -146,6 +152,7 @@ def evaluate(
     batch_size: int = 4,
     device: str = "auto",
     max_pieces: int | None = None,
+    window: int | None = None,
 ) -> EvalResult:
     """Score a model on a data split; see the module docstring for the buckets.
 
@@ -157,6 +164,8 @@ def evaluate(
         batch_size: windows per forward pass.
         device: "auto" | "cpu" | "cuda".
         max_pieces: score only the first N pieces of the split (quick checks).
+        window: attend only to the last `window` positions in every layer (sliding-window
+            attention, as in generation past the window); None: full causal attention.
     """
     from midi_data import open_data
 
@@ -172,6 +181,8 @@ def evaluate(
     context = int(context or 4 * train_len)
     if context < 1:
         raise EvaluationError(f"--context must be positive, not {context}")
+    if window is not None and window < 1:
+        raise EvaluationError(f"--window must be positive, not {window}")
     config = loaded.config
     absolute = isinstance(config, ModelConfig) and config.position == "absolute"
     if absolute and context > config.max_abs_len:
@@ -195,13 +206,16 @@ def evaluate(
         raise EvaluationError(f"split {split!r} of {data_dir} has no piece of 2 or more tokens")
     buckets = position_buckets(int(train_len), context)
     pad_id = int(data.tokenizer.pad_id)
-    total, count = score_windows(loaded.model, windows, buckets, pad_id, batch_size, dev)
+    total, count = score_windows(
+        loaded.model, windows, buckets, pad_id, batch_size, dev, window=window
+    )
     return EvalResult(
         model_dir=str(loaded.directory),
         data_dir=str(data_dir),
         split=split,
         train_seq_len=int(train_len),
         context=context,
+        window=window,
         pieces=len(pieces),
         windows=len(windows),
         tokens=count,
@@ -217,6 +231,7 @@ def format_table(result: EvalResult) -> str:
         f"model   {r.model_dir}",
         f"data    {r.data_dir} [{r.split}]: {r.pieces} pieces, {r.windows} windows "
         f"of ≤ {r.context} tokens context (training length L = {r.train_seq_len})",
+        f"attention  {'full causal' if r.window is None else f'sliding window of {r.window}'}",
         f"NLL     {r.nll:.4f} nats/token   perplexity {r.perplexity:.3f}   "
         f"over {r.tokens:,} tokens",
         "",

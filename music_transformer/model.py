@@ -34,7 +34,12 @@ class SelfAttention(nn.Module):
             self.rel_emb = nn.Parameter(torch.randn(*shape) * dh**-0.5)
 
     def forward(
-        self, x: Tensor, writer: CacheWriter, layer: int, key_valid: Tensor | None
+        self,
+        x: Tensor,
+        writer: CacheWriter,
+        layer: int,
+        key_valid: Tensor | None,
+        window: int | None = None,
     ) -> Tensor:
         """x: (B, T, D); key_valid: (B, S+T) bool or None. Returns (B, T, D)."""
         b, t, d = x.shape
@@ -43,9 +48,11 @@ class SelfAttention(nn.Module):
         k, v = writer.append(layer, k, v)  # (B, H, S+T, Dh)
         chunk = self.chunk or auto_chunk(b, self.n_heads, k.shape[2])
         if t > chunk:
-            y = chunked_relative_attention(q, k, v, self.rel_emb, chunk, key_valid=key_valid)
+            y = chunked_relative_attention(
+                q, k, v, self.rel_emb, chunk, key_valid=key_valid, window=window
+            )
         else:
-            y = relative_attention(q, k, v, self.rel_emb, key_valid=key_valid)
+            y = relative_attention(q, k, v, self.rel_emb, key_valid=key_valid, window=window)
         y = y.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
         return self.proj(y)
 
@@ -65,8 +72,15 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, writer: CacheWriter, layer: int, key_valid: Tensor | None):
-        x = x + self.drop(self.attn(self.ln1(x), writer, layer, key_valid))
+    def forward(
+        self,
+        x: Tensor,
+        writer: CacheWriter,
+        layer: int,
+        key_valid: Tensor | None,
+        window: int | None = None,
+    ):
+        x = x + self.drop(self.attn(self.ln1(x), writer, layer, key_valid, window))
         return x + self.drop(self.ff(self.ln2(x)))
 
 
@@ -108,7 +122,11 @@ class MusicTransformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(
-        self, tokens: Tensor, cache: KVCache | None = None, valid: Tensor | None = None
+        self,
+        tokens: Tensor,
+        cache: KVCache | None = None,
+        valid: Tensor | None = None,
+        window: int | None = None,
     ) -> tuple[Tensor, KVCache]:
         """Next-token logits for every position, continuing from `cache`.
 
@@ -118,6 +136,9 @@ class MusicTransformer(nn.Module):
             valid: optional (B, T) bool, False at left-padding positions of rows shorter than
                 others. Padded positions are never attended to; each row's logits equal that
                 row alone, unpadded. The returned cache remembers the padding.
+            window: optional W: every layer attends only to the last W positions (sliding-
+                window attention). Equals decoding token by token with the cache trimmed to
+                W-1 before each step — how the sampler runs past its window — in one pass.
 
         Returns:
             logits: (B, T, V), in the autocast dtype under autocast, else fp32.
@@ -139,9 +160,9 @@ class MusicTransformer(nn.Module):
         writer = CacheWriter(cache, len(self.blocks), t)
         for i, block in enumerate(self.blocks):
             if self.config.grad_checkpoint and torch.is_grad_enabled() and self.training:
-                x = checkpoint(block, x, writer, i, key_valid, use_reentrant=False)
+                x = checkpoint(block, x, writer, i, key_valid, window, use_reentrant=False)
             else:
-                x = block(x, writer, i, key_valid)
+                x = block(x, writer, i, key_valid, window)
         logits = self.head(self.norm(x))  # (B, T, V)
         return logits, writer.finish(key_valid, seen + n_new)
 

@@ -65,6 +65,17 @@ def test_evaluate_at_training_length_matches_validation(
     assert result.nll == pytest.approx(valid, abs=0.3)
 
 
+def test_window_changes_only_positions_past_it(tiny_run: Path, bach_data_dir: Path) -> None:
+    # Sliding-window attention (window = L) scores the first L positions exactly as full
+    # attention does, and differs past them (the model there sees only its last L tokens).
+    full = evaluate(tiny_run, bach_data_dir, split="valid", device="cpu", max_pieces=4)
+    slid = evaluate(tiny_run, bach_data_dir, split="valid", device="cpu", max_pieces=4, window=L)
+    assert slid.window == L and full.window is None
+    assert slid.buckets[0].nll == pytest.approx(full.buckets[0].nll, rel=1e-5)
+    assert slid.buckets[0].tokens == full.buckets[0].tokens
+    assert slid.buckets[2].tokens > 0 and slid.buckets[2].nll != pytest.approx(full.buckets[2].nll)
+
+
 def test_cli_table_and_json(tiny_run: Path, bach_data_dir: Path) -> None:
     runner = CliRunner()
     args = ["evaluate", str(tiny_run), "--data", str(bach_data_dir), "--split", "valid",

@@ -103,6 +103,35 @@ def test_trimming_is_sliding_window_attention_in_every_layer():
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("chunk", [0, 4], ids=["one-pass", "query-chunks"])
+def test_window_forward_equals_decoding_with_a_sliding_cache(chunk):
+    """`forward(x, window=W)` in one pass equals token-by-token decoding with the cache trimmed
+    to W-1 before each step (what the sampler does past its window), in every layer."""
+    model, w = _model(n_layers=3, attn_chunk=chunk), 6
+    x = _tokens(2, 20)
+    cache, stepped = None, []
+    for i in range(20):
+        logits, cache = model(x[:, i : i + 1], cache=None if cache is None else cache.trim(w - 1))
+        stepped.append(logits[:, -1])
+    banded = model(x, window=w)[0]
+    torch.testing.assert_close(banded, torch.stack(stepped, 1), atol=1e-4, rtol=0)
+    # and the window is not a no-op: the plain forward differs past it
+    assert not torch.allclose(banded[:, w:], model(x)[0][:, w:], atol=1e-3)
+
+
+@torch.no_grad()
+def test_window_forward_with_left_padding_equals_unpadded_rows():
+    model, w = _model(n_layers=2), 5
+    short, long = _tokens(1, 9, seed=3), _tokens(1, 14, seed=4)
+    padded = torch.cat([torch.cat([torch.zeros(1, 5, dtype=torch.long), short], 1), long])
+    valid = torch.ones(2, 14, dtype=torch.bool)
+    valid[0, :5] = False
+    logits = model(padded, valid=valid, window=w)[0]
+    torch.testing.assert_close(logits[0, 5:], model(short, window=w)[0][0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(logits[1], model(long, window=w)[0][0], atol=1e-4, rtol=0)
+
+
+@torch.no_grad()
 def test_a_cache_is_a_value_that_can_be_continued_twice(model):
     x = _tokens(2, 16)
     _, cache = model(x[:, :10])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.errors import user_errors
+from cli.errors import UserError, user_errors
 from cli.options import (
     OneLineCommand,
     length_options,
@@ -38,6 +38,7 @@ def _describe(record: dict) -> str:
 @click.option("--num-samples", type=int, default=1, show_default=True, help="Write OUT-1 … OUT-N.")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Samples per batch.")
 @click.option("--continuation-only", is_flag=True, help="Write only the new music.")
+@click.option("--wav", is_flag=True, help="Also render each output to OUT.wav (needs FluidSynth).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @quiet_option
 @user_errors
@@ -49,6 +50,7 @@ def continue_(
     num_samples: int,
     batch_size: int,
     continuation_only: bool,
+    wav: bool,
     force: bool,
     quiet: bool,
     **options,
@@ -61,13 +63,14 @@ def continue_(
 
     \b
     Examples:
-      music-transformer continue chorale.mid -o out.mid --seconds 30
+      music-transformer continue chorale.mid -o out.mid --seconds 30 --wav
       music-transformer continue piano.mid -o take.mid --model runs/maestro \\
           --primer-seconds 10 --tokens 2000 --temperature 0.9 --top-p 0.95 --num-samples 4
     """
     from music_transformer.continuation import continue_midi
 
     sampling = pop_sampling(options)
+    renderer = _renderer() if wav else None  # before any work: a missing package is one line
     with progress_bar(num_samples, sampling, quiet) as progress:
         outputs = continue_midi(
             primer,
@@ -83,6 +86,27 @@ def continue_(
         )
     for o in outputs:
         click.echo(f"wrote {o.midi}: {_describe(o.record)}")
+        if renderer is not None:
+            _render(o.midi, renderer)
+
+
+def _renderer() -> tuple[str, Path]:
+    from midi_data.render import RenderError, find_renderer
+
+    try:
+        return find_renderer()
+    except RenderError as e:
+        raise UserError(str(e)) from None
+
+
+def _render(midi: Path, renderer: tuple[str, Path]) -> None:
+    from midi_data.render import RenderError, render_wav
+
+    try:
+        wav = render_wav(midi, midi.with_suffix(".wav"), renderer[1], fluidsynth=renderer[0])
+    except RenderError as e:
+        raise UserError(str(e)) from None
+    click.echo(f"wrote {wav}")
 
 
 @click.command("generate", cls=OneLineCommand)

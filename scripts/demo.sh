@@ -14,10 +14,8 @@ if [ ! -d music_transformer/bundled/bach-transformer ]; then
   exit 0
 fi
 primer=$(ls "$PRIMERS"/*.mid | head -n 1)
+wav=()
+command -v fluidsynth >/dev/null 2>&1 && wav=(--wav)  # WAV too when FluidSynth is installed
 mkdir -p demo-out
 $MT continue "$primer" -o demo-out/continuation.mid --model bach-transformer \
-  --seconds 30 --seed 1 --force "$@"
-if command -v fluidsynth >/dev/null 2>&1; then
-  .venv/bin/python -c "from midi_data.render import render_wav; render_wav('demo-out/continuation.mid', 'demo-out/continuation.wav')" \
-    && echo "Audio: demo-out/continuation.wav"
-fi
+  --seconds 30 --seed 1 --force "${wav[@]}" "$@"

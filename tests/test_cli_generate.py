@@ -446,3 +446,28 @@ def test_generate_bad_options_write_nothing(option, run_dir, tmp_path) -> None:
     result = cli("generate", "--out", out, "--model", run_dir, *option, "-q")
     assert_one_line_error(result, option[0].lstrip("-").split("-")[0])
     assert not out.exists()
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed")
+def test_continue_wav_renders_audio_of_the_output(run_dir, primer_file, tmp_path) -> None:
+    out = tmp_path / "take.mid"
+    result = cli("continue", primer_file, "-o", out, "--model", run_dir, "--tokens", "40",
+                 "--primer-seconds", "3", "--seed", "2", "--quiet", "--wav")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    wav = out.with_suffix(".wav")
+    data = wav.read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    seconds = (len(data) - 44) / (44100 * 2 * 2)  # 16-bit stereo at 44.1 kHz
+    assert seconds >= pretty_midi.PrettyMIDI(str(out)).get_end_time()  # plus release tail
+
+
+def test_continue_wav_without_fluidsynth_is_one_line_and_writes_nothing(
+    run_dir, primer_file, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no fluidsynth on this PATH
+    out = tmp_path / "take.mid"
+    result = cli("continue", primer_file, "-o", out, "--model", run_dir, "--tokens", "8",
+                 "--quiet", "--wav")  # fmt: skip
+    assert result.exit_code == 2
+    assert "fluidsynth" in result.stderr.lower() and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()

@@ -118,7 +118,8 @@ class WindowBatches(torch.utils.data.Dataset):
     `DataLoader(batches, batch_size=None, sampler=range(s0, s1), num_workers=k)`.
 
     Each row: a piece chosen with probability ∝ its length (so every token is about equally
-    likely), a uniformly random start in it, L+1 tokens, `pad_id` after the piece's end.
+    likely), a uniformly random start in it (for presets with a fixed frame, such as jsb's four
+    voices per step, rounded down to a step boundary), L+1 tokens, `pad_id` after the end.
     With `augment`, each row is transposed by a random shift in −3..+3 among those that keep
     its pitches in range, and (performance preset) time-stretched by one of 0.95 … 1.05.
 
@@ -172,6 +173,9 @@ class WindowBatches(torch.utils.data.Dataset):
             length = int(self._lengths[piece])
             want = self.seq_len + 1 + self._margin
             start = int(rng.integers(max(1, length - want + 1)))
+            frame = self.data.tokenizer.frame
+            if frame > 1 and start > 0:  # a step boundary: BOS, then frames of `frame` tokens
+                start = 1 + (start - 1) // frame * frame
             a = int(offsets[piece]) + start
             window = np.asarray(tokens[a : a + min(want, length - start)], dtype=np.int64)
             if self.augment:

@@ -59,6 +59,9 @@ class Tokenizer:
     # token-name prefixes that carry a pitch (NoteOn/NoteOff, Pitch, ...)
     pitch_prefixes: ClassVar[tuple[str, ...]] = ()
     stretches: ClassVar[bool] = False  # whether `stretch` changes anything
+    # Tokens per time step in presets with a fixed frame (jsb: S A T B per 16th). Training
+    # windows then start at a step boundary, so a token's role follows from its position.
+    frame: ClassVar[int] = 1
 
     def __init__(self, config: miditok.TokenizerConfig) -> None:
         self.miditok = self.tokenizer_class(config)

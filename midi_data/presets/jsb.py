@@ -48,6 +48,7 @@ class JsbTokenizer(Tokenizer):
     """
 
     preset = "jsb"
+    frame = 4  # S, A, T, B tokens per 16th step
     tokenizer_class = None
     pitch_prefixes = ("Pitch",)
 

@@ -37,7 +37,7 @@ from ..continuation import PrimerError, Sampling, check_counts, load_model, samp
 from .audio import render_all
 from .metrics import paired_metrics, scalar_means, set_metrics
 from .page import Clip, Pair, PrimerSection, build_page
-from .primers import ComparePrimer, load_primer, notes_before, notes_to_midi
+from .primers import ComparePrimer, load_primer, notes_after, notes_before, notes_to_midi
 from .score import KEY_FILE
 
 DEFAULT_PRIMER_SECONDS = 10.0
@@ -249,7 +249,11 @@ def run_comparison(
             }
             rel = f"{p.folder}/{sid}"
             clips[(p.number, label)] = Clip(f"{rel}.mid", f"{rel}.png", f"{rel}.wav")
-            new_notes = notes_from_pretty(tok.decode(new))
+            # Decode with the primer before it: the continuation inherits the primer's last
+            # velocity and closes its held notes (decoded alone, its notes would get the
+            # default velocity). Then keep the notes that start after the cut, as for `real`.
+            full = notes_from_pretty(tok.decode(primer.ids[1:] + new))
+            new_notes = notes_after(full, primer.seconds, max(seconds, 1e-3))
             features[label].append(
                 piece_features(new_notes, max(seconds, 1e-3)) if len(new_notes) else None
             )

@@ -322,8 +322,10 @@ def test_continue_bad_input_is_one_line_and_writes_nothing(case, run_dir, primer
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(DEFAULT_MODEL in bundled_models(), reason="the default model is bundled")
-def test_missing_default_model_says_how_to_get_one(primer_file, tmp_path) -> None:
+def test_missing_default_model_says_how_to_get_one(primer_file, tmp_path, monkeypatch) -> None:
+    # As in a checkout without bundled weights: point the bundled folder at an empty one.
+    monkeypatch.setattr("music_transformer.checkpoint.BUNDLED_DIR", tmp_path / "no-bundled")
+    assert DEFAULT_MODEL not in bundled_models()
     result = cli("continue", primer_file, "-o", tmp_path / "x.mid", "-q")
     assert_one_line_error(result, DEFAULT_MODEL, "train", "--model")
     assert not (tmp_path / "x.mid").exists()
@@ -471,3 +473,16 @@ def test_continue_wav_without_fluidsynth_is_one_line_and_writes_nothing(
     assert result.exit_code == 2
     assert "fluidsynth" in result.stderr.lower() and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_default_bundled_model_continues_a_bundled_primer(tmp_path) -> None:
+    """What README's demo does: the bundled model and primer, no --model."""
+    if DEFAULT_MODEL not in bundled_models():
+        pytest.skip("no bundled model in this checkout")
+    primer = sorted((bundled_models()[DEFAULT_MODEL].parent / "primers").glob("*.mid"))[0]
+    out = tmp_path / "demo.mid"
+    result = cli("continue", primer, "-o", out, "--seconds", "4", "--seed", "1", "-q")
+    assert result.exit_code == 0, result.output
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["model"]["name"] == DEFAULT_MODEL and side["continuation"]["tokens"] > 0
+    check_continuation(out, notes(primer), side["primer"]["seconds"])

@@ -225,10 +225,11 @@ def find_chromium() -> str:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         pytest.skip("Chromium is not installed and we are not root (apt-get install chromium)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    done = subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    done = subprocess.run(install, capture_output=True, text=True, env=env, timeout=600)
+    if done.returncode != 0:  # a fresh machine may have no package lists yet
+        subprocess.run(["apt-get", "update"], capture_output=True, env=env, timeout=600)
+        done = subprocess.run(install, capture_output=True, text=True, env=env, timeout=600)
     if done.returncode != 0 or not shutil.which("chromium"):
         pytest.skip(f"could not install Chromium: {done.stderr.strip().splitlines()[-1:]}")
     return shutil.which("chromium")

@@ -217,6 +217,12 @@ def as_ids(ids: object) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64).reshape(-1)  # (T,)
 
 
+def miditok_ticks(value: str, ticks_per_beat: int) -> int:
+    """Ticks of a miditok duration/time-shift value "beats.pos.res" on a `ticks_per_beat` grid."""
+    beats, pos, res = (int(x) for x in value.split("."))
+    return beats * ticks_per_beat + pos * ticks_per_beat // res
+
+
 def no_notes_error(name: str, what: str) -> MidiReadError:
     return MidiReadError(f"{name}: no notes to tokenize ({what})")
 

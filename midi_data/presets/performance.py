@@ -30,7 +30,7 @@ import symusic
 
 from ..midi_io import read_score, source_name
 from ..notes import Notes, notes_from_pretty, notes_from_score, quantize
-from ..tokenizer import MidiInput, Tokenizer, as_ids, no_notes_error
+from ..tokenizer import MidiInput, Tokenizer, as_ids, miditok_ticks, no_notes_error
 
 TICK_SECONDS = 0.01  # one tick = 10 ms: 50 ticks per beat at 120 BPM
 TICKS_PER_BEAT = 50
@@ -39,11 +39,6 @@ DEFAULT_VELOCITY = 64  # for NOTE_ONs before any VELOCITY token (e.g. a window m
 
 SPECIAL, NOTE_ON, NOTE_OFF, VELOCITY, SHIFT = range(5)
 _KINDS = {"NoteOn": NOTE_ON, "NoteOff": NOTE_OFF, "Velocity": VELOCITY, "TimeShift": SHIFT}
-
-
-def _shift_ticks(value: str) -> int:
-    beats, pos, res = (int(x) for x in value.split("."))  # miditok: "beats.pos.res"
-    return beats * TICKS_PER_BEAT + pos * TICKS_PER_BEAT // res
 
 
 class PerformanceTokenizer(Tokenizer):
@@ -73,7 +68,7 @@ class PerformanceTokenizer(Tokenizer):
             if k in (NOTE_ON, NOTE_OFF, VELOCITY):
                 self.arg[i] = int(v)
             elif k == SHIFT:
-                self.arg[i] = _shift_ticks(v)
+                self.arg[i] = miditok_ticks(v, TICKS_PER_BEAT)
         shifts = {int(self.arg[i]): i for i in np.nonzero(self.kind == SHIFT)[0]}
         if sorted(shifts) != list(range(1, MAX_SHIFT_TICKS + 1)):
             raise RuntimeError(f"unexpected miditok time-shift vocabulary: {sorted(shifts)}")
@@ -84,7 +79,7 @@ class PerformanceTokenizer(Tokenizer):
         seconds = np.zeros(self.vocab_size, dtype=np.float64)
         for i, (p, v) in enumerate(zip(self.prefix, self.value)):
             if p == "TimeShift":
-                seconds[i] = _shift_ticks(v) * TICK_SECONDS
+                seconds[i] = miditok_ticks(v, TICKS_PER_BEAT) * TICK_SECONDS
         return seconds
 
     # ----- encoding ----------------------------------------------------------------------

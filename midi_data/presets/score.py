@@ -24,7 +24,7 @@ import pretty_midi
 import symusic
 
 from ..midi_io import read_score, source_name
-from ..tokenizer import MidiInput, Tokenizer, as_ids, no_notes_error
+from ..tokenizer import MidiInput, Tokenizer, as_ids, miditok_ticks, no_notes_error
 
 BEAT_RES = {(0, 4): 8, (4, 12): 4}
 TICKS_PER_BEAT = 8  # the finest grid of BEAT_RES
@@ -33,11 +33,6 @@ SECONDS_PER_BEAT = 0.5  # decoded at 120 BPM
 
 SPECIAL, BAR, POSITION, PITCH, VELOCITY, DURATION = range(6)
 _KINDS = {"Bar": BAR, "Position": POSITION, "Pitch": PITCH, "Velocity": VELOCITY}
-
-
-def _duration_ticks(value: str) -> int:
-    beats, pos, res = (int(x) for x in value.split("."))  # miditok: "beats.pos.res"
-    return beats * TICKS_PER_BEAT + pos * TICKS_PER_BEAT // res
 
 
 class ScoreTokenizer(Tokenizer):
@@ -69,7 +64,7 @@ class ScoreTokenizer(Tokenizer):
             if k in (POSITION, PITCH, VELOCITY):
                 self.arg[i] = int(v)
             elif k == DURATION:
-                self.arg[i] = _duration_ticks(v)
+                self.arg[i] = miditok_ticks(v, TICKS_PER_BEAT)
         self._kind_list, self._arg_list = self.kind.tolist(), self.arg.tolist()
 
     def _token_seconds(self) -> np.ndarray:

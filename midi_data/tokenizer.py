@@ -217,6 +217,26 @@ def as_ids(ids: object) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64).reshape(-1)  # (T,)
 
 
+def miditok_config(beat_res: dict[tuple[int, int], int], **extra: Any) -> miditok.TokenizerConfig:
+    """The miditok settings every miditok-based preset shares: full pitch range 0..127, 32
+    velocities, PAD/BOS/EOS, and no tempo, time-signature, program, pedal, drum or rest tokens
+    (time is absolute seconds, instruments are merged, the pedal is folded into durations)."""
+    return miditok.TokenizerConfig(
+        pitch_range=(0, 127),
+        beat_res=beat_res,
+        num_velocities=32,
+        special_tokens=["PAD", "BOS", "EOS"],
+        use_velocities=True,
+        use_tempos=False,
+        use_time_signatures=False,
+        use_programs=False,
+        use_sustain_pedals=False,
+        use_pitchdrum_tokens=False,
+        use_rests=False,
+        **extra,
+    )
+
+
 def miditok_ticks(value: str, ticks_per_beat: int) -> int:
     """Ticks of a miditok duration/time-shift value "beats.pos.res" on a `ticks_per_beat` grid."""
     beats, pos, res = (int(x) for x in value.split("."))

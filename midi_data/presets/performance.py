@@ -30,7 +30,14 @@ import symusic
 
 from ..midi_io import read_score, source_name
 from ..notes import Notes, notes_from_pretty, notes_from_score, quantize
-from ..tokenizer import MidiInput, Tokenizer, as_ids, miditok_ticks, no_notes_error
+from ..tokenizer import (
+    MidiInput,
+    Tokenizer,
+    as_ids,
+    miditok_config,
+    miditok_ticks,
+    no_notes_error,
+)
 
 TICK_SECONDS = 0.01  # one tick = 10 ms: 50 ticks per beat at 120 BPM
 TICKS_PER_BEAT = 50
@@ -48,19 +55,8 @@ class PerformanceTokenizer(Tokenizer):
     stretches = True
 
     def __init__(self) -> None:
-        config = miditok.TokenizerConfig(
-            pitch_range=(0, 127),
-            beat_res={(0, 2): TICKS_PER_BEAT},  # shifts 1..100 ticks = 10 ms .. 1 s
-            num_velocities=32,
-            special_tokens=["PAD", "BOS", "EOS"],
-            use_velocities=True,
-            use_tempos=False,
-            use_time_signatures=False,
-            use_programs=False,
-            use_sustain_pedals=False,  # folded into durations instead
-            use_pitchdrum_tokens=False,
-            use_rests=False,
-        )
+        # shifts of 1..100 ticks = 10 ms .. 1 s; the pedal is folded into durations instead
+        config = miditok_config({(0, 2): TICKS_PER_BEAT})
         super().__init__(config)
         self.kind = np.array([_KINDS.get(p, SPECIAL) for p in self.prefix], dtype=np.int64)
         self.arg = np.zeros(self.vocab_size, dtype=np.int64)  # pitch, velocity or shift ticks

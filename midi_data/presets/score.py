@@ -24,7 +24,14 @@ import pretty_midi
 import symusic
 
 from ..midi_io import read_score, source_name
-from ..tokenizer import MidiInput, Tokenizer, as_ids, miditok_ticks, no_notes_error
+from ..tokenizer import (
+    MidiInput,
+    Tokenizer,
+    as_ids,
+    miditok_config,
+    miditok_ticks,
+    no_notes_error,
+)
 
 BEAT_RES = {(0, 4): 8, (4, 12): 4}
 TICKS_PER_BEAT = 8  # the finest grid of BEAT_RES
@@ -41,20 +48,7 @@ class ScoreTokenizer(Tokenizer):
     pitch_prefixes = ("Pitch",)
 
     def __init__(self) -> None:
-        config = miditok.TokenizerConfig(
-            pitch_range=(0, 127),
-            beat_res=BEAT_RES,
-            num_velocities=32,
-            special_tokens=["PAD", "BOS", "EOS"],
-            use_velocities=True,
-            use_tempos=False,
-            use_time_signatures=False,
-            use_programs=False,
-            use_sustain_pedals=False,
-            use_pitchdrum_tokens=False,
-            use_rests=False,
-            use_chords=False,
-        )
+        config = miditok_config(BEAT_RES, use_chords=False)
         super().__init__(config)
         self.kind = np.array(
             [DURATION if p == "Duration" else _KINDS.get(p, SPECIAL) for p in self.prefix]

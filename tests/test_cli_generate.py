@@ -16,7 +16,8 @@ from music_transformer.checkpoint import bundled_models, load_checkpoint, save_c
 from music_transformer.config import make_config
 from music_transformer.continuation import DEFAULT_MODEL
 from music_transformer.models import build_model
-from music_transformer.training import TrainOptions, train
+from music_transformer.training import train
+from tests.helpers import cpu_train_options
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -25,21 +26,16 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 def run_dir(bach_data_dir: Path, tmp_path_factory) -> Path:
     """A tiny Transformer trained for a few seconds on the prepared chorales."""
     out = tmp_path_factory.mktemp("generate") / "run"
-    options = TrainOptions(
-        data_dir=str(bach_data_dir),
-        out_dir=str(out),
+    options = cpu_train_options(
+        bach_data_dir,
+        out,
         arch="transformer",
-        preset="tiny",
         max_steps=60,
         seq_len=128,
         batch_size=8,
         lr=3e-3,
         warmup_steps=5,
         seed=0,
-        quiet=True,
-        device="cpu",
-        precision="fp32",
-        tensorboard=False,
     )
     return train(options)
 

@@ -21,7 +21,8 @@ from click.testing import CliRunner
 
 from cli.main import main
 from music_transformer.comparison.score import sign_test
-from music_transformer.training import TrainOptions, train
+from music_transformer.training import train
+from tests.helpers import cpu_train_options
 
 XSS_NAME = "<img src=x onerror=alert(1)>.mid"
 XSS_TRACK = "<script>alert(2)</script>"
@@ -34,10 +35,9 @@ def cli(*args: object):
 
 
 def _train(data: Path, out: Path, arch: str, steps: int) -> Path:
-    options = TrainOptions(
-        data_dir=str(data), out_dir=str(out), arch=arch, preset="tiny", max_steps=steps,
-        seq_len=128, batch_size=8, lr=3e-3, warmup_steps=5, seed=0, quiet=True,
-        device="cpu", precision="fp32", tensorboard=False,
+    options = cpu_train_options(
+        data, out, arch=arch, max_steps=steps, seq_len=128, batch_size=8, lr=3e-3,
+        warmup_steps=5, seed=0,
     )  # fmt: skip
     return Path(train(options))
 

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from cli.main import main
 from music_transformer.evaluation import cut_windows, evaluate, position_buckets
-from music_transformer.training import TrainOptions, read_metrics, train
+from music_transformer.training import read_metrics, train
+from tests.helpers import cpu_train_options
 
 L = 32  # training length of the tiny model below
 
@@ -20,10 +21,9 @@ L = 32  # training length of the tiny model below
 @pytest.fixture(scope="module")
 def tiny_run(bach_data_dir: Path, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("eval") / "run"
-    options = TrainOptions(
-        data_dir=str(bach_data_dir), out_dir=str(run), preset="tiny", max_steps=30,
-        seq_len=L, batch_size=4, lr=1e-2, warmup_steps=5, eval_every=30, save_every=30,
-        quiet=True, device="cpu", precision="fp32", tensorboard=False,
+    options = cpu_train_options(
+        bach_data_dir, run, max_steps=30, seq_len=L, batch_size=4, lr=1e-2, warmup_steps=5,
+        eval_every=30, save_every=30,
     )  # fmt: skip
     return train(options)
 

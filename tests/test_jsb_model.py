@@ -16,7 +16,8 @@ from cli.main import main
 from midi_data.jsb import REST, midi_to_grid
 from midi_data.shards import prepare
 from music_transformer.config import make_config
-from music_transformer.training import TrainOptions, build_options, train
+from music_transformer.training import build_options, train
+from tests.helpers import cpu_train_options
 
 JSB_JSON = (
     Path(__file__).resolve().parents[2]
@@ -40,10 +41,9 @@ def jsb_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def jsb_run(jsb_data: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("jsb_model") / "run"
-    options = TrainOptions(
-        data_dir=str(jsb_data), out_dir=str(out), preset="tiny", max_steps=40, seq_len=L,
-        batch_size=8, lr=1e-2, warmup_steps=5, eval_every=40, eval_batches=4, save_every=40,
-        quiet=True, device="cpu", precision="fp32", tensorboard=False,
+    options = cpu_train_options(
+        jsb_data, out, max_steps=40, seq_len=L, batch_size=8, lr=1e-2, warmup_steps=5,
+        eval_every=40, eval_batches=4, save_every=40,
     )  # fmt: skip
     return train(options)
 

@@ -17,13 +17,11 @@ from safetensors.torch import load_file
 from music_transformer.checkpoint import load_checkpoint
 from music_transformer.training import TrainOptions, read_metrics, train
 from music_transformer.training.state import load_train_state
+from tests.helpers import cpu_train_options
 
 
 def tiny(data_dir: Path, out_dir: Path, **overrides) -> TrainOptions:
     values = dict(
-        data_dir=str(data_dir),
-        out_dir=str(out_dir),
-        preset="tiny",
         dropout=0.1,  # so the dropout generator has to be resumed too
         seq_len=48,
         batch_size=3,
@@ -34,13 +32,8 @@ def tiny(data_dir: Path, out_dir: Path, **overrides) -> TrainOptions:
         save_every=3,
         log_every=1,
         seed=7,
-        quiet=True,
-        device="cpu",
-        precision="fp32",
-        tensorboard=False,
     )
-    values.update(overrides)
-    return TrainOptions(**values)
+    return cpu_train_options(data_dir, out_dir, **{**values, **overrides})
 
 
 def test_resume_equals_one_go_bit_for_bit(bach_data_dir: Path, tmp_path) -> None:

@@ -19,14 +19,12 @@ from music_transformer.training.distributed import cpu_has_fast_bf16, pick_preci
 from music_transformer.training.options import build_options, read_config_file
 from music_transformer.training.schedule import learning_rate
 from music_transformer.training.state import load_train_state
+from tests.helpers import cpu_train_options
 
 
 def tiny(data_dir: Path, out_dir: Path, **overrides) -> TrainOptions:
     values = dict(
-        data_dir=str(data_dir),
-        out_dir=str(out_dir),
         arch="transformer",
-        preset="tiny",
         max_steps=30,
         seq_len=64,
         batch_size=4,
@@ -37,13 +35,8 @@ def tiny(data_dir: Path, out_dir: Path, **overrides) -> TrainOptions:
         save_every=10,
         log_every=5,
         seed=0,
-        quiet=True,
-        device="cpu",
-        precision="fp32",
-        tensorboard=False,
     )
-    values.update(overrides)
-    return TrainOptions(**values)
+    return cpu_train_options(data_dir, out_dir, **{**values, **overrides})
 
 
 def tree_digest(root: Path) -> dict[str, str]:

@@ -11,7 +11,6 @@ import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from torch import nn
 
 from midi_data import load_tokenizer
 from midi_data.files import atomic_write, atomic_write_json
+from midi_data.tokenizer import package_version
 
 from .config import AnyConfig, ConfigError, config_from_dict, config_to_dict
 from .models import build_model
@@ -32,13 +32,6 @@ CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", 
 
 class CheckpointError(ValueError):
     """A model name or directory that cannot be loaded. The message is one line."""
-
-
-def package_version() -> str:
-    try:
-        return metadata.version("music-transformer")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint
 from .config import ModelConfig
+from .continuation import pick_device
 
 
 class EvaluationError(ValueError):
@@ -98,14 +99,6 @@ def cut_windows(pieces: list[torch.Tensor], context: int) -> list[torch.Tensor]:
     return windows
 
 
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise EvaluationError("--device cuda was asked for but CUDA is not available")
-    return torch.device(name)
-
-
 @torch.inference_mode()
 def score_windows(
     model: torch.nn.Module,
@@ -169,7 +162,7 @@ def evaluate(
     """
     from midi_data import open_data
 
-    dev = _pick_device(device)
+    dev = pick_device(device)
     loaded = load_checkpoint(model_dir, device=dev)
     train_len = loaded.meta.get("training", {}).get("seq_len")
     if not train_len:

@@ -35,7 +35,7 @@ def _valid_nll(run: Path, data_dir: Path, seq_len: int, batch_size: int, limit: 
     data = open_data(data_dir)
     pad = data.tokenizer.pad_id
     total, count = 0.0, 0
-    for w in eval_batches_of(eval_windows(data, "valid", seq_len, batch_size), batch_size, limit):
+    for w in eval_batches_of(eval_windows(data, "valid", seq_len, batch_size), limit):
         logits, _ = loaded.model(w[:, :-1])
         target = w[:, 1:].reshape(-1)
         nll = torch.nn.functional.cross_entropy(

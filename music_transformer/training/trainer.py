@@ -9,9 +9,11 @@ moments are restored bit for bit. So N steps + resume to N+M equals N+M steps in
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from safetensors.torch import load_model as st_load_model
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from midi_data import WindowBatches, eval_windows, open_data
 from midi_data.files import atomic_write_json
 
 from ..checkpoint import WEIGHTS_FILE, read_meta, save_checkpoint
@@ -48,24 +51,9 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     ]
 
 
-def _data_api():
-    # Imported late: the data package lands independently and pulls in miditok.
-    from midi_data import WindowBatches, eval_windows, open_data
-
-    return open_data, WindowBatches, eval_windows
-
-
-def eval_batches_of(windows: Any, batch_size: int, limit: int) -> list[torch.Tensor]:
-    """Normalize `eval_windows` output (a tensor of windows or an iterable of batches) into a
-    list of (b, L+1) batches, at most `limit` of them (0: all)."""
-    if isinstance(windows, torch.Tensor):
-        windows = list(windows.split(batch_size)) if windows.dim() == 2 else [windows]
-    batches = []
-    for b in windows:
-        batches.append(torch.as_tensor(b))
-        if limit and len(batches) >= limit:
-            break
-    return batches
+def eval_batches_of(windows: Iterable[torch.Tensor], limit: int) -> list[torch.Tensor]:
+    """The first `limit` (0: all) of `eval_windows`' (b, L+1) batches."""
+    return list(itertools.islice(windows, limit or None))
 
 
 class Trainer:
@@ -74,7 +62,6 @@ class Trainer:
     def __init__(self, options: TrainOptions, place: Dist, device: torch.device):
         self.opt, self.place, self.device = options, place, device
         self.run_dir = Path(options.out_dir)
-        open_data, WindowBatches, eval_windows = _data_api()
         self.data = open_data(options.data_dir)  # a bad data dir fails before RUN_DIR is made
         self._check_run_dir()
         self.tokenizer = self.data.tokenizer
@@ -109,7 +96,7 @@ class Trainer:
             world_size=place.world_size,
         )
         windows = eval_windows(self.data, "valid", options.seq_len, options.batch_size)
-        valid = eval_batches_of(windows, options.batch_size, options.eval_batches)
+        valid = eval_batches_of(windows, options.eval_batches)
         self.valid = valid[place.rank :: place.world_size]  # each rank its share
         self.has_valid = bool(valid)
         self.writer = self._tensorboard() if place.is_main else None

@@ -22,7 +22,8 @@ samples do not depend on how many other rows share the batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -277,6 +278,26 @@ def generate(
         model.train(was_training)
 
 
+# Decoding steps are chains of small ops (M ≤ 16 rows): on this project's 2-core CPU they ran
+# 6-25% faster on one intra-op thread than on two (bench/results/generate.md), the second
+# core's wake-up costing more than it adds. The prefill keeps every thread.
+DECODE_THREADS_CPU = 1
+
+
+@contextlib.contextmanager
+def decode_threads(device: torch.device) -> Iterator[None]:
+    """Run the block on DECODE_THREADS_CPU intra-op threads when decoding on a CPU."""
+    before = torch.get_num_threads()
+    if device.type != "cpu" or before <= DECODE_THREADS_CPU:
+        yield
+        return
+    torch.set_num_threads(DECODE_THREADS_CPU)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _generate(
     model: nn.Module,
     primers: Sequence[Sequence[int]],
@@ -310,39 +331,40 @@ def _generate(
     if token_seconds is not None:
         durations = torch.as_tensor(token_seconds, dtype=torch.float64, device=device)  # (V,)
 
-    for step in range(max_new_tokens):
-        token = sample(logits)  # (B,)
-        out[:, step] = token
-        running = ~done
-        stop = torch.zeros_like(done)
-        if eos_id is not None:
-            is_eos = token == eos_id
-            lengths = torch.where(running & is_eos, step, lengths)
-            stop |= is_eos
-        if durations is not None:
-            added = torch.where(running, durations[token], 0.0)  # (B,)
-            seconds += added
-            if max_seconds is not None:
-                over = seconds >= max_seconds - 1e-9
-                lengths = torch.where(running & over & ~stop, step + 1, lengths)
-                stop |= over
-        done |= stop
-        if progress is not None:
-            new_seconds = float(added.sum()) if durations is not None else 0.0
-            progress(int(running.sum()), new_seconds)
-        if step == max_new_tokens - 1 or bool(done.all()):
-            break
-        if window is not None and cache.length >= window:
-            if absolute:  # cannot slide: re-encode the recent tokens from position 0
-                n_new = step + 1
-                recent = out[:, max(0, n_new - keep) : n_new].tolist()
-                need = keep - len(recent[0])  # taken from the primers' ends
-                tails = [list(p[max(0, len(p) - need) :]) if need > 0 else [] for p in primers]
-                logits, cache = prefill([t + r for t, r in zip(tails, recent)])
-                continue
-            cache = _trim(cache, keep - 1)  # room for the token fed next
-        logits, cache = model(token.unsqueeze(1), cache=cache)  # (B, 1, V)
-        logits = logits[:, -1]  # (B, V)
+    with decode_threads(device):
+        for step in range(max_new_tokens):
+            token = sample(logits)  # (B,)
+            out[:, step] = token
+            running = ~done
+            stop = torch.zeros_like(done)
+            if eos_id is not None:
+                is_eos = token == eos_id
+                lengths = torch.where(running & is_eos, step, lengths)
+                stop |= is_eos
+            if durations is not None:
+                added = torch.where(running, durations[token], 0.0)  # (B,)
+                seconds += added
+                if max_seconds is not None:
+                    over = seconds >= max_seconds - 1e-9
+                    lengths = torch.where(running & over & ~stop, step + 1, lengths)
+                    stop |= over
+            done |= stop
+            if progress is not None:
+                new_seconds = float(added.sum()) if durations is not None else 0.0
+                progress(int(running.sum()), new_seconds)
+            if step == max_new_tokens - 1 or bool(done.all()):
+                break
+            if window is not None and cache.length >= window:
+                if absolute:  # cannot slide: re-encode the recent tokens from position 0
+                    n_new = step + 1
+                    recent = out[:, max(0, n_new - keep) : n_new].tolist()
+                    need = keep - len(recent[0])  # taken from the primers' ends
+                    tails = [list(p[max(0, len(p) - need) :]) if need > 0 else [] for p in primers]
+                    logits, cache = prefill([t + r for t, r in zip(tails, recent)])
+                    continue
+                cache = _trim(cache, keep - 1)  # room for the token fed next
+            logits, cache = model(token.unsqueeze(1), cache=cache)  # (B, 1, V)
+            logits = logits[:, -1]  # (B, V)
 
     return [out[i, : int(lengths[i])].tolist() for i in range(batch)]
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from music_transformer import sampling
 from music_transformer.config import make_config
 from music_transformer.models import build_model
 from music_transformer.sampling import generate, generate_without_cache, resolve_precision
@@ -122,6 +123,7 @@ def main() -> None:
         "preset": "small",
         "parameters": sum(p.numel() for p in model.parameters()),
         "window": WINDOW,
+        "decode_threads": sampling.DECODE_THREADS_CPU,
     }
     print(env, flush=True)
     generate(model, [[1, 2, 3]], max_new_tokens=32, seed=0)  # warm-up
@@ -129,6 +131,7 @@ def main() -> None:
     # Every batch size and length at the precision "auto" picks for it; the other precision
     # at the shortest length only (for the comparison, without doubling the long runs).
     runs = []
+    default_threads = sampling.DECODE_THREADS_CPU
     for batch in batches:
         auto = (
             "fp32"
@@ -137,13 +140,18 @@ def main() -> None:
         )
         for precision in precisions:
             for new in lengths if precision == auto else lengths[:1]:
-                runs.append((precision, batch, new, precision == auto))
+                runs.append((precision, batch, new, precision == auto, default_threads))
+        # the same at the shortest length with decoding steps on every thread (the old way)
+        runs.append((auto, batch, lengths[0], True, torch.get_num_threads()))
     throughput, positions = [], {}
-    for precision, batch, new, is_auto in runs:
+    for precision, batch, new, is_auto, threads in runs:
+        sampling.DECODE_THREADS_CPU = threads
         elapsed, stamps = timed_generate(model, batch, new, precision)
+        sampling.DECODE_THREADS_CPU = default_threads
         row = {
             "precision": precision,
             "auto": is_auto,
+            "decode_threads": threads,
             "batch": batch,
             "new_tokens": new,
             "seconds": round(elapsed, 2),
@@ -153,7 +161,7 @@ def main() -> None:
         row["tokens_per_s_at_median_step"] = round(1000 * batch / row["median_step_ms"], 1)
         throughput.append(row)
         print(row, flush=True)
-        if new == max(lengths):
+        if new == max(lengths) and threads == default_threads:
             buckets = sorted(
                 {(1, 256), (768, 1024), (1024, 1280), (4096 - 256, 4096), (new - 256, new)}
             )
@@ -199,7 +207,9 @@ def render(r: dict) -> str:
         f"OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}, load average before "
         f"{env['load_before'][0]:.2f} / after {env['load_after'][0]:.2f} (1 min; 2 cores shared "
         f"with other work). Model: `{env['preset']}` preset, {env['parameters']:,} parameters, "
-        f"random weights, window {env['window']} tokens, temperature 1.",
+        f"random weights, window {env['window']} tokens, temperature 1. Decoding steps run on "
+        f"{env['decode_threads']} intra-op thread(s) (the prefill on all); rows marked * "
+        f"decode on all {env['threads']} for comparison.",
         "",
         "## Tokens per second (summed over the batch)",
         "",
@@ -209,7 +219,8 @@ def render(r: dict) -> str:
     ]
     for t in r["throughput"]:
         lines.append(
-            f"| {t['precision']}{' (auto)' if t['auto'] else ''} | {t['batch']} "
+            f"| {t['precision']}{' (auto)' if t['auto'] else ''}"
+            f"{' *' if t['decode_threads'] != env['decode_threads'] else ''} | {t['batch']} "
             f"| {t['new_tokens']:,} | {t['seconds']} "
             f"| {t['tokens_per_s']:,.0f} | {t['median_step_ms']} "
             f"| {t['tokens_per_s_at_median_step']:,.0f} |"

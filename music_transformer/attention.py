@@ -86,9 +86,10 @@ class _BiasedAttention(torch.autograd.Function):
     Saves q, k, v and bias; the probabilities are recomputed in backward in q's dtype (the
     softmax kernels accumulate in fp32 for bf16), and the logit gradient p·(dp - Σ p·dp)
     comes from aten's fused softmax backward: one pass instead of four elementwise ones and
-    no fp32 copies of (Tq, Tk) tensors under bf16. Measured on this CPU (B=2, H=8, T=512):
-    fwd+bwd 47 → 32 ms in bf16, and a smaller bf16 gradient error against an fp64
-    reference (max 0.9% instead of 1.4% of the largest entry).
+    no fp32 copies of (Tq, Tk) tensors under bf16. Measured on this CPU (B=2, H=8, Dh=32,
+    machine otherwise idle), relative attention fwd+bwd in bf16: 38-43 → 18 ms at T=512 and
+    229 → 134-141 ms at T=1024 (fp32 unchanged within noise), with a smaller bf16 gradient
+    error against an fp64 reference (max 0.9% instead of 1.4% of the largest entry).
     """
 
     @staticmethod

@@ -278,9 +278,10 @@ def generate(
         model.train(was_training)
 
 
-# Decoding steps are chains of small ops (M ≤ 16 rows): on this project's 2-core CPU they ran
-# 6-25% faster on one intra-op thread than on two (bench/results/generate.md), the second
-# core's wake-up costing more than it adds. The prefill keeps every thread.
+# Decoding steps are chains of small ops (M ≤ 16 rows). On this project's 2-core CPU one
+# intra-op thread decoded as fast as two at batch 1 and fp32, 5-8% faster in bf16 at batch 16
+# with the machine idle, and 11-25% faster with the other core busy (bench/results/
+# generate.md) — and it leaves a core to other work. The prefill keeps every thread.
 DECODE_THREADS_CPU = 1
 
 

@@ -74,6 +74,20 @@ def save_checkpoint(
     return directory
 
 
+def export_checkpoint(
+    src: str | Path, dst: str | Path, dtype: torch.dtype | None = torch.bfloat16
+) -> Path:
+    """Write the model of `src` (a run directory → its best checkpoint, or a checkpoint) to
+    `dst` with its weights in `dtype` (bf16: half the size; for shipping), without the
+    training state. config.json's "training" records where it came from."""
+    loaded = load_checkpoint(src)
+    training = dict(loaded.meta.get("training", {}))
+    training["bundled_from"] = f"{Path(src).name}/{loaded.directory.name}"
+    return save_checkpoint(
+        dst, loaded.model, loaded.config, loaded.tokenizer, training, dtype=dtype
+    )
+
+
 def _copy_as(model: nn.Module, config: AnyConfig, dtype: torch.dtype) -> nn.Module:
     copy = build_model(config)
     copy.load_state_dict(model.state_dict())

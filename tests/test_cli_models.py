@@ -101,3 +101,21 @@ def test_models_lists_bundled_models_or_says_how_to_get_one() -> None:
             assert name in result.stdout
     else:
         assert "No bundled models" in result.stdout and "train" in result.stdout
+
+
+def test_export_writes_the_best_checkpoint_with_bf16_weights(checkpoints, tmp_path) -> None:
+    import torch
+
+    from music_transformer.checkpoint import export_checkpoint, load_checkpoint
+
+    out = export_checkpoint(checkpoints["run"], tmp_path / "shipped")
+    source, shipped = load_checkpoint(checkpoints["run"]), load_checkpoint(out)
+    assert (out / "model.safetensors").stat().st_size < 0.6 * (
+        source.directory / "model.safetensors"
+    ).stat().st_size
+    assert not (out / "train_state.pt").exists()
+    assert shipped.meta["training"]["bundled_from"] == "run/best"
+    assert shipped.meta["training"]["step"] == TRAINING["step"]
+    shipped_weights = shipped.model.state_dict()
+    for name, weight in source.model.state_dict().items():  # bf16 rounding, nothing else
+        assert torch.equal(shipped_weights[name].float(), weight.bfloat16().float()), name

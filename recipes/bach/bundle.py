@@ -18,26 +18,16 @@ import torch
 from midi_data import crop_seconds, read_midi
 from midi_data.corpus import cache_dir
 from midi_data.files import atomic_write
-from music_transformer.checkpoint import BUNDLED_DIR, load_checkpoint, save_checkpoint
+from music_transformer.checkpoint import BUNDLED_DIR, export_checkpoint, load_checkpoint
 
 PRIMER_SECONDS = 12.0
 NAMES = ("bach-transformer", "bach-lstm", "bach-absolute")
 
 
 def bundle_model(run_dir: Path, name: str) -> None:
-    loaded = load_checkpoint(run_dir)
-    training = dict(loaded.meta.get("training", {}))
-    training["bundled_from"] = f"{run_dir.name}/{loaded.directory.name}"
-    out = save_checkpoint(
-        BUNDLED_DIR / name,
-        loaded.model,
-        loaded.config,
-        loaded.tokenizer,
-        training,
-        dtype=torch.bfloat16,
-    )
+    out = export_checkpoint(run_dir, BUNDLED_DIR / name, dtype=torch.bfloat16)
     size = (out / "model.safetensors").stat().st_size / 1e6
-    print(f"{name}: {loaded.model.num_parameters():,} parameters, {size:.1f} MB (bf16)")
+    print(f"{name}: {load_checkpoint(out).model.num_parameters():,} parameters, {size:.1f} MB")
 
 
 def cut_primers(data_dir: Path, count: int = 3) -> None:

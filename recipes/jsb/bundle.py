@@ -1,0 +1,35 @@
+"""Ship the JSB relative Transformer as the bundled model `jsb-relative` (bf16 weights).
+
+Usage: python recipes/jsb/bundle.py RUNS_DIR
+  RUNS_DIR/relative is the training run of recipes/jsb/relative.toml; its best checkpoint
+  (lowest valid NLL) goes to music_transformer/bundled/jsb-relative/. Then anyone can run
+  `music-transformer evaluate jsb-relative --data DATA --split valid`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from music_transformer.checkpoint import BUNDLED_DIR, export_checkpoint, load_checkpoint
+
+NAME = "jsb-relative"
+LIMIT_MB = 25.0  # the most a bundled model may weigh (issue 8)
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    run = Path(sys.argv[1]) / "relative"
+    out = export_checkpoint(run, BUNDLED_DIR / NAME, dtype=torch.bfloat16)
+    size = (out / "model.safetensors").stat().st_size / 1e6
+    params = load_checkpoint(out).model.num_parameters()
+    print(f"{NAME}: {params:,} parameters, {size:.1f} MB (bf16) from {run}")
+    if size > LIMIT_MB:
+        sys.exit(f"Error: {NAME} weighs {size:.1f} MB, over the {LIMIT_MB:.0f} MB limit")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -104,7 +105,7 @@ def train(ctx: click.Context, config_file: str | None, **values: object) -> None
 def _summary(run_dir: object) -> str:
     from music_transformer.checkpoint import read_meta
 
-    meta = read_meta(run_dir)
+    meta = read_meta(Path(str(run_dir)) / "last")  # the run dir itself resolves to best/
     t = meta.get("training", {})
     best = t.get("best_valid_nll")
     tail = f"; best valid NLL {best:.4f} nats/token at step {t.get('best_step')}" if best else ""

@@ -125,6 +125,11 @@ def test_early_stopping_stops_and_saves(bach_data_dir: Path, tmp_path) -> None:
     state = load_train_state(run / "last" / "train_state.pt")
     assert state["step"] < 100
     assert state["evals_since_best"] == 2
+    from cli.train import _summary  # the line `train` prints: where it stopped, and the best
+
+    assert _summary(run).startswith(f"Trained to step {state['step']} in ")
+    assert _summary(run).endswith(f"at step {state['best_step']}")
+    assert state["best_step"] < state["step"]
 
 
 def test_schedules() -> None:

@@ -23,8 +23,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     # (0666 minus the umask), like any file the user writes.
     tmp_path = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    mode = tmp_path.stat().st_mode & 0o777
     try:
         yield tmp_path
+        os.chmod(tmp_path, mode)  # writers that replace the file (safetensors) make it 0600
         with open(tmp_path, "rb+") as f:  # make the bytes durable before the rename
             os.fsync(f.fileno())
         os.replace(tmp_path, target)

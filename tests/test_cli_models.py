@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,10 @@ def test_export_writes_the_best_checkpoint_with_bf16_weights(checkpoints, tmp_pa
         source.directory / "model.safetensors"
     ).stat().st_size
     assert not (out / "train_state.pt").exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("model.safetensors", "config.json", "tokenizer.json"):  # not private files
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     assert shipped.meta["training"]["bundled_from"] == "run/best"
     assert shipped.meta["training"]["step"] == TRAINING["step"]
     shipped_weights = shipped.model.state_dict()

@@ -71,9 +71,26 @@ def test_evaluate_on_the_valid_split(jsb_run: Path, jsb_data: Path) -> None:
     assert math.isfinite(d["nll"]) and d["nll"] < math.log(50)  # better than uniform
 
 
-def test_continue_a_bach_chorale(jsb_run: Path, chorale: Path, tmp_path: Path) -> None:
+def _valid_nll(model: str, jsb_data: Path, pieces: int) -> float:
+    args = ["evaluate", model, "--data", str(jsb_data), "--split", "valid", "--device", "cpu",
+            "--max-pieces", str(pieces), "--json"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)["nll"]
+
+
+def test_bundled_jsb_relative_evaluates_by_name(jsb_run: Path, jsb_data: Path) -> None:
+    shipped = _valid_nll("jsb-relative", jsb_data, 6)
+    # far better than uniform over the 50 tokens and than the tiny model trained above
+    assert shipped < 1.0 < math.log(50)
+    assert shipped < _valid_nll(str(jsb_run), jsb_data, 6) - 0.3
+
+
+@pytest.mark.parametrize("which", ["tiny", "jsb-relative"])
+def test_continue_a_bach_chorale(which: str, jsb_run: Path, chorale: Path, tmp_path: Path) -> None:
     out = tmp_path / "more.mid"
-    args = ["continue", str(chorale), "-o", str(out), "--model", str(jsb_run), "--tokens", "96",
+    model = str(jsb_run) if which == "tiny" else which
+    args = ["continue", str(chorale), "-o", str(out), "--model", model, "--tokens", "96",
             "--seed", "3", "--device", "cpu", "--quiet", "--primer-seconds", "4"]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

@@ -130,6 +130,14 @@ def test_early_stopping_stops_and_saves(bach_data_dir: Path, tmp_path) -> None:
     assert _summary(run).startswith(f"Trained to step {state['step']} in ")
     assert _summary(run).endswith(f"at step {state['best_step']}")
     assert state["best_step"] < state["step"]
+    # resuming a run that stopped early changes nothing (recipes resume every run they list)
+    before = (run / "last" / "model.safetensors").read_bytes()
+    train(
+        tiny(bach_data_dir, tmp_path / "r", lr=1e-9, warmup_steps=0, max_steps=100,
+             eval_every=2, early_stop=2, schedule="constant", resume=True)
+    )  # fmt: skip
+    assert load_train_state(run / "last" / "train_state.pt")["step"] == state["step"]
+    assert (run / "last" / "model.safetensors").read_bytes() == before
 
 
 def test_schedules() -> None:

@@ -335,6 +335,8 @@ class Trainer:
         o = self.opt
         if self.step >= o.max_steps:  # a resumed run that is already complete
             return self.run_dir
+        if o.early_stop and self.evals_since_best >= o.early_stop:  # it stopped early
+            return self.run_dir
         if self.place.is_main:
             atomic_write_json(self.run_dir / st.OPTIONS_FILE, o.to_dict())
         bar = Progress(o.max_steps, self.step, disabled=o.quiet or not self.place.is_main)

@@ -61,15 +61,17 @@ def main(runs: Path, models: list[str]) -> str:
             whole = ev[split, WHOLE]
             if whole is not None:
                 cells = " | ".join(
-                    f"{b['start']}–{b['end']}: {b['nll']:.4f} ({b['tokens']:,} tokens)"
+                    "—" if b["nll"] is None else f"{b['nll']:.4f} ({b['tokens']:,})"
                     for b in whole["buckets"]
-                    if b["nll"] is not None
                 )
                 buckets.append(f"| {m} | {split} | {cells} |")
     text = "NLL in nats per token (all non-pad targets, EOS included).\n\n" + "\n".join(lines)
     if buckets:
-        text += "\n\nNLL by position in whole-piece windows (training length 1024):\n\n"
-        text += "| model | split | positions: NLL |\n|---|---|---|\n" + "\n".join(buckets)
+        L = TRAIN_LEN
+        text += "\n\nNLL by position in whole-piece windows (tokens scored in brackets):\n\n"
+        text += f"| model | split | 0–{L} | {L}–{2 * L} | {2 * L}–{4 * L} |\n"
+        text += "|---|---|---|---|---|\n"
+        text += "\n".join(buckets)
     return text + "\n"
 
 

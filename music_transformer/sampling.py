@@ -281,15 +281,17 @@ def generate(
 # Decoding steps are chains of small ops (M ≤ 16 rows). On this project's 2-core CPU one
 # intra-op thread decoded as fast as two at batch 1 and fp32, 5-8% faster in bf16 at batch 16
 # with the machine idle, and 11-25% faster with the other core busy (bench/results/
-# generate.md) — and it leaves a core to other work. The prefill keeps every thread.
+# generate.md) — and it leaves a core to other work. The prefill keeps every thread. Larger
+# CPUs (more than SMALL_CPU_THREADS threads) are left alone: not measured.
 DECODE_THREADS_CPU = 1
+SMALL_CPU_THREADS = 2
 
 
 @contextlib.contextmanager
 def decode_threads(device: torch.device) -> Iterator[None]:
-    """Run the block on DECODE_THREADS_CPU intra-op threads when decoding on a CPU."""
+    """Run the block on DECODE_THREADS_CPU intra-op threads when decoding on a small CPU."""
     before = torch.get_num_threads()
-    if device.type != "cpu" or before <= DECODE_THREADS_CPU:
+    if device.type != "cpu" or not DECODE_THREADS_CPU < before <= SMALL_CPU_THREADS:
         yield
         return
     torch.set_num_threads(DECODE_THREADS_CPU)

@@ -243,3 +243,20 @@ def test_empty_primers_and_unknown_ids_are_refused() -> None:
     for primers in ([[1, 2], []], [], [[1, VOCAB]], [[-1, 2]]):
         with pytest.raises(SamplingError):
             generate(tiny_model(), primers, max_new_tokens=3)
+
+
+def test_decoding_steps_use_one_thread_on_a_small_cpu_and_give_the_threads_back() -> None:
+    model, before = tiny_model(), torch.get_num_threads()
+    seen: list[int] = []
+    try:
+        torch.set_num_threads(2)  # this project's CPU
+        generate(model, [primer(5)], max_new_tokens=6, seed=0,
+                 progress=lambda n, s: seen.append(torch.get_num_threads()))  # fmt: skip
+        assert seen == [1] * 6 and torch.get_num_threads() == 2
+        torch.set_num_threads(4)  # a larger CPU keeps its threads (not measured)
+        seen.clear()
+        generate(model, [primer(5)], max_new_tokens=3, seed=0,
+                 progress=lambda n, s: seen.append(torch.get_num_threads()))  # fmt: skip
+        assert seen == [4] * 3
+    finally:
+        torch.set_num_threads(before)

@@ -31,7 +31,7 @@ from torch import nn
 
 from music_transformer.config import make_config
 from music_transformer.models import build_model
-from music_transformer.training.distributed import cpu_has_fast_bf16
+from music_transformer.precision import cpu_has_amx
 
 VOCAB = 437  # the performance tokenizer's vocabulary on MAESTRO (MIDI_NOTES.md)
 BATCH = 2
@@ -161,7 +161,7 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
-        "cpu_fast_bf16": cpu_has_fast_bf16(),
+        "cpu_amx": cpu_has_amx(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "machine": platform.processor() or platform.machine(),

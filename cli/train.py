@@ -63,7 +63,7 @@ _DIRECT = (
     "--precision",
     type=click.Choice(["auto", "fp32", "bf16"]),
     default="auto",
-    help="auto: bf16 on CUDA with bf16 and on CPUs with AMX/AVX512-BF16.",
+    help="auto: bf16 on CUDA with bf16 and on CPUs with AMX (elsewhere fp32 was faster).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context

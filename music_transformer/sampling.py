@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .filters import SamplingError, apply_filters, check_top_k, check_top_p
+from .precision import bf16_is_fast
 
 # progress(tokens, seconds): new tokens made by the last step and the seconds of music they
 # add, both summed over the rows still running.
@@ -55,16 +56,6 @@ def model_device(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def bf16_is_fast(device: torch.device) -> bool:
-    """True where bf16 matrix multiply is native: CUDA with bf16, CPUs with AMX or AVX512-BF16."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu" and hasattr(torch.cpu, "get_capabilities"):
-        caps = torch.cpu.get_capabilities()
-        return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
-    return False
-
-
 # On this project's AMX CPU, bf16 autocast made a decoding step of the `small` Transformer
 # slower at batch 1 (~4×: per-step casts and small-M bf16 kernels cost more than they save)
 # and faster at batch 16 (~1.5×); see bench/results/generate.md. "auto" follows that.
@@ -75,7 +66,7 @@ def resolve_precision(
     precision: str, device: torch.device, batch: int = 1, model: nn.Module | None = None
 ) -> torch.dtype | None:
     """'fp32' → None (no autocast); 'bf16' → torch.bfloat16; 'auto' → bf16 on CUDA with bf16,
-    and on CPUs with native bf16 for Transformers at batch ≥ AUTO_BF16_MIN_BATCH_CPU."""
+    and on AMX CPUs for Transformers at batch ≥ AUTO_BF16_MIN_BATCH_CPU."""
     if precision not in PRECISIONS:
         raise SamplingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bf16":

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
+from ..precision import bf16_is_fast
 from .options import TrainError
 
 
@@ -42,29 +42,13 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU multiplies bf16 matrices in hardware (AMX or AVX512-BF16).
-
-    torch's `get_cpu_capability()` stops at "AVX512" even on AMX machines, so read the flags.
-    """
-    if torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX", "AMX_BF16"):
-        return True
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: no way to tell cheaply, stay exact
-        return False
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return bool({"amx_bf16", "avx512_bf16"} & set(flags.split()))
-
-
 def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `--precision` on `device` (None = plain fp32)."""
     if name == "fp32":
         return None
     if name == "bf16":
         return torch.bfloat16  # asked for explicitly: honour it even where it is emulated
-    fast = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_fast_bf16()
-    return torch.bfloat16 if fast else None
+    return torch.bfloat16 if bf16_is_fast(device) else None
 
 
 def init_distributed(device_name: str) -> tuple[Dist, torch.device]:

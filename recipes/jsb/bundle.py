@@ -1,8 +1,9 @@
 """Ship the JSB relative Transformer as the bundled model `jsb-relative` (bf16 weights).
 
-Usage: python recipes/jsb/bundle.py RUNS_DIR
-  RUNS_DIR/relative is the training run of recipes/jsb/relative.toml; its best checkpoint
-  (lowest valid NLL) goes to music_transformer/bundled/jsb-relative/. Then anyone can run
+Usage: python recipes/jsb/bundle.py RUN_DIR
+  RUN_DIR is a training run of a relative recipe, e.g. runs/jsb/relative-transpose (the
+  shipped one); its best checkpoint (lowest valid NLL) goes to
+  music_transformer/bundled/jsb-relative/. Then anyone can run
   `music-transformer evaluate jsb-relative --data DATA --split valid`.
 """
 
@@ -22,7 +23,7 @@ LIMIT_MB = 25.0  # the most a bundled model may weigh (issue 8)
 def main() -> None:
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    run = Path(sys.argv[1]) / "relative"
+    run = Path(sys.argv[1])
     out = export_checkpoint(run, BUNDLED_DIR / NAME, dtype=torch.bfloat16)
     size = (out / "model.safetensors").stat().st_size / 1e6
     params = load_checkpoint(out).model.num_parameters()

@@ -20,7 +20,7 @@ PAPER = {
     "absolute": "0.417 (baseline Transformer)",
     "relative": "0.357 (relative attention); best 0.335",
     "relative-transpose": "0.357 / 0.335",
-    "relative-dropout": "0.357 / 0.335",
+    "relative-transpose-long": "0.357 / 0.335",
 }
 TRAIN_LEN, WHOLE = 1024, 4096
 

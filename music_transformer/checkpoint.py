@@ -28,6 +28,9 @@ from .models import build_model
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
+OPTIONS_FILE = "options.json"  # a run directory's training options (written by the trainer)
+# options that say where and how a run was launched, not how the model was trained
+_LAUNCH_OPTIONS = ("data_dir", "out_dir", "device", "quiet", "resume", "tensorboard")
 
 
 class CheckpointError(ValueError):
@@ -79,10 +82,15 @@ def export_checkpoint(
 ) -> Path:
     """Write the model of `src` (a run directory → its best checkpoint, or a checkpoint) to
     `dst` with its weights in `dtype` (bf16: half the size; for shipping), without the
-    training state. config.json's "training" records where it came from."""
+    training state. config.json's "training" records where it came from and, when `src` is a
+    run directory, the recipe it was trained with (its options, minus where it ran)."""
     loaded = load_checkpoint(src)
     training = dict(loaded.meta.get("training", {}))
     training["bundled_from"] = f"{Path(src).name}/{loaded.directory.name}"
+    options_file = Path(src) / OPTIONS_FILE
+    if options_file.is_file():
+        options = json.loads(options_file.read_text(encoding="utf-8"))
+        training["recipe"] = {k: v for k, v in options.items() if k not in _LAUNCH_OPTIONS}
     return save_checkpoint(
         dst, loaded.model, loaded.config, loaded.tokenizer, training, dtype=dtype
     )

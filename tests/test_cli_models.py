@@ -14,6 +14,7 @@ from midi_data.presets import make_tokenizer
 from music_transformer.checkpoint import bundled_models, save_checkpoint
 from music_transformer.config import make_config
 from music_transformer.models import build_model
+from music_transformer.training import TrainOptions
 
 TRAINING = {"seq_len": 96, "step": 1234, "valid_nll": 1.8765, "best_valid_nll": 1.75}
 
@@ -109,6 +110,8 @@ def test_export_writes_the_best_checkpoint_with_bf16_weights(checkpoints, tmp_pa
 
     from music_transformer.checkpoint import export_checkpoint, load_checkpoint
 
+    recipe = TrainOptions(data_dir="/somewhere/data", out_dir=str(checkpoints["run"]), augment=True)
+    (checkpoints["run"] / "options.json").write_text(json.dumps(recipe.to_dict()))
     out = export_checkpoint(checkpoints["run"], tmp_path / "shipped")
     source, shipped = load_checkpoint(checkpoints["run"]), load_checkpoint(out)
     assert (out / "model.safetensors").stat().st_size < 0.6 * (
@@ -120,6 +123,10 @@ def test_export_writes_the_best_checkpoint_with_bf16_weights(checkpoints, tmp_pa
     for name in ("model.safetensors", "config.json", "tokenizer.json"):  # not private files
         assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     assert shipped.meta["training"]["bundled_from"] == "run/best"
+    # how it was trained travels with the weights; where it ran does not
+    shipped_recipe = shipped.meta["training"]["recipe"]
+    assert shipped_recipe["augment"] is True and shipped_recipe["lr"] == recipe.lr
+    assert "data_dir" not in shipped_recipe and "out_dir" not in shipped_recipe
     assert shipped.meta["training"]["step"] == TRAINING["step"]
     shipped_weights = shipped.model.state_dict()
     for name, weight in source.model.state_dict().items():  # bf16 rounding, nothing else

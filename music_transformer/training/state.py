@@ -39,7 +39,6 @@ from ..checkpoint import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE
 
 STATE_FILE = "train_state.pt"
 METRICS_FILE = "metrics.jsonl"
-OPTIONS_FILE = "options.json"
 _TMP_PREFIX = ".tmp-"
 _OLD_PREFIX = ".old-"
 

@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from midi_data import WindowBatches, eval_windows, open_data
 from midi_data.files import atomic_write_json
 
-from ..checkpoint import WEIGHTS_FILE, read_meta, save_checkpoint
+from ..checkpoint import OPTIONS_FILE, WEIGHTS_FILE, read_meta, save_checkpoint
 from ..config import AnyConfig, config_from_dict, make_config
 from ..models import build_model
 from . import state as st
@@ -338,7 +338,7 @@ class Trainer:
         if o.early_stop and self.evals_since_best >= o.early_stop:  # it stopped early
             return self.run_dir
         if self.place.is_main:
-            atomic_write_json(self.run_dir / st.OPTIONS_FILE, o.to_dict())
+            atomic_write_json(self.run_dir / OPTIONS_FILE, o.to_dict())
         bar = Progress(o.max_steps, self.step, disabled=o.quiet or not self.place.is_main)
         stopped_early = False
         saved_at = self.step

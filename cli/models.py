@@ -94,7 +94,15 @@ def info(model: str, as_json: bool) -> None:
     click.echo(f"version:    {_fmt(data['version'])}")
     for title in ("config", "tokenizer", "training"):
         click.echo(f"{title}:")
-        section = data[title] or {"(none recorded)": None}
-        width = max(len(k) for k in section)
-        for key, value in section.items():
-            click.echo(f"  {key.ljust(width)}  {_fmt(value)}")
+        _echo_section(data[title] or {"(none recorded)": None}, "  ")
+
+
+def _echo_section(section: dict[str, Any], indent: str) -> None:
+    """key  value lines; a nested table (e.g. a shipped model's training recipe) indents."""
+    width = max(len(k) for k in section)
+    for key, value in section.items():
+        if isinstance(value, dict) and value:
+            click.echo(f"{indent}{key}:")
+            _echo_section(value, indent + "  ")
+        else:
+            click.echo(f"{indent}{key.ljust(width)}  {_fmt(value)}")

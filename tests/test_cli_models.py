@@ -127,6 +127,8 @@ def test_export_writes_the_best_checkpoint_with_bf16_weights(checkpoints, tmp_pa
     shipped_recipe = shipped.meta["training"]["recipe"]
     assert shipped_recipe["augment"] is True and shipped_recipe["lr"] == recipe.lr
     assert "data_dir" not in shipped_recipe and "out_dir" not in shipped_recipe
+    shown = cli("info", out).output.splitlines()  # the recipe as an indented table
+    assert "  recipe:" in shown and any(line.split() == ["augment", "True"] for line in shown)
     assert shipped.meta["training"]["step"] == TRAINING["step"]
     shipped_weights = shipped.model.state_dict()
     for name, weight in source.model.state_dict().items():  # bf16 rounding, nothing else

@@ -32,7 +32,7 @@ def _rss_mib() -> float:
 def worker(impl: str, t: int, dtype: str, reps: int) -> dict:
     import torch
 
-    from music_transformer.attention import (
+    from music_transformer.nn.attention import (
         auto_chunk,
         chunked_relative_attention,
         naive_relative_attention,

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from midi_data.files import atomic_write_text  # noqa: E402
-from music_transformer.config import make_config  # noqa: E402
-from music_transformer.models import build_model  # noqa: E402
+from music_transformer.nn import build_model  # noqa: E402
+from music_transformer.nn.config import make_config  # noqa: E402
 
 VOCAB = 437
 

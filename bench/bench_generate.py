@@ -22,10 +22,11 @@ from pathlib import Path
 
 import torch
 
-from music_transformer import sampling
-from music_transformer.config import make_config
-from music_transformer.models import build_model
-from music_transformer.sampling import generate, generate_without_cache, resolve_precision
+from music_transformer import runtime
+from music_transformer.generation.sampler import generate, generate_without_cache
+from music_transformer.generation.settings import SamplingSettings
+from music_transformer.nn import build_model
+from music_transformer.nn.config import make_config
 
 VOCAB = 437  # the performance tokenizer's vocabulary (MIDI_NOTES.md)
 WINDOW = 1024  # the small preset's relative span and a typical training length
@@ -39,18 +40,12 @@ def timed_generate(model, batch: int, new: int, precision: str, primer_len: int 
     ]
     stamps: list[float] = []
     t0 = time.perf_counter()
+    settings = SamplingSettings(tokens=new, seed=0, window=WINDOW, precision=precision)
     out = generate(
-        model,
-        primers,
-        max_new_tokens=new,
-        temperature=1.0,
-        seed=0,
-        window=WINDOW,
-        precision=precision,
-        progress=lambda n, s: stamps.append(time.perf_counter()),
+        model, primers, settings, progress=lambda n, s: stamps.append(time.perf_counter())
     )
     elapsed = time.perf_counter() - t0
-    assert all(len(r) == new for r in out)
+    assert all(len(r.tokens) == new for r in out)
     return elapsed, [s - t0 for s in stamps]
 
 
@@ -75,11 +70,12 @@ def ms_per_token_by_position(stamps: list[float], buckets: list[tuple[int, int]]
 def recompute_ms(model, context: int, steps: int) -> float:
     """Median ms per token when every step re-runs the model over the `context`-token prefix."""
     primer = [(5 * j) % (VOCAB - 3) + 3 for j in range(context)]
-    generate_without_cache(model, primer, 1, window=context)  # warm-up
+    one = SamplingSettings(tokens=1, temperature=0.0, window=context, precision="fp32")
+    generate_without_cache(model, primer, one)  # warm-up
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        generate_without_cache(model, primer, 1, window=context)
+        generate_without_cache(model, primer, one)
         times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times)
 
@@ -88,15 +84,10 @@ def cached_ms(model, context: int, steps: int, precision: str) -> float:
     """Median ms per token of the cached sampler, batch 1, `context` tokens already cached."""
     primer = [(5 * j) % (VOCAB - 3) + 3 for j in range(context)]
     stamps: list[float] = []
-    generate(
-        model,
-        [primer],
-        max_new_tokens=steps + 1,
-        seed=0,
-        window=max(context + steps + 1, 2),
-        precision=precision,
-        progress=lambda n, s: stamps.append(time.perf_counter()),
+    settings = SamplingSettings(
+        tokens=steps + 1, seed=0, window=max(context + steps + 1, 2), precision=precision
     )
+    generate(model, [primer], settings, progress=lambda n, s: stamps.append(time.perf_counter()))
     return median_ms(stamps, 2, len(stamps) + 1)  # excludes the prefill (step 1)
 
 
@@ -123,19 +114,19 @@ def main() -> None:
         "preset": "small",
         "parameters": sum(p.numel() for p in model.parameters()),
         "window": WINDOW,
-        "decode_threads": sampling.DECODE_THREADS_CPU,
+        "decode_threads": runtime.DECODE_THREADS_CPU,
     }
     print(env, flush=True)
-    generate(model, [[1, 2, 3]], max_new_tokens=32, seed=0)  # warm-up
+    generate(model, [[1, 2, 3]], SamplingSettings(tokens=32, seed=0))  # warm-up
 
     # Every batch size and length at the precision "auto" picks for it; the other precision
     # at the shortest length only (for the comparison, without doubling the long runs).
     runs = []
-    default_threads = sampling.DECODE_THREADS_CPU
+    default_threads = runtime.DECODE_THREADS_CPU
     for batch in batches:
         auto = (
             "fp32"
-            if resolve_precision("auto", torch.device("cpu"), batch, model) is None
+            if runtime.autocast_dtype("auto", torch.device("cpu"), "decode", batch=batch) is None
             else "bf16"
         )
         for precision in precisions:
@@ -145,9 +136,9 @@ def main() -> None:
         runs.append((auto, batch, lengths[0], True, torch.get_num_threads()))
     throughput, positions = [], {}
     for precision, batch, new, is_auto, threads in runs:
-        sampling.DECODE_THREADS_CPU = threads
+        runtime.DECODE_THREADS_CPU = threads
         elapsed, stamps = timed_generate(model, batch, new, precision)
-        sampling.DECODE_THREADS_CPU = default_threads
+        runtime.DECODE_THREADS_CPU = default_threads
         row = {
             "precision": precision,
             "auto": is_auto,

@@ -30,8 +30,8 @@ def worker(t: int, checkpointing: bool, bf16: bool) -> dict:
     resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
     import torch
 
-    from music_transformer.config import make_config
-    from music_transformer.models import build_model
+    from music_transformer.nn import build_model
+    from music_transformer.nn.config import make_config
 
     config = make_config("transformer", "paper", VOCAB, grad_checkpoint=checkpointing)
     model = build_model(config).train()

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from music_transformer.config import make_config
-from music_transformer.models import build_model
-from music_transformer.precision import cpu_has_amx
+from music_transformer.nn import build_model
+from music_transformer.nn.config import make_config
+from music_transformer.runtime import cpu_has_amx
 
 VOCAB = 437  # the performance tokenizer's vocabulary on MAESTRO (MIDI_NOTES.md)
 BATCH = 2

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from cli.errors import UserError, user_errors
-from cli.options import OneLineCommand, length_options, pop_sampling, sampling_options
+from cli.options import OneLineCommand, length_options, pop_settings, sampling_options
 
 
 class OneLineGroup(click.Group):
@@ -123,7 +123,7 @@ def compare(
         )
     from music_transformer.comparison import run_comparison
 
-    sampling = pop_sampling(options)
+    sampling = pop_settings(options)
     report = run_comparison(
         out,
         models=model_list,

@@ -7,6 +7,7 @@ import json
 import click
 
 from cli.errors import user_errors
+from music_transformer.runtime import DEVICES, PRECISIONS
 
 
 @click.command(context_settings={"show_default": True})
@@ -34,7 +35,13 @@ from cli.errors import user_errors
 )
 @click.option("--batch-size", type=int, default=4, help="Windows per forward pass.")
 @click.option("--max-pieces", type=int, default=None, help="Score only the first N pieces.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="auto",
+    help="auto: as training decides (bf16 where it measured faster); the result says which.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @user_errors
 def evaluate(
@@ -46,6 +53,7 @@ def evaluate(
     batch_size: int,
     max_pieces: int | None,
     device: str,
+    precision: str,
     as_json: bool,
 ) -> None:
     """NLL (nats/token) and perplexity of MODEL_DIR on a data split, and NLL by position:
@@ -69,5 +77,6 @@ def evaluate(
         device,
         max_pieces=max_pieces,
         window=window,
+        precision=precision,
     )
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_table(result))

@@ -11,7 +11,7 @@ from cli.options import (
     OneLineCommand,
     length_options,
     model_options,
-    pop_sampling,
+    pop_settings,
     progress_bar,
     quiet_option,
     sampling_options,
@@ -67,16 +67,16 @@ def continue_(
       music-transformer continue piano.mid -o take.mid --model runs/maestro \\
           --primer-seconds 10 --tokens 2000 --temperature 0.9 --top-p 0.95 --num-samples 4
     """
-    from music_transformer.continuation import continue_midi
+    from music_transformer.generation.continuation import continue_midi
 
-    sampling = pop_sampling(options)
+    sampling = pop_settings(options)
     renderer = _renderer() if wav else None  # before any work: a missing package is one line
     with progress_bar(num_samples, sampling, quiet) as progress:
         outputs = continue_midi(
             primer,
             out,
             model=model,
-            sampling=sampling,
+            settings=sampling,
             num_samples=num_samples,
             batch_size=batch_size,
             continuation_only=continuation_only,
@@ -157,9 +157,10 @@ def generate(
       music-transformer generate --out takes --primers primers/ --num-samples 2 \\
           --batch-size 8 --temperature 0.95 --top-k 40
     """
-    from music_transformer.batch import find_primers, generate_pieces
+    from music_transformer.generation.batch import generate_pieces
+    from music_transformer.generation.primers import find_primers
 
-    sampling = pop_sampling(options)
+    sampling = pop_settings(options)
     paths = [*primers, *more_primers]
     rows = num_samples * max(1, len(find_primers(paths)))  # skipped primers overcount
     with progress_bar(rows, sampling, quiet) as progress:
@@ -168,7 +169,7 @@ def generate(
             num_samples=num_samples,
             primers=paths,
             model=model,
-            sampling=sampling,
+            settings=sampling,
             batch_size=batch_size,
             force=force,
             device=device,

@@ -33,7 +33,7 @@ def models(as_json: bool) -> None:
     Example:
       music-transformer models
     """
-    from music_transformer.model_info import bundled_info
+    from music_transformer.catalog import bundled_info
 
     infos = bundled_info()
     if as_json:
@@ -81,7 +81,7 @@ def info(model: str, as_json: bool) -> None:
       music-transformer info bach-transformer
       music-transformer info runs/bach --json
     """
-    from music_transformer.model_info import model_info
+    from music_transformer.catalog import model_info
 
     data = model_info(model)
     if as_json:

@@ -1,6 +1,6 @@
 """Click options shared by the generation commands, a one-line-error command class, and the
-progress bar. Ranges are checked by the library (music_transformer.continuation.Sampling), so
-a Python caller gets the same messages as a CLI user."""
+progress bar. Defaults come from, and ranges are checked by, the library's
+`SamplingSettings`, so a Python caller gets the same defaults and messages as a CLI user."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from cli.errors import UserError
+from music_transformer.generation.settings import DEFAULT_SECONDS, SamplingSettings, default
+from music_transformer.runtime import PRECISIONS
 
 F = Callable[..., Any]
 
@@ -55,7 +57,7 @@ sampling_options = _stack(
     click.option(
         "--temperature",
         type=float,
-        default=1.0,
+        default=default("temperature"),
         show_default=True,
         help="Softmax temperature, ≥ 0; 0 is greedy.",
     ),
@@ -68,8 +70,8 @@ sampling_options = _stack(
     ),
     click.option(
         "--precision",
-        type=click.Choice(["auto", "fp32", "bf16"]),
-        default="auto",
+        type=click.Choice(PRECISIONS),
+        default=default("precision"),
         show_default=True,
         help="auto: bf16 where it measured faster (GPUs with bf16; AMX CPUs at batch ≥ 8).",
     ),
@@ -79,6 +81,13 @@ sampling_options = _stack(
         default=None,
         help="Context tokens the model attends to [default: its training length].",
     ),
+    click.option(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Stop each batch after this much wall-clock time (its rows record 'time_limit').",
+    ),
 )
 
 length_options = _stack(
@@ -86,7 +95,8 @@ length_options = _stack(
         "--seconds",
         type=float,
         default=None,
-        help="Seconds of new music per sample [default: 30 unless --tokens is given].",
+        help=f"Seconds of new music per sample [default: {DEFAULT_SECONDS:g} unless --tokens "
+        "is given].",
     ),
     click.option(
         "--tokens",
@@ -114,14 +124,13 @@ SAMPLING_KEYS = (
     "seconds",
     "tokens",
     "primer_seconds",
+    "time_limit",
 )
 
 
-def pop_sampling(kwargs: dict[str, Any]):
-    """Remove the sampling and length options from a command's kwargs → a checked Sampling."""
-    from music_transformer.continuation import Sampling
-
-    return Sampling(**{key: kwargs.pop(key) for key in SAMPLING_KEYS if key in kwargs})
+def pop_settings(kwargs: dict[str, Any]) -> SamplingSettings:
+    """Remove the sampling and length options from a command's kwargs → checked settings."""
+    return SamplingSettings(**{key: kwargs.pop(key) for key in SAMPLING_KEYS if key in kwargs})
 
 
 @contextlib.contextmanager

@@ -8,13 +8,10 @@ from pathlib import Path
 import click
 
 from cli.errors import user_errors
-
-# CLI option name → TrainOptions field, for the options that go straight through.
-_DIRECT = (
-    "arch", "preset", "max_steps", "seq_len", "batch_size", "accumulation", "lr", "schedule",
-    "warmup_steps", "seed", "save_every", "eval_every", "early_stop", "keep_last", "device",
-    "precision", "quiet", "resume",
-)  # fmt: skip
+from music_transformer.nn.config import PRESETS
+from music_transformer.runtime import DEVICES, PRECISIONS
+from music_transformer.training.options import ARCHS, SCHEDULES
+from music_transformer.training.options import default as d
 
 
 @click.command(context_settings={"show_default": True})
@@ -24,10 +21,10 @@ _DIRECT = (
 @click.option("--out", "out_dir", type=click.Path(), required=True, help="Run directory (RUN_DIR).")
 @click.option(
     "--arch",
-    type=click.Choice(["transformer", "transformer-absolute", "lstm"]),
-    default="transformer",
+    type=click.Choice(ARCHS),
+    default=d("arch"),
 )
-@click.option("--preset", type=click.Choice(["tiny", "small", "paper"]), default="small")
+@click.option("--preset", type=click.Choice(list(PRESETS["transformer"])), default=d("preset"))
 @click.option(
     "--config",
     "config_file",
@@ -35,37 +32,45 @@ _DIRECT = (
     help="JSON or TOML file of options (keys as below, with _; plus a [model] table).",
 )
 @click.option("--resume", is_flag=True, help="Continue RUN_DIR/last exactly where it stopped.")
-@click.option("--max-steps", type=int, default=20000, help="Optimizer steps in total.")
-@click.option("--seq-len", type=int, default=512, help="Training window length L (tokens).")
-@click.option("--batch-size", type=int, default=8, help="Windows per process per micro-batch.")
-@click.option("--accumulation", type=int, default=1, help="Micro-batches per optimizer step.")
-@click.option("--lr", type=float, default=5e-4, help="Peak learning rate (AdamW).")
+@click.option("--max-steps", type=int, default=d("max_steps"), help="Optimizer steps in total.")
+@click.option(
+    "--seq-len", type=int, default=d("seq_len"), help="Training window length L (tokens)."
+)
+@click.option(
+    "--batch-size", type=int, default=d("batch_size"), help="Windows per process per micro-batch."
+)
+@click.option(
+    "--accumulation", type=int, default=d("accumulation"), help="Micro-batches per optimizer step."
+)
+@click.option("--lr", type=float, default=d("lr"), help="Peak learning rate (AdamW).")
 @click.option(
     "--schedule",
-    type=click.Choice(["inverse-sqrt", "cosine", "constant"]),
-    default="inverse-sqrt",
+    type=click.Choice(SCHEDULES),
+    default=d("schedule"),
     help="Decay after the linear warm-up.",
 )
-@click.option("--warmup-steps", type=int, default=500)
+@click.option("--warmup-steps", type=int, default=d("warmup_steps"))
 @click.option("--dropout", type=float, default=None, help="Override the preset's dropout.")
-@click.option("--seed", type=int, default=0)
-@click.option("--save-every", type=int, default=500, help="Steps between checkpoints.")
-@click.option("--eval-every", type=int, default=500, help="Steps between validations (0: end).")
+@click.option("--seed", type=int, default=d("seed"))
+@click.option("--save-every", type=int, default=d("save_every"), help="Steps between checkpoints.")
+@click.option(
+    "--eval-every", type=int, default=d("eval_every"), help="Steps between validations (0: end)."
+)
 @click.option(
     "--early-stop",
     type=int,
-    default=0,
+    default=d("early_stop"),
     help="Stop after N validations without improvement (0: never).",
 )
-@click.option("--keep-last", type=int, default=3, help="Step checkpoints to keep.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--keep-last", type=int, default=d("keep_last"), help="Step checkpoints to keep.")
+@click.option("--device", type=click.Choice(DEVICES), default=d("device"))
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "fp32", "bf16"]),
-    default="auto",
+    type=click.Choice(PRECISIONS),
+    default=d("precision"),
     help="auto: bf16 on CUDA with bf16 and on CPUs with AMX (elsewhere fp32 was faster).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 @user_errors
 def train(ctx: click.Context, config_file: str | None, **values: object) -> None:
@@ -90,10 +95,8 @@ def train(ctx: click.Context, config_file: str | None, **values: object) -> None
         for name, value in values.items()
         if ctx.get_parameter_source(name) in (source.COMMANDLINE, source.ENVIRONMENT)
     }
-    defaults = {name: values[name] for name in _DIRECT}
-    base = dict(defaults)
-    if values["resume"]:
-        base.update(load_run_options(values["out_dir"]))
+    # Defaults are TrainOptions' own; with --resume the run's options.json takes their place.
+    base = load_run_options(values["out_dir"]) if values["resume"] else {}
     options = build_options(given, config_file, base)
     if not options.data_dir:
         raise click.UsageError("--data is required (or a --config with data_dir)")

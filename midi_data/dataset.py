@@ -2,8 +2,8 @@
 
 `open_data(dir)` gives a `TokenData` (memory-mapped pieces of a prepared directory).
 `WindowBatches` draws random training windows of L+1 tokens, as a pure function of
-(seed, step, rank), with the paper's augmentation applied on the fly. `eval_windows` cuts a
-split into fixed windows for validation.
+(seed, step, rank), with the paper's augmentation applied on the fly. `eval_windows` cuts
+pieces into fixed windows for validation and evaluation.
 
 Short pieces are PADDED, not packed: a window never spans two pieces, and positions after a
 piece's EOS hold `pad_id` (the loss ignores them with ignore_index=pad_id).
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -194,27 +194,20 @@ class WindowBatches(torch.utils.data.Dataset):
         return tokenizer.stretch(window, factor) if self._margin else window
 
 
-def eval_windows(
-    data: TokenData, split: str, seq_len: int, batch_size: int
-) -> Iterator[torch.Tensor]:
-    """Fixed windows for evaluation: each piece cut at 0, L, 2L, … into windows of L+1
-    tokens (consecutive windows share one token), so every token after a piece's BOS is a
-    prediction target exactly once. Windows never span pieces; the rest is `pad_id`.
+def eval_windows(pieces: Sequence[np.ndarray | torch.Tensor], context: int) -> list[np.ndarray]:
+    """Fixed windows for evaluation — the one cutter shared by training's validation and
+    `evaluate`: each piece cut at 0, L, 2L, … (L = `context`) into windows of up to L+1
+    tokens, consecutive windows sharing one token, so every token after a piece's first is
+    a prediction target exactly once. Windows never span pieces; one-token rests are dropped.
 
-    Yields:
-        (b, L+1) int64 batches, b ≤ batch_size, in piece order; nothing for an empty split.
+    Returns:
+        (n,) int64 arrays, 2 ≤ n ≤ L+1, in piece order.
     """
-    tokens, offsets = data._split(split)
-    pad = data.tokenizer.pad_id
-    batch: list[np.ndarray] = []
-    for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
-        for s in range(a, b - 1, seq_len):
-            row = np.full(seq_len + 1, pad, dtype=np.int64)
-            chunk = tokens[s : min(s + seq_len + 1, b)]
-            row[: len(chunk)] = chunk
-            batch.append(row)
-            if len(batch) == batch_size:
-                yield torch.from_numpy(np.stack(batch))  # (B, L+1)
-                batch = []
-    if batch:
-        yield torch.from_numpy(np.stack(batch))  # (b, L+1)
+    if context < 1:
+        raise ValueError(f"evaluation windows need a context ≥ 1, not {context}")
+    windows = []
+    for piece in pieces:
+        piece = np.asarray(piece, dtype=np.int64)
+        for start in range(0, max(len(piece) - 1, 0), context):
+            windows.append(piece[start : start + context + 1])
+    return windows

@@ -1,13 +1,19 @@
-"""Atomic file writes: write to a temporary file in the same folder, then rename over the target.
+"""Atomic writes: write to a temporary file (or folder) beside the target, then rename it over.
 
-A reader never sees a half-written file, and a crash leaves the previous version intact.
+A reader never sees a half-written file or folder, and a crash leaves the previous version
+intact. Hand-written because the standard library has none (`atomicwrites` on PyPI is
+unmaintained and knows no folders).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,3 +52,55 @@ def atomic_write_text(target: str | Path, text: str) -> None:
 
 def atomic_write_json(target: str | Path, obj: Any) -> None:
     atomic_write_text(target, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+# --- folders ---------------------------------------------------------------------------------
+
+TMP_PREFIX = ".tmp-"  # a folder being built beside its target
+OLD_PREFIX = ".old-"  # a replaced folder, moved aside (only where renameat2 is missing)
+
+
+def temp_dir_beside(target: str | Path) -> Path:
+    """A fresh hidden folder beside `target` to build it in (usual permissions, not 0700)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{target.name}-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    return tmp
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Make the complete folder `tmp` appear as `target`, replacing any old one.
+
+    A fresh name is one rename(2); an existing folder is swapped in one atomic exchange
+    (Linux renameat2 RENAME_EXCHANGE), so at every instant `target` is the old or the new
+    folder, whole. Elsewhere the old one is moved aside to OLD_PREFIX+name first (a crash
+    between the two renames leaves it there for the caller's recovery to put back).
+    """
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    if _renameat2_exchange(tmp, target):
+        shutil.rmtree(tmp, ignore_errors=True)  # now holds the old folder
+        return
+    old = target.with_name(f"{OLD_PREFIX}{target.name}")
+    if old.exists():
+        shutil.rmtree(old)
+    os.rename(target, old)
+    os.rename(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _renameat2_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ≥ 3.15, glibc ≥ 2.28; `os` has no binding for it).
+    False where unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    func = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None)
+    if func is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return func(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0

@@ -20,7 +20,6 @@ The directory is built in a temporary folder beside `out` and renamed into place
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ from tqdm import tqdm
 
 from .corpus import SourceFile, find_files
 from .errors import DataError, MidiReadError
-from .files import atomic_write_json
+from .files import atomic_write_json, replace_dir, temp_dir_beside
 from .jsb import grid_to_midi, read_grid_json
 from .parallel import default_workers, parallel_map
 from .presets import make_tokenizer
@@ -253,9 +252,7 @@ def _write(
     fractions: Sequence[float],
 ) -> PrepareResult:
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = temp_dir_beside(out)
     dtype = np.int16 if tokenizer.vocab_size <= np.iinfo(np.int16).max else np.int32
     splits: dict[str, dict[str, Any]] = {}
     try:
@@ -306,14 +303,8 @@ def _write(
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished directory onto `out`; an old one is moved aside first, then removed,
-    so `out` is at every moment either the old or the new complete directory (or absent)."""
-    old = None
+    """Swap the finished directory onto `out` (see `files.replace_dir`): `out` is at every
+    moment either the old or the new complete directory (or absent)."""
     if out.exists():
         check_out_dir(out)  # it may have changed while we worked
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, out)

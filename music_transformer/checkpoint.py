@@ -8,8 +8,6 @@ safetensors only, so loading a model never runs code.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,8 @@ from midi_data import load_tokenizer
 from midi_data.files import atomic_write, atomic_write_json
 from midi_data.tokenizer import package_version
 
-from .config import AnyConfig, ConfigError, config_from_dict, config_to_dict
-from .models import build_model
+from .nn.build import build_model
+from .nn.config import AnyConfig, ConfigError, attention_span, config_from_dict, config_to_dict
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
@@ -143,6 +141,19 @@ class LoadedModel:
     directory: Path
     meta: dict[str, Any] = field(default_factory=dict)  # the whole config.json
 
+    @property
+    def training_seq_len(self) -> int | None:
+        """L of the run that trained it (None when config.json does not say)."""
+        seq_len = self.meta.get("training", {}).get("seq_len")
+        return int(seq_len) if seq_len else None
+
+    def context_window(self, asked: int | None = None) -> int | None:
+        """The window to sample with: `asked`, else the training length, else the model's
+        attention span; None for the LSTM (its state needs no window)."""
+        if self.config.arch != "transformer":
+            return None
+        return asked or self.training_seq_len or attention_span(self.config)
+
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
     directory = resolve_model_dir(directory)
@@ -171,15 +182,3 @@ def load_checkpoint(name_or_dir: str | Path, device: str | torch.device = "cpu")
         raise CheckpointError(f"cannot load weights from {directory}: {reason}") from None
     model.to(device).eval()
     return LoadedModel(model, config, tokenizer, directory, meta)
-
-
-def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
-    """Copy the three inference files of a checkpoint into `dst` (atomically as a folder)."""
-    src, dst = resolve_model_dir(src), Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
-    for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE):
-        shutil.copy2(src / name, tmp / name)
-    if dst.exists():
-        shutil.rmtree(dst)
-    tmp.rename(dst)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from music_transformer.attention import (
-    auto_chunk,
+from music_transformer.nn.attention import (
     chunked_relative_attention,
     naive_relative_attention,
     relative_attention,
 )
+from music_transformer.nn.attention_kernels import auto_chunk
 
 # (Tq, Tk, R): T < R, T = R, T > R (clipping), one query, a chunk of queries after a cache.
 CASES = [

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_model, save_model
 
-from music_transformer.baseline import PerformanceRNN
-from music_transformer.config import make_config
-from music_transformer.models import build_model
+from music_transformer.nn import build_model
+from music_transformer.nn.config import make_config
+from music_transformer.nn.lstm import PerformanceRNN
 
 V = 30
 

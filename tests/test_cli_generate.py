@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from cli.main import main
 from music_transformer.checkpoint import bundled_models, load_checkpoint, save_checkpoint
-from music_transformer.config import make_config
-from music_transformer.continuation import DEFAULT_MODEL
-from music_transformer.models import build_model
+from music_transformer.generation.loading import DEFAULT_MODEL
+from music_transformer.nn import build_model
+from music_transformer.nn.config import make_config
 from music_transformer.training import train
 from tests.helpers import cpu_train_options
 

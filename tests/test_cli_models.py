@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from cli.main import main
 from midi_data.presets import make_tokenizer
 from music_transformer.checkpoint import bundled_models, save_checkpoint
-from music_transformer.config import make_config
-from music_transformer.models import build_model
+from music_transformer.nn import build_model
+from music_transformer.nn.config import make_config
 from music_transformer.training import TrainOptions
 
 TRAINING = {"seq_len": 96, "step": 1234, "valid_nll": 1.8765, "best_valid_nll": 1.75}

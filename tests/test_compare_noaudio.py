@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from cli.main import main
 from midi_data import make_tokenizer
 from music_transformer.checkpoint import save_checkpoint
-from music_transformer.config import make_config
-from music_transformer.models import build_model
+from music_transformer.nn import build_model
+from music_transformer.nn.config import make_config
 
 
 @pytest.fixture(scope="module")

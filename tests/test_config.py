@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from music_transformer.config import (
+from music_transformer.nn import build_model
+from music_transformer.nn.config import (
     PRESETS,
     ConfigError,
     LSTMConfig,
@@ -17,7 +18,6 @@ from music_transformer.config import (
     make_config,
     save_config,
 )
-from music_transformer.models import build_model
 
 
 @pytest.mark.parametrize("arch", ["transformer", "transformer-absolute", "lstm"])

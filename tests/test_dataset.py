@@ -117,16 +117,17 @@ def test_dataloader_with_workers(data):
 
 
 def test_eval_windows_cover_every_token_once(data):
-    tok = data.tokenizer
     seq_len = 50
-    windows = list(eval_windows(data, "valid", seq_len, batch_size=3))
-    assert all(w.shape[1] == seq_len + 1 and 1 <= w.shape[0] <= 3 for w in windows)
-    targets = [t for w in windows for row in w.numpy() for t in row[1:] if t != tok.pad_id]
+    windows = eval_windows(data.pieces("valid"), seq_len)
+    assert all(2 <= len(w) <= seq_len + 1 for w in windows)
+    targets = [t for w in windows for t in w[1:].tolist()]
     want = [t for p in data.pieces("valid") for t in p[1:].tolist()]
     assert targets == want  # every token after BOS is a target exactly once, in order
-    again = list(eval_windows(data, "valid", seq_len, batch_size=3))
-    assert all(torch.equal(a, b) for a, b in zip(windows, again))
-    assert list(eval_windows(data, "test", seq_len, batch_size=3)) == []
+    again = eval_windows(data.pieces("valid"), seq_len)
+    assert all(np.array_equal(a, b) for a, b in zip(windows, again))
+    assert eval_windows(data.pieces("test"), seq_len) == []
+    with pytest.raises(ValueError, match="context"):
+        eval_windows(data.pieces("valid"), 0)
 
 
 def test_empty_split_and_bad_args(data):

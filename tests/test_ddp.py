@@ -29,19 +29,18 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
 def _valid_nll(run: Path, data_dir: Path, seq_len: int, batch_size: int, limit: int) -> float:
     """Validation NLL of the run's last checkpoint, recomputed in this one process."""
     from midi_data import eval_windows, open_data
-    from music_transformer.training.trainer import eval_batches_of
 
     loaded = load_checkpoint(run / "last")
     data = open_data(data_dir)
-    pad = data.tokenizer.pad_id
     total, count = 0.0, 0
-    for w in eval_batches_of(eval_windows(data, "valid", seq_len, batch_size), limit):
+    for w in eval_windows(data.pieces("valid"), seq_len)[: limit * batch_size]:
+        w = torch.as_tensor(w)[None]  # (1, n): one window at a time, no padding
         logits, _ = loaded.model(w[:, :-1])
         target = w[:, 1:].reshape(-1)
         nll = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), target, ignore_index=pad, reduction="sum"
+            logits.reshape(-1, logits.size(-1)), target, reduction="sum"
         )
-        total, count = total + float(nll), count + int((target != pad).sum())
+        total, count = total + float(nll), count + target.numel()
     return total / count
 
 

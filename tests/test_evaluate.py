@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from cli.main import main
-from music_transformer.evaluation import cut_windows, evaluate, position_buckets
+from midi_data import eval_windows
+from music_transformer.evaluation import evaluate, position_buckets
 from music_transformer.training import read_metrics, train
 from tests.helpers import cpu_train_options
 
@@ -35,7 +36,7 @@ def test_buckets_and_windows() -> None:
     assert [(b.start, b.end) for b in position_buckets(100, 150)] == [(0, 100), (100, 150)]
     assert position_buckets(100, 800)[-1].end == 800
     piece = torch.arange(10)
-    windows = cut_windows([piece, torch.arange(1)], context=4)
+    windows = eval_windows([piece, torch.arange(1)], context=4)
     # every token after the first is predicted exactly once: 9 targets in windows of ≤ 5
     assert [w.tolist() for w in windows] == [[0, 1, 2, 3, 4], [4, 5, 6, 7, 8], [8, 9]]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from music_transformer.filters import FILTERS, SamplingError, apply_filters, top_k, top_p
+from music_transformer.generation.filters import FILTERS, SamplingError, apply_filters, top_k, top_p
 
 
 def random_logits(*shape: int, seed: int = 0) -> torch.Tensor:

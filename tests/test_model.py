@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_model, save_model
 
-from music_transformer.config import make_config
-from music_transformer.models import build_model
+from music_transformer.nn import build_model
+from music_transformer.nn.config import make_config
 
 V = 40
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from music_transformer.config import make_config
-from music_transformer.filters import SamplingError
-from music_transformer.models import build_model
-from music_transformer.sampling import generate, generate_without_cache
+from music_transformer.generation.filters import SamplingError
+from music_transformer.generation.sampler import TokenInfo, generate, generate_without_cache
+from music_transformer.generation.settings import SamplingSettings
+from music_transformer.nn import build_model
+from music_transformer.nn.config import make_config
 
 VOCAB = 48
 ARCHS = ["transformer", "transformer-absolute", "lstm"]
@@ -38,12 +39,39 @@ def primer(length: int, seed: int = 1) -> list[int]:
     return torch.randint(3, VOCAB, (length,), generator=g).tolist()
 
 
+def gen(
+    model,
+    primers,
+    max_new_tokens,
+    *,
+    eos_id=None,
+    suppress_ids=(),
+    token_seconds=None,
+    max_seconds=None,
+    progress=None,
+    precision="fp32",
+    **settings,
+) -> list[list[int]]:
+    """The new tokens of each row, with the sampler's keyword names of the first release."""
+    s = SamplingSettings(
+        tokens=max_new_tokens, seconds=max_seconds, precision=precision, **settings
+    )
+    info = TokenInfo(eos_id=eos_id, suppress_ids=tuple(suppress_ids), token_seconds=token_seconds)
+    return [g.tokens for g in generate(model, primers, s, info, progress=progress)]
+
+
+def nocache(model, primer, max_new_tokens, **settings) -> list[int]:
+    settings.setdefault("temperature", 0.0)
+    s = SamplingSettings(tokens=max_new_tokens, precision="fp32", **settings)
+    return generate_without_cache(model, primer, s)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_greedy_with_cache_equals_recomputing_the_prefix(arch: str) -> None:
     model = tiny_model(arch)
     p = primer(20)
-    cached = generate(model, [p], max_new_tokens=60, temperature=0, window=256)[0]
-    assert cached == generate_without_cache(model, p, 60)
+    cached = gen(model, [p], max_new_tokens=60, temperature=0, window=256)[0]
+    assert cached == nocache(model, p, 60)
     assert len(set(cached)) > 2  # a path that depends on the context, not one repeated token
 
 
@@ -54,8 +82,8 @@ def test_sampling_with_cache_equals_recomputing_the_prefix(arch: str) -> None:
     model = tiny_model(arch)
     p = primer(15)
     kwargs = {"temperature": HOT, "top_k": 30, "top_p": 0.98, "seed": 4}
-    cached = generate(model, [p], max_new_tokens=80, window=256, **kwargs)[0]
-    assert cached == generate_without_cache(model, p, 80, **kwargs)
+    cached = gen(model, [p], max_new_tokens=80, window=256, **kwargs)[0]
+    assert cached == nocache(model, p, 80, **kwargs)
     assert len(set(cached)) > 10
 
 
@@ -70,8 +98,8 @@ def test_sliding_window_equals_a_fresh_forward_over_the_window_one_layer(
     model = tiny_model(n_layers=1)
     p, window = primer(primer_len), 16
     kw = {"temperature": temperature, "seed": 1}
-    cached = generate(model, [p], max_new_tokens=100, window=window, **kw)[0]
-    assert cached == generate_without_cache(model, p, 100, window=window, **kw)
+    cached = gen(model, [p], max_new_tokens=100, window=window, **kw)[0]
+    assert cached == nocache(model, p, 100, window=window, **kw)
 
 
 def test_absolute_model_re_encodes_the_last_half_window_when_full() -> None:
@@ -79,7 +107,7 @@ def test_absolute_model_re_encodes_the_last_half_window_when_full() -> None:
     # tokens from position 0 whenever the window is full. Replay that rule without a cache.
     model = tiny_model("transformer-absolute")
     p, window = primer(12), 16
-    cached = generate(model, [p], max_new_tokens=70, temperature=0, window=window)[0]
+    cached = gen(model, [p], max_new_tokens=70, temperature=0, window=window)[0]
     history, context = list(p), list(p[-window:])
     with torch.no_grad():
         for _ in range(70):
@@ -94,15 +122,15 @@ def test_absolute_model_re_encodes_the_last_half_window_when_full() -> None:
 def test_rows_of_different_lengths_match_each_row_alone(arch: str) -> None:
     model = tiny_model(arch)
     primers = [primer(5, seed=2), primer(23, seed=3), primer(1, seed=4)]
-    batched = generate(model, primers, max_new_tokens=30, temperature=0, window=64)
+    batched = gen(model, primers, max_new_tokens=30, temperature=0, window=64)
     for row, p in zip(batched, primers):
-        assert row == generate(model, [p], max_new_tokens=30, temperature=0, window=64)[0]
+        assert row == gen(model, [p], max_new_tokens=30, temperature=0, window=64)[0]
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_generation_runs_ten_windows_past_the_context(arch: str) -> None:
     model = tiny_model(arch)
-    out = generate(model, [primer(8), primer(3)], max_new_tokens=320, seed=0, window=32)
+    out = gen(model, [primer(8), primer(3)], max_new_tokens=320, seed=0, window=32)
     assert [len(r) for r in out] == [320, 320]
     assert all(0 <= t < VOCAB for r in out for t in r)
 
@@ -110,20 +138,20 @@ def test_generation_runs_ten_windows_past_the_context(arch: str) -> None:
 def test_a_seed_makes_sampling_reproducible_row_by_row() -> None:
     model = tiny_model()
     p = primer(12)
-    a = generate(model, [p, p, p], max_new_tokens=40, seed=7, temperature=HOT)
-    assert a == generate(model, [p, p, p], max_new_tokens=40, seed=7, temperature=HOT)
+    a = gen(model, [p, p, p], max_new_tokens=40, seed=7, temperature=HOT)
+    assert a == gen(model, [p, p, p], max_new_tokens=40, seed=7, temperature=HOT)
     assert a[0] != a[1] != a[2]  # each row has its own stream: seed + i
-    assert generate(model, [p], max_new_tokens=40, seed=8, temperature=HOT)[0] == a[1]
-    assert generate(model, [p], max_new_tokens=40, seed=99, temperature=HOT)[0] != a[0]
+    assert gen(model, [p], max_new_tokens=40, seed=8, temperature=HOT)[0] == a[1]
+    assert gen(model, [p], max_new_tokens=40, seed=99, temperature=HOT)[0] != a[0]
 
 
 def test_filters_that_keep_one_token_sample_greedily() -> None:
     model = tiny_model()
     p = primer(9)
-    greedy = generate(model, [p], max_new_tokens=25, temperature=0)[0]
-    assert generate(model, [p], max_new_tokens=25, top_k=1, seed=3)[0] == greedy
-    assert generate(model, [p], max_new_tokens=25, top_p=1e-9, seed=3)[0] == greedy
-    assert generate(model, [p], max_new_tokens=25, temperature=1e-4, seed=3)[0] == greedy
+    greedy = gen(model, [p], max_new_tokens=25, temperature=0)[0]
+    assert gen(model, [p], max_new_tokens=25, top_k=1, seed=3)[0] == greedy
+    assert gen(model, [p], max_new_tokens=25, top_p=1e-9, seed=3)[0] == greedy
+    assert gen(model, [p], max_new_tokens=25, temperature=1e-4, seed=3)[0] == greedy
 
 
 def test_top_k_restricts_samples_to_the_k_most_likely_tokens() -> None:
@@ -134,8 +162,7 @@ def test_top_k_restricts_samples_to_the_k_most_likely_tokens() -> None:
         logits, _ = model(tokens)
     allowed = set(torch.topk(logits[0, -1], 3).indices.tolist())
     firsts = {
-        generate(model, [p], max_new_tokens=1, top_k=3, seed=s, temperature=HOT)[0][0]
-        for s in range(40)
+        gen(model, [p], max_new_tokens=1, top_k=3, seed=s, temperature=HOT)[0][0] for s in range(40)
     }
     assert firsts <= allowed
     assert len(firsts) > 1  # it really samples
@@ -144,13 +171,11 @@ def test_top_k_restricts_samples_to_the_k_most_likely_tokens() -> None:
 def test_stops_at_eos_and_excludes_it() -> None:
     model = tiny_model()
     p = primer(7)
-    free = generate(model, [p], max_new_tokens=60, temperature=HOT, seed=2)[0]
+    free = gen(model, [p], max_new_tokens=60, temperature=HOT, seed=2)[0]
     # Pick as EOS a token the free run emits for the first time at some step k > 0: with
     # the same seed the run is identical up to there.
     k = next(i for i, t in enumerate(free) if i > 0 and t not in free[:i])
-    stopped = generate(
-        model, [p, primer(4)], max_new_tokens=60, temperature=HOT, seed=2, eos_id=free[k]
-    )
+    stopped = gen(model, [p, primer(4)], max_new_tokens=60, temperature=HOT, seed=2, eos_id=free[k])
     assert stopped[0] == free[:k]
     assert free[k] not in stopped[1]
 
@@ -158,7 +183,7 @@ def test_stops_at_eos_and_excludes_it() -> None:
 def test_stops_after_the_requested_seconds_of_music() -> None:
     model = tiny_model()
     seconds = torch.rand(VOCAB, generator=torch.Generator().manual_seed(5)) * 0.2
-    out = generate(
+    out = gen(
         model,
         [primer(5), primer(9, seed=6)],
         max_new_tokens=500,
@@ -176,7 +201,7 @@ def test_progress_reports_every_new_token_and_second() -> None:
     model = tiny_model()
     seconds = torch.full((VOCAB,), 0.01)
     seen = []
-    out = generate(
+    out = gen(
         model,
         [primer(3), primer(11)],
         max_new_tokens=50,
@@ -191,9 +216,9 @@ def test_progress_reports_every_new_token_and_second() -> None:
 def test_suppressed_ids_are_never_sampled() -> None:
     model = tiny_model()
     p = primer(5)
-    free = generate(model, [p], max_new_tokens=200, temperature=HOT, seed=0)[0]
+    free = gen(model, [p], max_new_tokens=200, temperature=HOT, seed=0)[0]
     banned = sorted(set(free))[:5]
-    out = generate(model, [p], max_new_tokens=200, temperature=HOT, seed=0, suppress_ids=banned)
+    out = gen(model, [p], max_new_tokens=200, temperature=HOT, seed=0, suppress_ids=banned)
     assert not set(out[0]) & set(banned)
 
 
@@ -201,17 +226,17 @@ def test_suppressed_ids_are_never_sampled() -> None:
 def test_the_model_mode_is_left_as_found(training: bool) -> None:
     model = tiny_model(dropout=0.2)
     model.train(training)
-    a = generate(model, [primer(5)], max_new_tokens=10, temperature=0)
+    a = gen(model, [primer(5)], max_new_tokens=10, temperature=0)
     assert model.training is training
-    b = generate(model, [primer(5)], max_new_tokens=10, temperature=0)
+    b = gen(model, [primer(5)], max_new_tokens=10, temperature=0)
     assert a == b  # dropout was off while sampling
 
 
 def test_bf16_autocast_runs_and_mostly_agrees_with_fp32() -> None:
     model = tiny_model()
     p = primer(16)
-    fp32 = generate(model, [p], max_new_tokens=20, temperature=0)[0]
-    bf16 = generate(model, [p], max_new_tokens=20, temperature=0, precision="bf16")[0]
+    fp32 = gen(model, [p], max_new_tokens=20, temperature=0)[0]
+    bf16 = gen(model, [p], max_new_tokens=20, temperature=0, precision="bf16")[0]
     assert len(bf16) == 20
     assert bf16[:3] == fp32[:3]  # rounding may change a later choice, not the first ones
 
@@ -235,14 +260,14 @@ def test_bad_settings_raise_one_line_value_errors(kwargs: dict) -> None:
     model = tiny_model()
     args = {"max_new_tokens": 5, **kwargs}
     with pytest.raises(SamplingError) as info:
-        generate(model, [primer(3)], **args)
+        gen(model, [primer(3)], **args)
     assert "\n" not in str(info.value)
 
 
 def test_empty_primers_and_unknown_ids_are_refused() -> None:
     for primers in ([[1, 2], []], [], [[1, VOCAB]], [[-1, 2]]):
         with pytest.raises(SamplingError):
-            generate(tiny_model(), primers, max_new_tokens=3)
+            gen(tiny_model(), primers, max_new_tokens=3)
 
 
 def test_decoding_steps_use_one_thread_on_a_small_cpu_and_give_the_threads_back() -> None:
@@ -250,13 +275,37 @@ def test_decoding_steps_use_one_thread_on_a_small_cpu_and_give_the_threads_back(
     seen: list[int] = []
     try:
         torch.set_num_threads(2)  # this project's CPU
-        generate(model, [primer(5)], max_new_tokens=6, seed=0,
+        gen(model, [primer(5)], max_new_tokens=6, seed=0,
                  progress=lambda n, s: seen.append(torch.get_num_threads()))  # fmt: skip
         assert seen == [1] * 6 and torch.get_num_threads() == 2
         torch.set_num_threads(4)  # a larger CPU keeps its threads (not measured)
         seen.clear()
-        generate(model, [primer(5)], max_new_tokens=3, seed=0,
+        gen(model, [primer(5)], max_new_tokens=3, seed=0,
                  progress=lambda n, s: seen.append(torch.get_num_threads()))  # fmt: skip
         assert seen == [4] * 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_generate_reports_why_each_row_stopped_and_how_it_ran() -> None:
+    model = tiny_model()
+    p = primer(7)
+    durations = torch.full((VOCAB,), 0.1)
+    free = gen(model, [p], 60, temperature=HOT, seed=2)[0]
+    k = next(i for i, t in enumerate(free) if i > 0 and t not in free[:i])
+    info = TokenInfo(eos_id=free[k], token_seconds=durations)
+    settings = SamplingSettings(tokens=60, seconds=3.0, temperature=HOT, seed=2, window=32,
+                                precision="fp32")  # fmt: skip
+    rows = generate(model, [p, p], settings, info)
+    assert rows[0].stopped_by == "eos" and rows[0].tokens == free[:k]  # k < 30: EOS first
+    assert rows[0].seconds == pytest.approx(0.1 * k)
+    assert (rows[0].window, rows[0].precision) == (32, "fp32")
+    budget = generate(model, [p], SamplingSettings(tokens=5, precision="fp32"))[0]
+    assert (budget.stopped_by, len(budget.tokens), budget.window) == ("tokens", 5, 256)
+    by_seconds = generate(model, [p], SamplingSettings(tokens=500, seconds=1.0, seed=0),
+                          TokenInfo(token_seconds=durations))[0]  # fmt: skip
+    assert by_seconds.stopped_by == "seconds" and len(by_seconds.tokens) == 10
+    timed = generate(model, [p], SamplingSettings(tokens=100_000, time_limit=0.05, seed=0))[0]
+    assert timed.stopped_by == "time_limit" and 0 < len(timed.tokens) < 100_000
+    lstm = generate(tiny_model("lstm"), [p], SamplingSettings(tokens=3, precision="fp32"))[0]
+    assert lstm.window is None and len(lstm.tokens) == 3

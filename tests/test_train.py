@@ -14,9 +14,8 @@ from click.testing import CliRunner
 
 from cli.main import main
 from music_transformer.checkpoint import load_checkpoint, read_meta
-from music_transformer.precision import cpu_has_amx
+from music_transformer.runtime import autocast_dtype, cpu_has_amx
 from music_transformer.training import TrainError, TrainOptions, read_metrics, train
-from music_transformer.training.distributed import pick_precision
 from music_transformer.training.options import build_options, read_config_file
 from music_transformer.training.schedule import learning_rate
 from music_transformer.training.state import load_train_state
@@ -154,9 +153,12 @@ def test_schedules() -> None:
 
 def test_precision_choice() -> None:
     cpu = torch.device("cpu")
-    assert pick_precision("fp32", cpu) is None
-    assert pick_precision("bf16", cpu) is torch.bfloat16
-    assert pick_precision("auto", cpu) is (torch.bfloat16 if cpu_has_amx() else None)
+    assert autocast_dtype("fp32", cpu) is None
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert autocast_dtype("auto", cpu) is (torch.bfloat16 if cpu_has_amx() else None)
+    assert autocast_dtype("auto", cpu, "eval") is autocast_dtype("auto", cpu, "train")
+    assert autocast_dtype("auto", cpu, "decode", batch=1) is None  # slower at batch 1
+    assert autocast_dtype("auto", cpu, "decode", batch=16, arch="lstm") is None
 
 
 def test_config_files_json_and_toml(tmp_path) -> None:

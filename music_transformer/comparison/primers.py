@@ -20,7 +20,7 @@ from midi_data.midi_io import read_score
 from midi_data.notes import Notes, notes_from_score
 
 from ..checkpoint import LoadedModel
-from ..continuation import Primer, PrimerError, read_primer
+from ..generation.primers import Primer, PrimerError, read_primer
 
 
 @dataclass

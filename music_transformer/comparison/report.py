@@ -22,7 +22,7 @@ import re
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,11 @@ from midi_data.files import atomic_write, atomic_write_json, atomic_write_text
 from midi_data.notes import Notes, notes_from_pretty
 from midi_data.pianoroll import save_piano_roll
 
-from ..batch import find_primers
 from ..checkpoint import LoadedModel, bundled_models, package_version
-from ..continuation import PrimerError, Sampling, check_counts, load_model, sample_tokens
+from ..generation.loading import load_model, sample_batch
+from ..generation.primers import PrimerError, find_primers
+from ..generation.sampler import Generated
+from ..generation.settings import SamplingSettings, check_counts
 from .audio import render_all
 from .metrics import paired_metrics, scalar_means, set_metrics
 from .page import Clip, Pair, PrimerSection, build_page
@@ -90,10 +92,10 @@ def _generate(
     loaded: LoadedModel,
     label: str,
     primers: list[ComparePrimer],
-    sampling: Sampling,
+    sampling: SamplingSettings,
     batch_size: int,
     quiet: bool,
-) -> list[list[int]]:
+) -> list[Generated]:
     """New tokens for every primer; primer i uses seed + i whatever the batching."""
     from tqdm.auto import tqdm
 
@@ -111,10 +113,10 @@ def _generate(
     def progress(tokens: int, seconds: float) -> None:
         bar.update(min(seconds if by_seconds else tokens, total - bar.n))
 
-    out: list[list[int]] = []
+    out: list[Generated] = []
     for start in range(0, len(primers), batch_size):
         rows = [p.by_model[label].ids for p in primers[start : start + batch_size]]
-        out += sample_tokens(loaded, rows, sampling, sampling.seed + start, progress)
+        out += sample_batch(loaded, rows, replace(sampling, seed=sampling.seed + start), progress)
     bar.close()
     return out
 
@@ -134,7 +136,7 @@ def run_comparison(
     *,
     models: Sequence[str | Path],
     primers: Sequence[str | Path],
-    sampling: Sampling | None = None,
+    sampling: SamplingSettings | None = None,
     soundfont: str | Path | None = None,
     data: str | Path | None = None,
     split: str = "test",
@@ -150,7 +152,7 @@ def run_comparison(
         out_dir: the report folder (created; an existing report needs `force`).
         models: two or more bundled names or checkpoint/run directories.
         primers: MIDI files and/or folders (searched recursively).
-        sampling: sampling settings, the same for every model (default Sampling(); its
+        sampling: sampling settings, the same for every model (default SamplingSettings(); its
             primer_seconds defaults to 10 s here: the rest of the file is the held-out
             real continuation).
         soundfont: .sf2 for FluidSynth (default: the usual places).
@@ -165,9 +167,9 @@ def run_comparison(
     Raises:
         CompareError, PrimerError, CheckpointError (ValueErrors): before anything is written.
     """
-    sampling = (sampling or Sampling()).with_seed()
+    sampling = (sampling or SamplingSettings()).with_seed()
     if sampling.primer_seconds is None:
-        sampling = Sampling(**{**asdict(sampling), "primer_seconds": DEFAULT_PRIMER_SECONDS})
+        sampling = replace(sampling, primer_seconds=DEFAULT_PRIMER_SECONDS)
     check_counts(1, batch_size)
     if len(models) < 2:
         raise CompareError("--models needs at least two models, separated by commas")
@@ -229,7 +231,8 @@ def run_comparison(
             real_features.append(None)
         for label in labels:
             tok, primer = loaded[label].tokenizer, p.by_model[label]
-            new = generated[label][p.number - 1]
+            result = generated[label][p.number - 1]
+            new = result.tokens
             sid = f"s-{rng.getrandbits(40):010x}"
             while sid in samples:
                 sid = f"s-{rng.getrandbits(40):010x}"
@@ -239,13 +242,14 @@ def run_comparison(
                 tok.decode(primer.ids[1:] + new), folder / f"{sid}.png", primer_end=primer.seconds
             )
             jobs.append((midi, midi.with_suffix(".wav")))
-            seconds = float(tok.seconds(new))
+            seconds = result.seconds
             samples[sid] = {
                 "model": label,
                 "primer": str(p.path),
                 "seed": sampling.seed + p.number - 1,
                 "tokens": len(new),
                 "seconds": round(seconds, 3),
+                "stopped_by": result.stopped_by,
             }
             rel = f"{p.folder}/{sid}"
             clips[(p.number, label)] = Clip(f"{rel}.mid", f"{rel}.png", f"{rel}.wav")
@@ -280,7 +284,7 @@ def run_comparison(
         "seconds_taken": round(time.time() - started, 1),
         "report_id": report_id,
         "models": {label: str(loaded[label].directory) for label in labels},
-        "sampling": {**asdict(sampling), "max_new_tokens": sampling.max_new_tokens},
+        "sampling": {**sampling.record(), "max_new_tokens": sampling.max_new_tokens},
         "primers": [{"path": str(p.path), "folder": p.folder} for p in usable],
         "skipped": skipped,
         "audio": {

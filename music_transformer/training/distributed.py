@@ -1,4 +1,4 @@
-"""Processes, devices and precision.
+"""Processes: this rank's place in a torchrun job, its device, and collective helpers.
 
 Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK in the environment) training runs as DDP:
 nccl on CUDA, gloo on CPU; each rank draws its own windows; rank 0 alone writes files.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..precision import bf16_is_fast
+from ..runtime import RuntimeChoiceError, pick_device
 from .options import TrainError
 
 
@@ -33,31 +33,17 @@ class Dist:
         return self.world_size > 1
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """`auto` → this rank's GPU if CUDA is available, else the CPU."""
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise TrainError("--device cuda was asked for but CUDA is not available")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
-
-
-def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for `--precision` on `device` (None = plain fp32)."""
-    if name == "fp32":
-        return None
-    if name == "bf16":
-        return torch.bfloat16  # asked for explicitly: honour it even where it is emulated
-    return torch.bfloat16 if bf16_is_fast(device) else None
-
-
 def init_distributed(device_name: str) -> tuple[Dist, torch.device]:
     """Join the torchrun job if there is one; return this rank's place and device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0")) if world > 1 else 0
+    try:
+        device = pick_device(device_name, local)
+    except RuntimeChoiceError as e:
+        raise TrainError(str(e)) from None
     if world <= 1:
-        return Dist(), pick_device(device_name)
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(device_name, local)
+        return Dist(), device
+    rank = int(os.environ["RANK"])
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():

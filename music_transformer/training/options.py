@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..nn.config import PRESETS
+from ..runtime import DEVICES, PRECISIONS
+
 
 class TrainError(ValueError):
     """A training run that cannot start (bad option, bad run directory, ...). One line."""
 
 
 SCHEDULES = ("inverse-sqrt", "cosine", "constant")
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16")
+ARCHS = ("transformer", "transformer-absolute", "lstm")
 
 
 @dataclass
@@ -81,7 +83,13 @@ class TrainOptions:
                 raise TrainError(f"option {name} must be ≥ 0, not {getattr(self, name)}")
         if not self.lr > 0:
             raise TrainError(f"option lr must be positive, not {self.lr}")
-        choices = {"schedule": SCHEDULES, "device": DEVICES, "precision": PRECISIONS}
+        choices = {
+            "schedule": SCHEDULES,
+            "device": DEVICES,
+            "precision": PRECISIONS,
+            "arch": ARCHS,
+            "preset": tuple(PRESETS["transformer"]),
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise TrainError(
@@ -165,3 +173,9 @@ def load_run_options(run_dir: str | Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as e:
         raise TrainError(f"cannot read {path}: {e}") from None
     return options_from_dict(values, str(path))
+
+
+def default(name: str) -> Any:
+    """The default of one TrainOptions field (for command-line options)."""
+    f = next(f for f in dataclasses.fields(TrainOptions) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default

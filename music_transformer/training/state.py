@@ -11,80 +11,42 @@ Layout of RUN_DIR::
     RUN_DIR/tensorboard/              TensorBoard events, when tensorboard is installed
 
 Every checkpoint directory is written complete under a temporary hidden name beside its target
-and then moved into place: a fresh name by one rename(2); an existing one by an atomic exchange
-of the two directories (Linux renameat2 RENAME_EXCHANGE), so a SIGKILL at any instant leaves
-either the old or the new checkpoint, both whole. Elsewhere the old one is moved aside first
-and `recover_run_dir` puts it back if the process died between the two renames.
+and then swapped into place (`midi_data.files.replace_dir`: one rename, or an atomic exchange
+of the two directories on Linux), so a SIGKILL at any instant leaves either the old or the new
+checkpoint, both whole. Elsewhere the old one is moved aside first and `recover_run_dir` puts
+it back if the process died between the two renames.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from midi_data.files import atomic_write, atomic_write_text
+from midi_data.files import (
+    OLD_PREFIX,
+    TMP_PREFIX,
+    atomic_write,
+    atomic_write_text,
+    replace_dir,
+    temp_dir_beside,
+)
 
 from ..checkpoint import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE
 
 STATE_FILE = "train_state.pt"
 METRICS_FILE = "metrics.jsonl"
-_TMP_PREFIX = ".tmp-"
-_OLD_PREFIX = ".old-"
 
 
 def step_dir_name(step: int) -> str:
     return f"step-{step:06d}"
-
-
-def _renameat2_exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux ≥ 3.15, glibc ≥ 2.28). False if unsupported."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    func = getattr(libc, "renameat2", None)
-    if func is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    res = func(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
-    return res == 0
-
-
-def move_into_place(tmp: Path, target: Path) -> None:
-    """Make the complete directory `tmp` appear as `target`, replacing any old one."""
-    if not target.exists():
-        os.rename(tmp, target)
-        return
-    if _renameat2_exchange(tmp, target):
-        shutil.rmtree(tmp)  # now holds the old checkpoint
-        return
-    old = target.with_name(f"{_OLD_PREFIX}{target.name}")
-    if old.exists():
-        shutil.rmtree(old)
-    os.rename(target, old)
-    os.rename(tmp, target)
-    shutil.rmtree(old)
-
-
-def temp_dir_for(target: Path) -> Path:
-    """A fresh hidden folder beside `target` to build it in."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{target.name}-", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; a checkpoint is as readable as any folder
-    return tmp
 
 
 def recover_run_dir(run_dir: Path) -> None:
@@ -94,13 +56,13 @@ def recover_run_dir(run_dir: Path) -> None:
         if not parent.is_dir():
             continue
         for p in parent.iterdir():
-            if p.name.startswith(_OLD_PREFIX):
-                target = p.with_name(p.name[len(_OLD_PREFIX) :])
+            if p.name.startswith(OLD_PREFIX):
+                target = p.with_name(p.name[len(OLD_PREFIX) :])
                 if target.exists():
                     shutil.rmtree(p, ignore_errors=True)
                 else:
                     os.rename(p, target)
-            elif p.name.startswith(_TMP_PREFIX):
+            elif p.name.startswith(TMP_PREFIX):
                 shutil.rmtree(p, ignore_errors=True)
 
 
@@ -117,7 +79,7 @@ def prune_step_dirs(run_dir: Path, keep: int) -> None:
 def link_copy_dir(src: Path, target: Path) -> None:
     """Materialize checkpoint `src` as `target` by hard links (checkpoint files are replaced,
     never modified in place, so sharing inodes is safe), falling back to copies."""
-    tmp = temp_dir_for(target)
+    tmp = temp_dir_beside(target)
     for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, STATE_FILE):
         if not (src / name).exists():
             continue
@@ -125,7 +87,7 @@ def link_copy_dir(src: Path, target: Path) -> None:
             os.link(src / name, tmp / name)
         except OSError:
             shutil.copy2(src / name, tmp / name)
-    move_into_place(tmp, target)
+    replace_dir(tmp, target)
 
 
 # --- train_state.pt ---------------------------------------------------------------------------

@@ -9,11 +9,9 @@ moments are restored bit for bit. So N steps + resume to N+M equals N+M steps in
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import os
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +22,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from midi_data import WindowBatches, eval_windows, open_data
-from midi_data.files import atomic_write_json
+from midi_data.files import atomic_write_json, replace_dir, temp_dir_beside
 
 from ..checkpoint import OPTIONS_FILE, WEIGHTS_FILE, read_meta, save_checkpoint
-from ..config import AnyConfig, config_from_dict, make_config
-from ..models import build_model
+from ..evaluation.nll import window_nll
+from ..nn import AnyConfig, build_model, make_config
+from ..nn.config import config_from_dict
+from ..runtime import autocast, autocast_dtype, precision_name
 from . import state as st
-from .distributed import Dist, all_sum, barrier, pick_precision
+from .distributed import Dist, all_sum, barrier
 from .options import TrainError, TrainOptions
 from .progress import Progress
 from .schedule import learning_rate
@@ -51,11 +51,6 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     ]
 
 
-def eval_batches_of(windows: Iterable[torch.Tensor], limit: int) -> list[torch.Tensor]:
-    """The first `limit` (0: all) of `eval_windows`' (b, L+1) batches."""
-    return list(itertools.islice(windows, limit or None))
-
-
 class Trainer:
     """Holds one run's model, optimizer and data; `run()` trains up to max_steps."""
 
@@ -66,7 +61,7 @@ class Trainer:
         self._check_run_dir()
         self.tokenizer = self.data.tokenizer
         self.pad_id = int(self.tokenizer.pad_id)
-        self.amp_dtype = pick_precision(options.precision, device)
+        self.amp_dtype = autocast_dtype(options.precision, device, "train")
         resume_state = self._resume_state() if options.resume else None
         self.config = self._model_config(resume_state)
         torch.manual_seed(options.seed)  # identical initial weights on every rank
@@ -98,8 +93,9 @@ class Trainer:
             rank=place.rank,
             world_size=place.world_size,
         )
-        windows = eval_windows(self.data, "valid", options.seq_len, options.batch_size)
-        valid = eval_batches_of(windows, options.eval_batches)
+        valid = eval_windows(self.data.pieces("valid"), options.seq_len)
+        if options.eval_batches:  # the first eval_batches batches' worth, in piece order
+            valid = valid[: options.eval_batches * options.batch_size]
         self.valid = valid[place.rank :: place.world_size]  # each rank its share
         self.has_valid = bool(valid)
         self.writer = self._tensorboard() if place.is_main else None
@@ -182,17 +178,12 @@ class Trainer:
 
     # --- one step -----------------------------------------------------------------------------
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
     def _loss(self, model: nn.Module, window: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Mean NLL (nats/token) of a (B, L+1) window's last L tokens given the previous ones;
         pad targets are ignored. Returns (loss, number of scored tokens)."""
         window = window.to(self.device, non_blocking=True)
         inputs, targets = window[:, :-1], window[:, 1:]  # (B, L) each
-        with self._autocast():
+        with autocast(self.device, self.amp_dtype):
             logits, _ = model(inputs)  # (B, L, V)
         logits = logits.float().reshape(-1, logits.size(-1))  # (B·L, V)
         targets = targets.reshape(-1)  # (B·L,)
@@ -232,16 +223,14 @@ class Trainer:
             raise TrainError(f"training loss became {mean} at step {self.step}; try a lower --lr")
         return mean
 
-    @torch.no_grad()
     def validate(self) -> float | None:
         """Validation NLL in nats/token over this run's fixed windows (all ranks together)."""
         if not self.has_valid:
             return None
-        self.model.eval()
-        nll, count = 0.0, 0
-        for window in self.valid:
-            loss, n = self._loss(self.model, window)
-            nll, count = nll + float(loss) * n, count + n
+        nll, count = window_nll(
+            self.model, self.valid, self.pad_id, self.opt.batch_size, self.device,
+            dtype=self.amp_dtype,
+        )  # fmt: skip
         nll, count = all_sum([nll, float(count)], *self._on)
         return nll / count if count else None
 
@@ -262,7 +251,7 @@ class Trainer:
             "global_batch": o.batch_size * o.accumulation * self.place.world_size,
             "lr": o.lr,
             "schedule": o.schedule,
-            "precision": "bf16" if self.amp_dtype is not None else "fp32",
+            "precision": precision_name(self.amp_dtype),
             "seed": o.seed,
             "data_dir": str(Path(o.data_dir).resolve()),
             "valid_nll": self.last_valid,
@@ -287,11 +276,11 @@ class Trainer:
         }
 
     def _write_dir(self, target: Path, with_state: bool) -> None:
-        tmp = st.temp_dir_for(target)
+        tmp = temp_dir_beside(target)
         save_checkpoint(tmp, self.model, self.config, self.tokenizer, self.summary())
         if with_state:
             st.save_train_state(tmp / st.STATE_FILE, self.train_state())
-        st.move_into_place(tmp, target)
+        replace_dir(tmp, target)
 
     def save(self) -> None:
         """Write last/ (with train_state.pt) and checkpoints/step-N/ (rank 0 only)."""

@@ -15,9 +15,9 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from midi_data import eval_windows
 from midi_data.dataset import open_data
 from music_transformer.checkpoint import load_checkpoint
-from music_transformer.evaluation import cut_windows
 
 VOICES = ("soprano", "alto", "tenor", "bass")
 
@@ -26,7 +26,8 @@ VOICES = ("soprano", "alto", "tenor", "bass")
 def token_nll(model, piece: torch.Tensor, context: int) -> torch.Tensor:
     """(n-1,) nats of every token after the first of `piece`, in windows of `context`."""
     parts = []
-    for window in cut_windows([piece], context):
+    for window in eval_windows([piece], context):
+        window = torch.as_tensor(window)  # (n,)
         logits, _ = model(window[None, :-1])  # (1, T, V)
         parts.append(F.cross_entropy(logits[0].float(), window[1:], reduction="none"))  # (T,)
     return torch.cat(parts)

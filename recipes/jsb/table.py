@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from music_transformer.config import config_from_dict
-from music_transformer.model_info import count_parameters
+from music_transformer.nn import count_parameters
+from music_transformer.nn.config import config_from_dict
 
 # Validation NLL (nats/token) in the paper's Table 2, where it has the same model.
 PAPER = {

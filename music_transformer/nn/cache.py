@@ -9,6 +9,10 @@ cache is being continued a second time (branching) — it copies into a fresh st
 value never changes once returned, and any cache can be continued any number of times.
 `trim(W)` only moves `start`: with relative positions the next logits equal a fresh forward over
 those W tokens, with no recomputation.
+
+Hand-written because library caches (Hugging Face's DynamicCache) are mutable module-side
+state that grows by concatenation; this one is a value (batch generation stays re-entrant)
+with amortized in-place appends and O(1) sliding-window trims.
 """
 
 from __future__ import annotations

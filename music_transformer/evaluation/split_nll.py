@@ -15,35 +15,21 @@ buckets then show the quality of long generation rather than of long attention.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+from midi_data import eval_windows, open_data
 
-from .checkpoint import load_checkpoint
-from .config import ModelConfig
-from .continuation import pick_device
+from ..checkpoint import load_checkpoint
+from ..nn.config import ModelConfig
+from ..runtime import autocast_dtype, pick_device, precision_name
+from .nll import Bucket, position_buckets, window_nll
 
 
 class EvaluationError(ValueError):
     """An evaluation that cannot run (no training length known, empty split, ...). One line."""
-
-
-@dataclass
-class Bucket:
-    start: int  # first position (0-based index of the predicted token's predecessor)
-    end: int  # one past the last position
-    nll_sum: float = 0.0  # nats
-    tokens: int = 0
-
-    @property
-    def nll(self) -> float | None:
-        return self.nll_sum / self.tokens if self.tokens else None
 
 
 @dataclass
@@ -54,6 +40,7 @@ class EvalResult:
     train_seq_len: int  # L of the training run
     context: int  # longest window scored in one forward, in tokens of context
     window: int | None  # sliding attention window (None: full causal attention)
+    precision: str  # "fp32" or "bf16", as it ran
     pieces: int
     windows: int
     tokens: int  # scored tokens (pads excluded)
@@ -80,63 +67,6 @@ class EvalResult:
         return d
 
 
-def position_buckets(train_len: int, context: int) -> list[Bucket]:
-    """[0, L), [L, 2L), [2L, 4L), [4L, 8L) … cut at `context`."""
-    edges = [0, train_len]
-    while edges[-1] < context:
-        edges.append(edges[-1] * 2)
-    edges = sorted({min(e, context) for e in edges})
-    return [Bucket(a, b) for a, b in itertools.pairwise(edges)]
-
-
-def cut_windows(pieces: list[torch.Tensor], context: int) -> list[torch.Tensor]:
-    """Consecutive windows of ≤ context + 1 tokens overlapping by one token, so every token
-    after the first of a piece is predicted exactly once; windows of one token are dropped."""
-    windows = []
-    for piece in pieces:
-        for start in range(0, max(len(piece) - 1, 0), context):
-            windows.append(piece[start : start + context + 1])
-    return windows
-
-
-@torch.inference_mode()
-def score_windows(
-    model: torch.nn.Module,
-    windows: list[torch.Tensor],
-    buckets: list[Bucket],
-    pad_id: int,
-    batch_size: int,
-    device: torch.device,
-    window: int | None = None,
-) -> tuple[float, int]:
-    """Add every window's per-token NLL into `buckets`; return (total nats, total tokens).
-
-    Windows are sorted by length and right-padded with pad_id per batch (causal models never
-    look right, so padding cannot change a real token's score).
-    """
-    order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-    total, count = 0.0, 0
-    for i in range(0, len(order), batch_size):
-        group = [windows[j] for j in order[i : i + batch_size]]
-        width = max(len(w) for w in group)
-        batch = torch.full((len(group), width), pad_id, dtype=torch.long)  # (B, T+1)
-        for row, w in enumerate(group):
-            batch[row, : len(w)] = w
-        batch = batch.to(device)
-        inputs, targets = batch[:, :-1], batch[:, 1:]  # (B, T) each
-        logits, _ = model(inputs, window=window)  # (B, T, V)
-        nll = F.cross_entropy(
-            logits.float().transpose(1, 2), targets, reduction="none"
-        )  # (B, T): nats per predicted token
-        keep = targets != pad_id  # (B, T)
-        nll = nll * keep
-        for b in buckets:
-            b.nll_sum += float(nll[:, b.start : b.end].sum())
-            b.tokens += int(keep[:, b.start : b.end].sum())
-        total, count = total + float(nll.sum()), count + int(keep.sum())
-    return total, count
-
-
 def evaluate(
     model_dir: str | Path,
     data_dir: str | Path,
@@ -146,6 +76,7 @@ def evaluate(
     device: str = "auto",
     max_pieces: int | None = None,
     window: int | None = None,
+    precision: str = "auto",
 ) -> EvalResult:
     """Score a model on a data split; see the module docstring for the buckets.
 
@@ -159,9 +90,8 @@ def evaluate(
         max_pieces: score only the first N pieces of the split (quick checks).
         window: attend only to the last `window` positions in every layer (sliding-window
             attention, as in generation past the window); None: full causal attention.
+        precision: "auto" | "fp32" | "bf16", decided as for training (`runtime`).
     """
-    from midi_data import open_data
-
     dev = pick_device(device)
     loaded = load_checkpoint(model_dir, device=dev)
     train_len = loaded.meta.get("training", {}).get("seq_len")
@@ -189,19 +119,19 @@ def evaluate(
             f"data {data_dir} has {data.tokenizer.vocab_size} tokens but model "
             f"{loaded.directory} has {config.vocab_size}"
         )
-    pieces = [
-        torch.from_numpy(np.array(p, dtype=np.int64)) for p in data.pieces(split)
-    ]  # copies: memmaps are read-only
+    pieces = data.pieces(split)
     if max_pieces:
         pieces = pieces[:max_pieces]
-    windows = cut_windows(pieces, context)
+    windows = eval_windows(pieces, context)
     if not windows:
         raise EvaluationError(f"split {split!r} of {data_dir} has no piece of 2 or more tokens")
     buckets = position_buckets(int(train_len), context)
     pad_id = int(data.tokenizer.pad_id)
-    total, count = score_windows(
-        loaded.model, windows, buckets, pad_id, batch_size, dev, window=window
-    )
+    dtype = autocast_dtype(precision, dev, "eval", arch=config.arch)
+    total, count = window_nll(
+        loaded.model, windows, pad_id, batch_size, dev, dtype=dtype, window=window,
+        buckets=buckets,
+    )  # fmt: skip
     return EvalResult(
         model_dir=str(loaded.directory),
         data_dir=str(data_dir),
@@ -209,6 +139,7 @@ def evaluate(
         train_seq_len=int(train_len),
         context=context,
         window=window,
+        precision=precision_name(dtype),
         pieces=len(pieces),
         windows=len(windows),
         tokens=count,
@@ -224,7 +155,8 @@ def format_table(result: EvalResult) -> str:
         f"model   {r.model_dir}",
         f"data    {r.data_dir} [{r.split}]: {r.pieces} pieces, {r.windows} windows "
         f"of ≤ {r.context} tokens context (training length L = {r.train_seq_len})",
-        f"attention  {'full causal' if r.window is None else f'sliding window of {r.window}'}",
+        f"attention  {'full causal' if r.window is None else f'sliding window of {r.window}'}"
+        f", {r.precision}",
         f"NLL     {r.nll:.4f} nats/token   perplexity {r.perplexity:.3f}   "
         f"over {r.tokens:,} tokens",
         "",

@@ -3,7 +3,7 @@
 Legend: B batch, T new tokens, S cached positions, D d_model, H heads, Dh head dim, V vocab.
 
 `forward(tokens, cache=None, valid=None) -> (logits, cache)`; the cache is an explicit value
-(music_transformer.cache.KVCache), so several generations can run from one model at once.
+(`cache.KVCache`), so several generations can run from one model at once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .attention import auto_chunk, chunked_relative_attention, relative_attention
+from .attention import chunked_relative_attention, relative_attention
+from .attention_kernels import auto_chunk
 from .cache import CacheWriter, KVCache
 from .config import ModelConfig
 

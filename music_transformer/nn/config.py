@@ -75,6 +75,18 @@ class LSTMConfig:
 
 AnyConfig = ModelConfig | LSTMConfig
 
+
+def attention_span(config: AnyConfig) -> int | None:
+    """Longest context a model of this config attends to without losing its position code:
+    the relative table's span (the absolute table's, if shorter); None for the LSTM, whose
+    state summarizes any past."""
+    if not isinstance(config, ModelConfig):
+        return None
+    if config.position == "absolute":
+        return min(config.max_rel_dist, config.max_abs_len)
+    return config.max_rel_dist
+
+
 # Named sizes. `tiny` is for tests (trains in seconds); `small` is the CPU default;
 # `paper` follows the paper's piano experiments (6 layers, d_model 512, 8 heads).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {

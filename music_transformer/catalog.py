@@ -1,6 +1,5 @@
-"""What a checkpoint holds, without loading its weights: config, size, tokenizer, training.
-
-Used by `music-transformer models` and `music-transformer info`.
+"""The catalog: which models there are and what each holds, without loading weights —
+config, size, tokenizer, training. Used by `music-transformer models` and `info`.
 """
 
 from __future__ import annotations
@@ -9,8 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .checkpoint import (
     TOKENIZER_FILE,
     CheckpointError,
@@ -18,8 +15,8 @@ from .checkpoint import (
     read_meta,
     resolve_model_dir,
 )
-from .config import ConfigError, config_from_dict, config_to_dict
-from .models import build_model
+from .nn import ConfigError, count_parameters
+from .nn.config import config_from_dict, config_to_dict
 
 # Keys of tokenizer.json worth showing, when present (the rest is the vocabulary itself).
 _TOKENIZER_KEYS = (
@@ -30,14 +27,6 @@ _TOKENIZER_KEYS = (
     "package_version",
     "format_version",
 )
-
-
-def count_parameters(config: Any) -> int:
-    """Trainable parameters of the model a config describes (tied weights counted once).
-    Built on the meta device: no memory is allocated and no weights are read."""
-    with torch.device("meta"):
-        model = build_model(config)
-    return sum(p.numel() for p in model.parameters())
 
 
 def _tokenizer_summary(directory: Path, meta: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ Legend: B batch, T new tokens, L LSTM layers, N hidden units, E embedding width,
 
 `forward(tokens, cache=None, valid=None) -> (logits, state)` like MusicTransformer, so the
 sampler, trainer and evaluator treat both alike. The state is an explicit value (`LSTMState`).
+Left padding is handled here because torch's packed sequences only know right padding.
 """
 
 from __future__ import annotations

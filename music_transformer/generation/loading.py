@@ -1,0 +1,48 @@
+"""Which model generation uses, loaded on the device the runtime policy picks, and the
+sampler run for a loaded model with its tokenizer's conventions and training length."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import CheckpointError, LoadedModel, bundled_models, load_checkpoint
+from ..runtime import pick_device
+from .sampler import Generated, ProgressFn, TokenInfo, generate
+from .settings import SamplingSettings
+
+DEFAULT_MODEL = "bach-transformer"
+
+
+def load_model(
+    model: str | Path | LoadedModel | None = None, device: str | torch.device | None = "auto"
+) -> LoadedModel:
+    """A loaded model from a bundled name or checkpoint/run directory (default: the bundled
+    Transformer). Raises CheckpointError (a ValueError) with advice when it is missing."""
+    if isinstance(model, LoadedModel):
+        return model
+    if model is None:
+        if DEFAULT_MODEL not in bundled_models():
+            raise CheckpointError(
+                f"the default model {DEFAULT_MODEL!r} is not installed; train one "
+                "(music-transformer prepare music21:bach --out data/bach && music-transformer "
+                "train --data data/bach --out runs/bach) and pass --model runs/bach"
+            )
+        model = DEFAULT_MODEL
+    return load_checkpoint(model, pick_device(device))
+
+
+def sample_batch(
+    loaded: LoadedModel,
+    primers: list[list[int]],
+    settings: SamplingSettings,
+    progress: ProgressFn | None = None,
+) -> list[Generated]:
+    """`generate` for a loaded model: its tokenizer's specials and durations, and its
+    training length as the window unless `settings.window` says otherwise."""
+    settings = replace(settings, window=loaded.context_window(settings.window))
+    return generate(
+        loaded.model, primers, settings, TokenInfo.of(loaded.tokenizer), progress=progress
+    )

@@ -1,0 +1,62 @@
+"""TokenPicker: draws the next token of every row from (B, V) logits — greedy, or softmax
+sampling after temperature and the logit filters — with one random stream per row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .filters import apply_filters
+
+
+class TokenPicker:
+    """Draws one token per row from (B, V) logits: greedy, or filtered softmax sampling.
+
+    Row i draws from its own generator seeded with `seed + i`, so a row's samples do not
+    depend on how many other rows share the batch. With `seed` None, torch's global RNG.
+    """
+
+    def __init__(
+        self,
+        batch: int,
+        device: torch.device,
+        temperature: float,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        suppress_ids: Sequence[int] = (),
+    ) -> None:
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.suppress = (
+            torch.as_tensor(sorted(set(suppress_ids)), dtype=torch.long, device=device)
+            if suppress_ids
+            else None
+        )
+        self.device = device
+        self.generators = None
+        if seed is not None and temperature > 0:
+            self.generators = [
+                torch.Generator(device=device).manual_seed(int(seed) + i) for i in range(batch)
+            ]
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits (B, V) → tokens (B,) int64."""
+        logits = logits.float()
+        if self.suppress is not None:
+            logits = logits.index_fill(-1, self.suppress, float("-inf"))
+        if self.temperature == 0:
+            return logits.argmax(dim=-1)
+        logits = apply_filters(logits / self.temperature, top_k=self.top_k, top_p=self.top_p)
+        probs = torch.softmax(logits, dim=-1)  # (B, V)
+        if self.generators is None:
+            u = torch.rand(probs.size(0), device=self.device)  # (B,)
+        else:
+            u = torch.stack(
+                [torch.rand((), generator=g, device=self.device) for g in self.generators]
+            )  # (B,)
+        # Inverse CDF: the first token whose cumulative mass exceeds u. `right=True` never
+        # picks a zero-probability (filtered) token, and u < 1 keeps the index in range.
+        cdf = probs.cumsum(dim=-1)  # (B, V)
+        target = (u * cdf[:, -1]).unsqueeze(1)  # (B, 1)
+        return torch.searchsorted(cdf, target, right=True).squeeze(1).clamp_max(probs.size(1) - 1)

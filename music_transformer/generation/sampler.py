@@ -1,0 +1,314 @@
+"""KV-cached autoregressive sampling for every model in the package.
+
+`generate(model, primers, settings, tokens)` continues a batch of token primers of different
+lengths and returns, per row, the new tokens, why the row stopped, and the window and precision
+it ran with. Primers are left-padded to a common length and a `valid` mask tells the model
+which columns are padding, so every row keeps its own positions. One forward over the primers
+fills the cache; after that each step feeds one token per row.
+
+Long generations (sliding window). With relative attention a key's contribution depends only
+on its distance to the query, so once the cache holds `window` positions the oldest one is
+dropped before each step (`cache.trim`): the cost per token stays that of a `window`-long
+context however long the piece grows, and nothing is recomputed. (In a deeper stack, the
+cached keys of later layers were computed when older tokens were still visible, so the model
+still "remembers" a little past the window: this is streaming attention, not a re-encode.)
+The absolute-position baseline cannot slide: its positions would run past what it was trained
+on. When its window is full, the last `window // 2` tokens are re-encoded from scratch, which
+keeps the amortized cost per token bounded at the price of one prefill every window // 2
+steps. The LSTM keeps a fixed-size state and needs no window.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..nn.config import attention_span
+from ..runtime import autocast, autocast_dtype, decode_threads, precision_name
+from .filters import SamplingError
+from .picker import TokenPicker
+from .settings import SamplingSettings
+
+# progress(tokens, seconds): new tokens made by the last step and the seconds of music they
+# add, both summed over the rows still running.
+ProgressFn = Callable[[int, float], None]
+
+# Why a row stopped, as recorded in sidecars and manifests.
+STOP_REASONS = ("eos", "seconds", "tokens", "time_limit")
+_RUNNING, _EOS, _SECONDS, _TOKENS, _TIME = range(5)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What the sampler needs to know of a tokenizer.
+
+    Attributes:
+        pad_id: id put in padded columns (masked out; any valid id works).
+        eos_id: a row that samples this id stops (the id is not returned); None: never.
+        suppress_ids: ids never sampled (e.g. PAD and BOS).
+        token_seconds: (V,) seconds of music each id advances; needed for `settings.seconds`.
+    """
+
+    pad_id: int = 0
+    eos_id: int | None = None
+    suppress_ids: tuple[int, ...] = ()
+    token_seconds: Any = None
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> TokenInfo:
+        """From a midi_data tokenizer: stop at EOS, never sample PAD or BOS."""
+        return cls(
+            pad_id=int(tokenizer.pad_id),
+            eos_id=int(tokenizer.eos_id),
+            suppress_ids=(int(tokenizer.pad_id), int(tokenizer.bos_id)),
+            token_seconds=tokenizer.token_seconds,
+        )
+
+
+@dataclass
+class Generated:
+    """One row's result.
+
+    Attributes:
+        tokens: the new token ids (EOS excluded).
+        stopped_by: "eos", "seconds" (of music), "tokens" (the budget) or "time_limit".
+        seconds: seconds of music the new tokens span (0.0 without token durations).
+        window: context the model attended to (None: all of it — the LSTM's state).
+        precision: "fp32" or "bf16", as it ran.
+    """
+
+    tokens: list[int]
+    stopped_by: str
+    seconds: float
+    window: int | None
+    precision: str
+
+
+def model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _arch(model: nn.Module) -> str | None:
+    return getattr(getattr(model, "config", None), "arch", None)
+
+
+def default_window(model: nn.Module) -> int | None:
+    """Context the sampler keeps when none is asked for: the model's attention span (none
+    for the LSTM). Callers that know the training length (`LoadedModel.context_window`)
+    should pass that instead."""
+    config = getattr(model, "config", None)
+    return attention_span(config) if config is not None else None
+
+
+def _is_absolute(model: nn.Module) -> bool:
+    return _arch(model) == "transformer" and model.config.position == "absolute"
+
+
+def _left_pad(
+    rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Rows of different lengths → tokens (B, T) int64 and valid (B, T) bool (None if no
+    row is padded). Padding goes on the left so every row's last token is in column T-1."""
+    width = max(len(r) for r in rows)
+    tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    valid = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, row in enumerate(rows):
+        if row:
+            tokens[i, width - len(row) :] = torch.as_tensor(list(row), dtype=torch.long)
+            valid[i, width - len(row) :] = True
+    if bool(valid.all()):
+        return tokens.to(device), None
+    return tokens.to(device), valid.to(device)
+
+
+def _check_primers(model: nn.Module, primers: Sequence[Sequence[int]]) -> None:
+    if not primers or any(len(p) == 0 for p in primers):
+        raise SamplingError("every primer needs at least one token (start with the BOS id)")
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab is not None:
+        low, high = min(min(p) for p in primers), max(max(p) for p in primers)
+        if low < 0 or high >= vocab:
+            raise SamplingError(
+                f"primer token id {low if low < 0 else high} is outside 0..{vocab - 1}"
+            )
+
+
+def generate(
+    model: nn.Module,
+    primers: Sequence[Sequence[int]],
+    settings: SamplingSettings,
+    tokens: TokenInfo | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    device: str | torch.device | None = None,
+) -> list[Generated]:
+    """Continue each primer.
+
+    Args:
+        model: any model of this package: `model(tokens, cache=None, valid=None)` →
+            (logits (B, T, V), cache). Its train/eval mode is restored on return.
+        primers: B token lists, each non-empty (start unconditional rows with [bos_id]).
+            Only the last `window` tokens of a primer are fed to the model.
+        settings: temperature, filters, seed (row i uses seed + i), budget in tokens and/or
+            seconds of music, window (None: `default_window(model)`), precision, time limit.
+        tokens: the tokenizer's special ids and token durations (default: no EOS, pad 0).
+        progress: called after every step as progress(new_tokens, new_seconds).
+        device: where to run; default the model's device (the model is not moved).
+
+    Returns:
+        B results, each with at most `settings.max_new_tokens` new tokens.
+    """
+    tokens = tokens or TokenInfo()
+    _check_primers(model, primers)
+    if settings.seconds is not None and tokens.token_seconds is None:
+        raise SamplingError("a length in seconds needs the tokenizer's token durations")
+    window = settings.window if settings.window is not None else default_window(model)
+    device = torch.device(device) if device is not None else model_device(model)
+    dtype = autocast_dtype(
+        settings.precision, device, "decode", batch=len(primers), arch=_arch(model)
+    )
+    picker = TokenPicker(
+        len(primers), device, settings.temperature, settings.top_k, settings.top_p,
+        settings.seed, tokens.suppress_ids,
+    )  # fmt: skip
+    # Autocast keeps its bf16 copies of the weights for the whole `with` block only outside
+    # inference mode (inside it, every step re-casts every weight: 59 casts per step instead
+    # of 26 for `small`), so bf16 runs under no_grad and fp32 under inference_mode.
+    no_autograd = torch.inference_mode() if dtype is None else torch.no_grad()
+    was_training = model.training
+    model.eval()
+    try:
+        with no_autograd, autocast(device, dtype):
+            run = _Run(model, primers, settings, tokens, window, picker, device, progress)
+            rows, reasons, seconds = run.sample()
+    finally:
+        model.train(was_training)
+    return [
+        Generated(row, STOP_REASONS[reason - 1], sec, window, precision_name(dtype))
+        for row, reason, sec in zip(rows, reasons, seconds)
+    ]
+
+
+class _Run:
+    """One batch's decoding loop and its bookkeeping (lengths, seconds, stop reasons)."""
+
+    def __init__(self, model, primers, settings, tokens, window, picker, device, progress):
+        self.model, self.primers, self.settings, self.tokens = model, primers, settings, tokens
+        self.window, self.pick, self.device, self.progress = window, picker, device, progress
+        self.absolute = _is_absolute(model)
+        # absolute positions: leave room to grow after a re-encode
+        self.keep = window // 2 if self.absolute and window else window
+
+    def prefill(self, tails: list[list[int]]) -> tuple[torch.Tensor, Any]:
+        tokens, valid = _left_pad(tails, self.tokens.pad_id, self.device)  # (B, T), (B, T)|None
+        logits, cache = self.model(tokens, cache=None, valid=valid)  # (B, T, V)
+        return logits[:, -1], cache  # (B, V)
+
+    def sample(self) -> tuple[list[list[int]], list[int], list[float]]:
+        s, budget, batch = self.settings, self.settings.max_new_tokens, len(self.primers)
+        window, device = self.window, self.device
+        logits, cache = self.prefill(
+            [list(p[-window:]) if window else list(p) for p in self.primers]
+        )
+        out = torch.full((batch, budget), self.tokens.pad_id, dtype=torch.long, device=device)
+        lengths = torch.full((batch,), budget, dtype=torch.long, device=device)
+        reason = torch.full((batch,), _RUNNING, dtype=torch.long, device=device)
+        seconds = torch.zeros(batch, dtype=torch.float64, device=device)
+        durations = None
+        if self.tokens.token_seconds is not None:
+            durations = torch.as_tensor(
+                self.tokens.token_seconds, dtype=torch.float64, device=device
+            )
+        eos, deadline = self.tokens.eos_id, None
+        if s.time_limit is not None:
+            deadline = time.monotonic() + s.time_limit
+
+        with decode_threads(device):
+            for step in range(budget):
+                token = self.pick(logits)  # (B,)
+                out[:, step] = token
+                running = reason == _RUNNING
+                added = torch.zeros_like(seconds)
+                if eos is not None:
+                    hit = running & (token == eos)
+                    lengths = torch.where(hit, step, lengths)
+                    reason = torch.where(hit, _EOS, reason)
+                if durations is not None:
+                    added = torch.where(reason == _RUNNING, durations[token], 0.0)  # (B,)
+                    seconds += added
+                    if s.seconds is not None:
+                        over = (reason == _RUNNING) & (seconds >= s.seconds - 1e-9)
+                        lengths = torch.where(over, step + 1, lengths)
+                        reason = torch.where(over, _SECONDS, reason)
+                if self.progress is not None:
+                    self.progress(int(running.sum()), float(added.sum()))
+                if step == budget - 1:
+                    reason = torch.where(reason == _RUNNING, _TOKENS, reason)
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    lengths = torch.where(reason == _RUNNING, step + 1, lengths)
+                    reason = torch.where(reason == _RUNNING, _TIME, reason)
+                if bool((reason != _RUNNING).all()):
+                    break
+                logits, cache = self.step(token, out, step, cache)
+
+        rows = [out[i, : int(lengths[i])].tolist() for i in range(batch)]
+        secs = [0.0] * batch
+        if durations is not None:
+            secs = [float(durations[torch.as_tensor(r, dtype=torch.long)].sum()) for r in rows]
+        return rows, reason.tolist(), secs
+
+    def step(self, token: torch.Tensor, out: torch.Tensor, step: int, cache: Any):
+        """Feed this step's tokens (B,); slide or re-encode first when the window is full."""
+        if self.window is not None and cache.length >= self.window:
+            if self.absolute:  # cannot slide: re-encode the recent tokens from position 0
+                n_new = step + 1
+                recent = out[:, max(0, n_new - self.keep) : n_new].tolist()
+                need = self.keep - len(recent[0])  # taken from the primers' ends
+                tails = [list(p[max(0, len(p) - need) :]) if need > 0 else [] for p in self.primers]
+                return self.prefill([t + r for t, r in zip(tails, recent)])
+            cache = cache.trim(self.keep - 1)  # room for the token fed next
+        logits, cache = self.model(token.unsqueeze(1), cache=cache)  # (B, 1, V)
+        return logits[:, -1], cache  # (B, V)
+
+
+def generate_without_cache(
+    model: nn.Module,
+    primer: Sequence[int],
+    settings: SamplingSettings,
+    tokens: TokenInfo | None = None,
+) -> list[int]:
+    """Reference decoder that recomputes the whole context every step (no cache).
+
+    What public ports do; slow (quadratic). It draws from the same random stream as
+    `generate` (row 0, `settings.seed`), so with the same settings both must return the same
+    tokens: the tests use it to check the cached sampler, the benchmark to measure what the
+    cache buys. Each step runs the model on the last `settings.window` tokens (None: all);
+    it makes exactly `settings.max_new_tokens` tokens (no EOS stop, no seconds).
+
+    Returns:
+        The new tokens.
+    """
+    tokens = tokens or TokenInfo()
+    device = model_device(model)
+    s = settings
+    pick = TokenPicker(1, device, s.temperature, s.top_k, s.top_p, s.seed, tokens.suppress_ids)
+    history = list(primer)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for _ in range(s.max_new_tokens):
+                context = history[-s.window :] if s.window else history
+                batch = torch.tensor([context], dtype=torch.long, device=device)  # (1, T)
+                logits, _ = model(batch)  # (1, T, V)
+                history.append(int(pick(logits[:, -1])))
+    finally:
+        model.train(was_training)
+    return history[len(primer) :]

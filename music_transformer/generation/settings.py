@@ -1,0 +1,109 @@
+"""How to sample and how much: one frozen dataclass, checked once, where it is built.
+
+The command-line options of `continue`, `generate` and `compare` take their defaults from it,
+and the sampler trusts it (it does not check again).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from ..runtime import PRECISIONS
+from .filters import SamplingError, check_top_k, check_top_p
+
+DEFAULT_SECONDS = 30.0
+# With --seconds only, a token ceiling still stops a model that never advances time;
+# expressive piano runs ~33 tokens per second of music (MIDI_NOTES.md), dense passages ~3× that.
+MAX_TOKENS_PER_SECOND = 150
+SEED_LIMIT = 2**63  # torch generators take seeds below this
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How to sample and how much. Checked on construction (SamplingError: a ValueError).
+
+    Attributes:
+        temperature: softmax temperature, ≥ 0; 0 is greedy.
+        top_k: keep only the k most likely tokens (None: off).
+        top_p: nucleus mass in (0, 1] (None: off).
+        seed: base seed; row i of a batch uses seed + i. None draws one (`with_seed`).
+        seconds: stop after this many seconds of new music (None: no limit in seconds).
+        tokens: stop after this many new tokens (None: a ceiling derived from `seconds`).
+        primer_seconds: use only the first this-many seconds of each primer (None: all).
+        window: context tokens the model attends to (None: the model's training length).
+        precision: "auto" (bf16 where it is faster), "fp32" or "bf16".
+        time_limit: stop a batch after this many seconds of wall-clock time (None: no limit).
+    """
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    seconds: float | None = None
+    tokens: int | None = None
+    primer_seconds: float | None = None
+    window: int | None = None
+    precision: str = "auto"
+    time_limit: float | None = None
+
+    def __post_init__(self) -> None:
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, int | float):
+            raise SamplingError(f"temperature must be a number ≥ 0, got {t!r}")
+        if not t >= 0.0 or t == math.inf:
+            raise SamplingError(f"temperature must be a finite number ≥ 0, got {t!r}")
+        check_top_k(self.top_k)
+        check_top_p(self.top_p)
+        if self.seconds is None and self.tokens is None:
+            object.__setattr__(self, "seconds", DEFAULT_SECONDS)
+        for name in ("seconds", "primer_seconds", "time_limit"):
+            value = getattr(self, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if value is not None and not (number and 0 < value < math.inf):
+                raise SamplingError(f"{name} must be a number > 0, got {value!r}")
+        for name in ("tokens", "window", "seed"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise SamplingError(f"{name} must be a whole number, got {value!r}")
+        if self.tokens is not None and self.tokens < 1:
+            raise SamplingError(f"tokens must be ≥ 1, got {self.tokens}")
+        if self.window is not None and self.window < 2:
+            raise SamplingError(f"window must be ≥ 2, got {self.window}")
+        if self.seed is not None and not 0 <= self.seed < SEED_LIMIT:
+            raise SamplingError(f"seed must be in 0 … {SEED_LIMIT - 1}, got {self.seed}")
+        if self.precision not in PRECISIONS:
+            raise SamplingError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+
+    @property
+    def max_new_tokens(self) -> int:
+        """The token budget of one row: `tokens`, else a ceiling from `seconds`."""
+        if self.tokens is not None:
+            return self.tokens
+        return max(64, math.ceil(self.seconds * MAX_TOKENS_PER_SECOND))
+
+    def with_seed(self) -> SamplingSettings:
+        """These settings with a concrete seed (drawn now if none was given)."""
+        if self.seed is not None:
+            return self
+        return replace(self, seed=secrets.randbelow(2**31))
+
+    def record(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict, for sidecars and manifests."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def default(name: str) -> Any:
+    """The default of one SamplingSettings field (for command-line options)."""
+    return next(f.default for f in fields(SamplingSettings) if f.name == name)
+
+
+def check_counts(num_samples: int, batch_size: int) -> None:
+    """num_samples and batch_size must be whole numbers ≥ 1 (SamplingError otherwise)."""
+    for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SamplingError(f"{name} must be a whole number ≥ 1, got {value!r}")

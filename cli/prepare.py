@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.errors import user_errors
+from cli.errors import UserError, user_errors
 from midi_data.presets import PRESETS
 
 
@@ -20,15 +20,28 @@ from midi_data.presets import PRESETS
     help="performance: the paper's NOTE_ON/OFF + 10 ms TIME_SHIFT events; score: REMI; "
     "jsb: four-voice 16th-note grid, S A T B per step (the paper's JSB Chorales tokens).",
 )  # fmt: skip
+@click.option(
+    "--tokenizer-from", "tokenizer_from", metavar="MODEL_NAME_OR_DIR",
+    help="Use this model's tokenizer (bundled name or checkpoint/run directory), to fine-tune "
+    "it on the data: `train --init` needs the same vocabulary.",
+)  # fmt: skip
 @click.option("--workers", "-j", type=click.IntRange(min=1), help="Processes [default: CPUs].")
 @click.option(
     "--split", default="0.9,0.05,0.05", show_default=True,
     help="Train,valid,test fractions (split by file, deterministic).",
 )  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.pass_context
 @user_errors
 def prepare(
-    sources: tuple[str, ...], out: str, preset: str, workers: int | None, split: str, quiet: bool
+    ctx: click.Context,
+    sources: tuple[str, ...],
+    out: str,
+    preset: str,
+    tokenizer_from: str | None,
+    workers: int | None,
+    split: str,
+    quiet: bool,
 ) -> None:
     """Tokenize MIDI SOURCEs into a training data directory.
 
@@ -43,10 +56,23 @@ def prepare(
     Examples:
       music-transformer prepare music21:bach --out data/bach
       music-transformer prepare Jsb16thSeparated.json --out data/jsb --tokenizer jsb
+      music-transformer prepare my-pieces/ --out data/mine --tokenizer-from piano-transformer
     """
     from midi_data.shards import prepare as run
 
-    result = run(sources, out, preset=preset, workers=workers, split=split, progress=not quiet)
+    tokenizer = None
+    if tokenizer_from is not None:
+        tokenizer = _model_tokenizer(tokenizer_from)
+        source = ctx.get_parameter_source("preset")
+        if source == click.core.ParameterSource.COMMANDLINE and preset != tokenizer.preset:
+            raise UserError(
+                f"--tokenizer {preset} contradicts --tokenizer-from {tokenizer_from}, whose "
+                f"tokenizer is {tokenizer.preset!r}; give only one"
+            )
+    result = run(
+        sources, out, preset=preset, workers=workers, split=split, progress=not quiet,
+        tokenizer=tokenizer,
+    )  # fmt: skip
     for name, reason in result.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
     counts = ", ".join(
@@ -55,3 +81,12 @@ def prepare(
     click.echo(
         f"{result.directory}: {counts}; {len(result.skipped)} skipped; {result.seconds:.1f} s"
     )
+
+
+def _model_tokenizer(name_or_dir: str):
+    """The tokenizer a bundled model or checkpoint/run directory was trained with."""
+    from midi_data import load_tokenizer
+    from music_transformer.checkpoint import TOKENIZER_FILE, resolve_model_dir
+
+    directory = resolve_model_dir(name_or_dir)
+    return load_tokenizer(directory / TOKENIZER_FILE)

@@ -31,6 +31,13 @@ from music_transformer.training.options import default as d
     type=click.Path(dir_okay=False),
     help="JSON or TOML file of options (keys as below, with _; plus a [model] table).",
 )
+@click.option(
+    "--init",
+    metavar="MODEL_NAME_OR_DIR",
+    default=d("init"),
+    help="Fine-tune: start from this model's weights and architecture (bundled name or "
+    "checkpoint/run directory); the data must use its tokenizer (prepare --tokenizer-from).",
+)
 @click.option("--resume", is_flag=True, help="Continue RUN_DIR/last exactly where it stopped.")
 @click.option("--max-steps", type=int, default=d("max_steps"), help="Optimizer steps in total.")
 @click.option(

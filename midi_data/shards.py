@@ -94,9 +94,9 @@ Result = tuple[np.ndarray | None, str, str | None]  # ids, sha256, reason skippe
 _worker_tokenizer: Tokenizer | None = None
 
 
-def _init_worker(preset: str) -> None:
+def _init_worker(preset: str, options: dict[str, Any]) -> None:
     global _worker_tokenizer
-    _worker_tokenizer = make_tokenizer(preset)
+    _worker_tokenizer = make_tokenizer(preset, **options)
 
 
 def _tokenize(path: str) -> Result:
@@ -150,6 +150,7 @@ def prepare(
     workers: int | None = None,
     split: str | Sequence[float] = (0.9, 0.05, 0.05),
     progress: bool = True,
+    tokenizer: Tokenizer | None = None,
 ) -> PrepareResult:
     """Tokenize every file of `sources` into the data directory `out`.
 
@@ -161,6 +162,8 @@ def prepare(
         workers: processes (default: the CPUs available).
         split: train, valid, test fractions.
         progress: show progress bars.
+        tokenizer: use this tokenizer (e.g. a model's, to fine-tune it) instead of a fresh
+            one of `preset`; its ids are kept exactly.
     Raises:
         DataError: missing source, bad split, or an `out` that is not safe to replace.
     """
@@ -168,7 +171,7 @@ def prepare(
     fractions = parse_split(split)
     out = Path(out)
     check_out_dir(out)
-    tokenizer = make_tokenizer(preset)
+    tokenizer = tokenizer or make_tokenizer(preset)
     workers = workers or default_workers()
     files = find_files(sources, workers=workers, progress=progress)
 
@@ -180,7 +183,10 @@ def prepare(
     paths = [str(files[i].path) for i in readable]
     bar = tqdm(total=len(paths), desc="tokenizing", unit="file", disable=not progress or not paths)
     for i, result in zip(
-        readable, parallel_map(_tokenize, paths, workers, _init_worker, (preset,))
+        readable,
+        parallel_map(
+            _tokenize, paths, workers, _init_worker, (tokenizer.preset, tokenizer.options())
+        ),
     ):
         results[i] = result
         bar.update()

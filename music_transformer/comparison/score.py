@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,10 @@ class AnswersError(ValueError):
 
 
 def sign_test(wins: int, losses: int) -> float:
-    """Two-sided exact sign test p-value: P(a split at least as uneven | p = 1/2)."""
+    """Two-sided exact sign test p-value: P(a split at least as uneven | p = 1/2).
+
+    Written out (six lines of math.comb) rather than scipy.stats.binomtest: scipy is not a
+    dependency of this project and would be one only for this."""
     n = wins + losses
     if n == 0:
         return 1.0
@@ -52,13 +55,7 @@ class Tally:
         return sign_test(self.wins, self.losses)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "wins": self.wins,
-            "losses": self.losses,
-            "ties": self.ties,
-            "preference_rate": self.rate,
-            "p_value": self.p_value,
-        }
+        return {**asdict(self), "preference_rate": self.rate, "p_value": self.p_value}
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 A filter never changes the logits it keeps; it sets the ones it removes to -inf, so a softmax
 afterwards renormalizes over the survivors. `FILTERS` is the registry the sampler applies, in
-order; each entry is skipped when its setting is None.
+order; each entry is skipped when its setting is None. Written here (a few lines each) rather
+than taken from transformers' logits warpers, which would pull in that whole library.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ class TokenPicker:
 
     Row i draws from its own generator seeded with `seed + i`, so a row's samples do not
     depend on how many other rows share the batch. With `seed` None, torch's global RNG.
+    Inverse-CDF sampling by hand because torch.multinomial takes one generator for the whole
+    batch, which would tie every row's draws to its neighbours.
     """
 
     def __init__(

@@ -9,6 +9,7 @@ Legend: B batch, T new tokens, S cached positions, D d_model, H heads, Dh head d
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -21,9 +22,19 @@ from .cache import CacheWriter, KVCache
 from .config import ModelConfig
 
 
+@dataclass
+class _Pass:
+    """What every layer of one forward call shares."""
+
+    writer: CacheWriter  # collects each layer's new keys/values into the next cache
+    key_valid: Tensor | None  # (B, S+T) bool, False at padded keys; None when none is padded
+    window: int | None  # attend only to the last W positions (None: all)
+
+
 class SelfAttention(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, layer: int):
         super().__init__()
+        self.layer = layer  # index of this block: where its keys/values go in the cache
         self.n_heads, self.head_dim = config.n_heads, config.head_dim
         self.chunk = config.attn_chunk
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
@@ -34,26 +45,18 @@ class SelfAttention(nn.Module):
             shape = (r, dh) if config.rel_shared_heads else (config.n_heads, r, dh)
             self.rel_emb = nn.Parameter(torch.randn(*shape) * dh**-0.5)
 
-    def forward(
-        self,
-        x: Tensor,
-        writer: CacheWriter,
-        layer: int,
-        key_valid: Tensor | None,
-        window: int | None = None,
-    ) -> Tensor:
-        """x: (B, T, D); key_valid: (B, S+T) bool or None. Returns (B, T, D)."""
+    def forward(self, x: Tensor, p: _Pass) -> Tensor:
+        """x: (B, T, D). Returns (B, T, D)."""
         b, t, d = x.shape
         qkv = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim)  # (B, T, 3, H, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
-        k, v = writer.append(layer, k, v)  # (B, H, S+T, Dh)
+        k, v = p.writer.append(self.layer, k, v)  # (B, H, S+T, Dh)
+        mask = {"key_valid": p.key_valid, "window": p.window}
         chunk = self.chunk or auto_chunk(b, self.n_heads, k.shape[2])
         if t > chunk:
-            y = chunked_relative_attention(
-                q, k, v, self.rel_emb, chunk, key_valid=key_valid, window=window
-            )
+            y = chunked_relative_attention(q, k, v, self.rel_emb, chunk, **mask)
         else:
-            y = relative_attention(q, k, v, self.rel_emb, key_valid=key_valid, window=window)
+            y = relative_attention(q, k, v, self.rel_emb, **mask)
         y = y.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
         return self.proj(y)
 
@@ -61,10 +64,10 @@ class SelfAttention(nn.Module):
 class Block(nn.Module):
     """Pre-LN decoder block: x + drop(attn(ln(x))), then x + drop(ff(ln(x)))."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, layer: int):
         super().__init__()
         self.ln1 = nn.LayerNorm(config.d_model)
-        self.attn = SelfAttention(config)
+        self.attn = SelfAttention(config, layer)
         self.ln2 = nn.LayerNorm(config.d_model)
         self.ff = nn.Sequential(
             nn.Linear(config.d_model, config.d_ff),
@@ -73,15 +76,8 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(
-        self,
-        x: Tensor,
-        writer: CacheWriter,
-        layer: int,
-        key_valid: Tensor | None,
-        window: int | None = None,
-    ):
-        x = x + self.drop(self.attn(self.ln1(x), writer, layer, key_valid, window))
+    def forward(self, x: Tensor, p: _Pass) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), p))
         return x + self.drop(self.ff(self.ln2(x)))
 
 
@@ -93,7 +89,7 @@ class MusicTransformer(nn.Module):
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layers))
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self._init_weights()
@@ -118,9 +114,6 @@ class MusicTransformer(nn.Module):
         # steps on the Bach chorales (untied: 1.7).
         std = 0.02 if self.config.tie_embeddings else self.config.d_model**-0.5
         nn.init.normal_(self.embed.weight, 0.0, std)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
     def forward(
         self,
@@ -158,14 +151,14 @@ class MusicTransformer(nn.Module):
         if self.config.position == "absolute":
             x = x + sinusoids(_positions(seen, valid, b, t), self.config.d_model).to(x.dtype)
         x = self.drop(x)
-        writer = CacheWriter(cache, len(self.blocks), t)
-        for i, block in enumerate(self.blocks):
+        p = _Pass(CacheWriter(cache, len(self.blocks), t), key_valid, window)
+        for block in self.blocks:
             if self.config.grad_checkpoint and torch.is_grad_enabled() and self.training:
-                x = checkpoint(block, x, writer, i, key_valid, window, use_reentrant=False)
+                x = checkpoint(block, x, p, use_reentrant=False)
             else:
-                x = block(x, writer, i, key_valid, window)
+                x = block(x, p)
         logits = self.head(self.norm(x))  # (B, T, V)
-        return logits, writer.finish(key_valid, seen + n_new)
+        return logits, p.writer.finish(key_valid, seen + n_new)
 
 
 def _merge_valid(cache: KVCache | None, valid: Tensor | None, b: int, t: int, device):

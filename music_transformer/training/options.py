@@ -37,6 +37,7 @@ class TrainOptions:
 
     data_dir: str = ""  # prepared data directory (`music-transformer prepare`)
     out_dir: str = ""  # RUN_DIR: checkpoints, metrics.jsonl, options.json
+    init: str = ""  # fine-tune: start from this model (bundled name or checkpoint/run dir)
     arch: str = "transformer"  # transformer | transformer-absolute | lstm
     preset: str = "small"  # tiny | small | paper
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig/LSTMConfig overrides

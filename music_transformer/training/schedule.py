@@ -1,5 +1,6 @@
 """Learning-rate schedules: linear warm-up, then inverse square root (the paper's), cosine or
-constant. A pure function of the step, so resuming needs nothing but the step number."""
+constant. A pure function of the step, so resuming needs nothing but the step number (torch's
+LR schedulers keep their own state and the paper's inverse-sqrt is not among them)."""
 
 from __future__ import annotations
 

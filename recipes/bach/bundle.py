@@ -19,6 +19,7 @@ from midi_data import crop_seconds, read_midi
 from midi_data.corpus import cache_dir
 from midi_data.files import atomic_write
 from music_transformer.checkpoint import BUNDLED_DIR, export_checkpoint, load_checkpoint
+from music_transformer.nn import count_parameters
 
 PRIMER_SECONDS = 12.0
 NAMES = ("bach-transformer", "bach-lstm", "bach-absolute")
@@ -27,7 +28,7 @@ NAMES = ("bach-transformer", "bach-lstm", "bach-absolute")
 def bundle_model(run_dir: Path, name: str) -> None:
     out = export_checkpoint(run_dir, BUNDLED_DIR / name, dtype=torch.bfloat16)
     size = (out / "model.safetensors").stat().st_size / 1e6
-    print(f"{name}: {load_checkpoint(out).model.num_parameters():,} parameters, {size:.1f} MB")
+    print(f"{name}: {count_parameters(load_checkpoint(out).config):,} parameters, {size:.1f} MB")
 
 
 def cut_primers(data_dir: Path, count: int = 3) -> None:

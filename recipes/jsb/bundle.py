@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from music_transformer.checkpoint import BUNDLED_DIR, export_checkpoint, load_checkpoint
+from music_transformer.nn import count_parameters
 
 NAME = "jsb-relative"
 LIMIT_MB = 25.0  # the most a bundled model may weigh (issue 8)
@@ -26,7 +27,7 @@ def main() -> None:
     run = Path(sys.argv[1])
     out = export_checkpoint(run, BUNDLED_DIR / NAME, dtype=torch.bfloat16)
     size = (out / "model.safetensors").stat().st_size / 1e6
-    params = load_checkpoint(out).model.num_parameters()
+    params = count_parameters(load_checkpoint(out).config)
     print(f"{NAME}: {params:,} parameters, {size:.1f} MB (bf16) from {run}")
     if size > LIMIT_MB:
         sys.exit(f"Error: {NAME} weighs {size:.1f} MB, over the {LIMIT_MB:.0f} MB limit")

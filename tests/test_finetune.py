@@ -1,0 +1,98 @@
+"""Fine-tuning on your own MIDI: `prepare --tokenizer-from MODEL` and `train --init MODEL`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli.main import main
+from music_transformer.checkpoint import load_checkpoint
+from music_transformer.training import train
+from tests.helpers import cpu_train_options
+
+
+@pytest.fixture(scope="module")
+def base_run(bach_data_dir: Path, tmp_path_factory) -> Path:
+    """A tiny model trained briefly on the Bach chorales: the model to fine-tune."""
+    run = tmp_path_factory.mktemp("finetune") / "base"
+    options = cpu_train_options(
+        bach_data_dir, run, max_steps=20, seq_len=32, batch_size=4, lr=1e-2, warmup_steps=2,
+        eval_every=20, save_every=20, model={"n_layers": 1},
+    )  # fmt: skip
+    return train(options)
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_prepare_with_a_models_tokenizer(base_run: Path, bach_midi_dir: Path, tmp_path) -> None:
+    out = tmp_path / "mine"
+    result = invoke("prepare", bach_midi_dir, "--out", out, "--tokenizer-from", base_run, "-q")
+    assert result.exit_code == 0, result.output
+    ours = json.loads((out / "tokenizer.json").read_text())
+    theirs = json.loads((base_run / "best" / "tokenizer.json").read_text())
+    assert ours["preset"] == theirs["preset"] and ours["vocab"] == theirs["vocab"]
+
+
+def test_init_starts_from_the_models_weights_and_architecture(
+    base_run: Path, bach_data_dir: Path, tmp_path
+) -> None:
+    # A learning rate of ~0 leaves the weights where --init put them: the model's own.
+    result = invoke(
+        "train", "--init", base_run, "--data", bach_data_dir, "--out", tmp_path / "ft",
+        "--preset", "small", "--max-steps", "2", "--lr", "1e-12", "--warmup-steps", "0",
+        "--seq-len", "16", "--batch-size", "2", "--device", "cpu", "--precision", "fp32", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    base, tuned = load_checkpoint(base_run), load_checkpoint(tmp_path / "ft" / "last")
+    assert tuned.config == base.config  # not the `small` preset asked for
+    for (name, a), (_, b) in zip(base.model.state_dict().items(), tuned.model.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    training = tuned.meta["training"]
+    assert training["init_from"] == str(base_run) and training["preset"] is None
+
+
+def test_fine_tuning_keeps_learning_from_where_the_model_was(
+    base_run: Path, bach_data_dir: Path, tmp_path
+) -> None:
+    """Ten more steps from the model beat ten steps from scratch on the same data."""
+
+    def valid_nll(run: Path) -> float:
+        return json.loads((run / "best" / "config.json").read_text())["training"]["best_valid_nll"]
+
+    common = dict(max_steps=10, seq_len=32, batch_size=4, lr=1e-3, warmup_steps=0, eval_every=10)
+    tuned = train(cpu_train_options(bach_data_dir, tmp_path / "ft", init=str(base_run), **common))
+    fresh = train(
+        cpu_train_options(bach_data_dir, tmp_path / "new", model={"n_layers": 1}, **common)
+    )
+    assert valid_nll(tuned) < valid_nll(fresh)
+
+
+def test_a_vocabulary_mismatch_is_one_line(base_run: Path, tmp_path) -> None:
+    jsb = tmp_path / "jsb.json"
+    steps = [[72, 67, 60, 48]] * 16
+    jsb.write_text(json.dumps({"train": [steps] * 3, "valid": [steps], "test": [steps]}))
+    data = tmp_path / "jsb"
+    assert invoke("prepare", jsb, "--out", data, "--tokenizer", "jsb", "-q").exit_code == 0
+    result = invoke("train", "--init", base_run, "--data", data, "--out", tmp_path / "r", "-q")
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "--tokenizer-from" in lines[0] and "another tokenizer" in lines[0]
+    both = invoke("prepare", jsb, "--out", tmp_path / "x", "--tokenizer", "jsb",
+                  "--tokenizer-from", base_run)  # fmt: skip
+    assert both.exit_code == 2 and "contradicts" in both.output
+
+
+def test_init_refuses_options_that_change_the_architecture(
+    base_run: Path, bach_data_dir: Path, tmp_path
+) -> None:
+    options = cpu_train_options(
+        bach_data_dir, tmp_path / "r", init=str(base_run), max_steps=1, model={"d_model": 32}
+    )
+    with pytest.raises(ValueError, match="d_model"):
+        train(options)

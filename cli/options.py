@@ -82,6 +82,38 @@ sampling_options = _stack(
         help="Context tokens the model attends to [default: its training length].",
     ),
     click.option(
+        "--max-note-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="No note sounds longer than S seconds [default: the model's own limit, the "
+        "99.9th percentile note length of its training data].",
+    ),
+    click.option(
+        "--allow-early-end",
+        is_flag=True,
+        help="Let the model end a piece before the length asked for (its EOS).",
+    ),
+    click.option(
+        "--allow-voice-crossing",
+        is_flag=True,
+        help="Four-part (jsb) models: let a lower voice go above a higher one.",
+    ),
+    click.option(
+        "--no-repeat-ngram",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Never repeat the same N tokens (breaks loops of greedy or cold sampling).",
+    ),
+    click.option(
+        "--no-grammar",
+        "grammar",
+        flag_value=False,
+        default=True,
+        help="Sample without the grammar masks and musical endings (as the first release).",
+    ),
+    click.option(
         "--time-limit",
         type=float,
         default=None,
@@ -125,6 +157,11 @@ SAMPLING_KEYS = (
     "tokens",
     "primer_seconds",
     "time_limit",
+    "max_note_seconds",
+    "allow_early_end",
+    "allow_voice_crossing",
+    "no_repeat_ngram",
+    "grammar",
 )
 
 

@@ -70,6 +70,13 @@ class TokenData:
     def num_tokens(self, split: str) -> int:
         return int(self.manifest["splits"][split]["tokens"]) if split in SPLITS else 0
 
+    def note_length_quantile(self, split: str = "train", q: float = 99.9) -> float | None:
+        """The q-th percentile of note lengths (seconds) in a split, as the tokenizer decodes
+        them (None when the split has no notes): the sampler's default longest note."""
+        lengths = [self.tokenizer.note_seconds(p) for p in self.pieces(split)]
+        lengths = [x for x in lengths if len(x)]
+        return float(np.percentile(np.concatenate(lengths), q)) if lengths else None
+
     def num_pieces(self, split: str) -> int:
         return int(self.manifest["splits"][split]["pieces"]) if split in SPLITS else 0
 

@@ -116,6 +116,11 @@ class Tokenizer:
         arr = arr[(arr >= 0) & (arr < self.vocab_size)]
         return float(self.token_seconds[arr].sum())
 
+    def note_seconds(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """(N,) seconds each decoded note of `ids` lasts, in decoding order."""
+        pm = self.decode(ids)
+        return np.array([n.end - n.start for i in pm.instruments for n in i.notes], np.float64)
+
     def token_names(self, ids: Sequence[int] | np.ndarray | None = None) -> list[str]:
         """Names of `ids` (all names in id order when None), e.g. for debugging samples."""
         if ids is None:

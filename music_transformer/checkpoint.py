@@ -147,6 +147,13 @@ class LoadedModel:
         seq_len = self.meta.get("training", {}).get("seq_len")
         return int(seq_len) if seq_len else None
 
+    @property
+    def max_note_seconds(self) -> float | None:
+        """The longest note the sampler lets sound (the training data's 99.9th percentile
+        note length, recorded at training time), or None when config.json has none."""
+        value = self.meta.get("training", {}).get("max_note_seconds")
+        return float(value) if value else None
+
     def context_window(self, asked: int | None = None) -> int | None:
         """The window to sample with: `asked`, else the training length, else the model's
         attention span; None for the LSTM (its state needs no window)."""

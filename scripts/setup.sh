@@ -23,15 +23,39 @@ if ! .venv/bin/python -c "import music_transformer, midi_data, cli, pytest, ruff
   touch .venv/.installed
 fi
 
-# Audio rendering (WAV files) needs FluidSynth and a General MIDI soundfont (Debian packages).
-# Optional: everything else works without them, and the commands that need them say so.
+# Optional Debian packages, installed with apt-get when we are root (`apt-get update` runs at
+# most once). A failure only prints a note: everything else works without them.
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+APT_UPDATED=""  # "", "ok" or "failed"
+apt_install() {  # apt_install PACKAGE...: returns non-zero on failure (callers print a note)
+  if [ -z "$APT_UPDATED" ]; then
+    if apt-get update -qq; then APT_UPDATED=ok; else APT_UPDATED=failed; fi
+  fi
+  [ "$APT_UPDATED" = ok ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends "$@" >/dev/null
+}
+
+# Audio rendering (WAV files) needs FluidSynth and a General MIDI soundfont.
+# Optional: the commands that need them say so.
 if ! command -v fluidsynth >/dev/null 2>&1 || ! ls /usr/share/sounds/sf2/*.sf2 >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  if can_apt; then
     echo "Installing fluidsynth and a General MIDI soundfont (apt-get) ..."
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-       --no-install-recommends fluidsynth timgm6mb-soundfont >/dev/null) \
+    apt_install fluidsynth timgm6mb-soundfont \
       || echo "Note: could not install fluidsynth; WAV rendering will be unavailable."
   else
     echo "Note: install the Debian packages 'fluidsynth' and 'timgm6mb-soundfont' for WAV output."
+  fi
+fi
+
+# A headless browser for the test that opens a `compare` page (tests/test_compare.py), which
+# skips without one.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+   && ! command -v google-chrome >/dev/null 2>&1; then
+  if can_apt; then
+    echo "Installing chromium (apt-get) ..."
+    apt_install chromium \
+      || echo "Note: could not install chromium; the browser test of compare pages will skip."
+  else
+    echo "Note: install the Debian package 'chromium' to run the browser test of compare pages."
   fi
 fi

@@ -1,4 +1,5 @@
-"""Shared fixtures: the shared test data, a few Bach chorales as MIDI, a prepared data dir.
+"""Shared fixtures: the shared test data, a few Bach chorales as MIDI, a prepared data dir,
+and one tiny model trained on it for the whole session.
 
 The chorales come from music21's corpus through `midi_data.corpus` (converted once and cached
 in the user cache directory, see `midi_data.corpus.cache_dir`), so the first session that
@@ -9,23 +10,24 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Spinning OpenMP threads slow everything down when the other core is busy.
+# Spinning OpenMP threads slow everything down when the other core is busy. Set before anything
+# imports torch: hence the fixtures import the packages and tests.helpers in their bodies.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 NUM_CHORALES = 12
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (MAESTRO samples, odd MIDI files, JSB chorales), or skip."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_DATA} (only on development machines)")
-    return SHARED_DATA
+    from tests.helpers import shared_path
+
+    return shared_path()
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +56,18 @@ def bach_data_dir(bach_midi_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     result = prepare([str(bach_midi_dir)], out, workers=1, split="0.7,0.3,0", progress=False)
     assert result.pieces["train"] > 0 and result.pieces["valid"] > 0, result
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(bach_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A tiny Transformer run directory trained once per session on `bach_data_dir` with
+    `TINY_RUN` (40 steps, seq_len 64: a few seconds). Read-only: a test that writes into a run
+    copies it first; the teardown checks that no file of it changed."""
+    from music_transformer.training import train
+    from tests.helpers import TINY_RUN, cpu_train_options, tree_digest
+
+    run = tmp_path_factory.mktemp("tiny_run") / "run"
+    train(cpu_train_options(bach_data_dir, run, **TINY_RUN))
+    before = tree_digest(run)
+    yield run
+    assert tree_digest(run) == before, f"a test changed the shared run {run}"

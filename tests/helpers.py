@@ -1,11 +1,40 @@
-"""Shared by the tests that train models: options for quick, deterministic CPU runs."""
+"""Shared by the tests: the shared test data, options for quick deterministic CPU training, the
+settings of the session's tiny trained run, and sharpened tiny random models."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+import torch
+
+from music_transformer.nn import build_model
+from music_transformer.nn.config import make_config
 from music_transformer.training import TrainOptions
+
+# ../shared/data beside the checkout (MAESTRO samples, odd MIDI files, JSB chorales): only on
+# development machines, so every test that reads it skips without it.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """SHARED_DATA / parts, or skip the calling test (or fixture) saying what is missing."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test data not found at {path} (only on development machines)")
+    return path
+
+
+def shared_files(folder: str, pattern: str) -> list[Any]:
+    """The files matching `pattern` in SHARED_DATA / folder, sorted, for `parametrize`; without
+    that folder, one parameter that skips with the reason (so a clone without the data skips)."""
+    path = SHARED_DATA / folder
+    if not path.is_dir():
+        reason = f"shared test data not found at {path} (only on development machines)"
+        return [pytest.param(None, id="no-shared-data", marks=pytest.mark.skip(reason=reason))]
+    return sorted(path.glob(pattern))
 
 
 def cpu_train_options(data_dir: str | Path, out_dir: str | Path, **fields: Any) -> TrainOptions:
@@ -22,3 +51,56 @@ def cpu_train_options(data_dir: str | Path, out_dir: str | Path, **fields: Any) 
     )
     values.update(fields)
     return TrainOptions(**values)
+
+
+# The session's tiny run (the `tiny_run` fixture in conftest.py, trained once on the Bach
+# chorales of `bach_data_dir`): what test_train checks about a run directory, and the model the
+# CLI, evaluate, compare and fine-tuning tests use. Validation every 10 steps on the whole valid
+# split (test_evaluate compares its own NLL with it), a checkpoint every 10 (the last 3 kept), a
+# metrics line every 5.
+TINY_RUN: dict[str, Any] = dict(
+    arch="transformer",
+    max_steps=40,
+    seq_len=64,
+    batch_size=4,
+    lr=1e-2,
+    warmup_steps=5,
+    eval_every=10,
+    eval_batches=0,
+    save_every=10,
+    log_every=5,
+    seed=0,
+)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Path → sha256 of every file under root (to prove nothing was overwritten)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def sharpened_model(
+    arch: str = "transformer",
+    vocab: int = 48,
+    seed: int = 0,
+    *,
+    std: float | None = None,
+    **overrides: Any,
+) -> torch.nn.Module:
+    """A tiny randomly initialized model (`make_config(arch, "tiny", vocab, **overrides)`, seeded
+    with `seed`) in eval mode, its matrices re-drawn with larger weights.
+
+    The training init (std 0.02) leaves a random model's logits almost blind to the context
+    (it mostly echoes the last token), so a broken cache, window or padding would go unnoticed.
+    Weights of std ~1.5/√fan_in (or `std` when given) make every earlier token move the logits
+    by whole units, and attention peaky. Vectors (biases, LayerNorm gains) keep their init."""
+    torch.manual_seed(seed)
+    model = build_model(make_config(arch, "tiny", vocab, **overrides))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0.0, std if std is not None else 1.5 / p.shape[-1] ** 0.5)
+    return model.eval()

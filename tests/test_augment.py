@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from midi_data import make_tokenizer
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +30,7 @@ def test_transposed_window_decodes_to_transposed_notes(tok, bach_midi_dir, semit
 
 
 def test_transpose_out_of_range_is_refused(tok, shared_data):
-    ids = np.array(tok.encode(SHARED / "odd-midi" / "muspy_pitches.mid"))  # pitches 0..127
+    ids = np.array(tok.encode(shared_data / "odd-midi" / "muspy_pitches.mid"))  # pitches 0..127
     assert tok.transpose(ids, 1) is None and tok.transpose(ids, -1) is None
     assert tok.transpositions(ids) == [0]
     low = ids[:40]  # only the lowest pitches: shifts down are impossible
@@ -49,7 +45,7 @@ def test_transpose_leaves_non_pitch_tokens(tok):
 
 @pytest.mark.parametrize("factor", [0.95, 0.975, 1.025, 1.05])
 def test_stretched_window_decodes_to_stretched_timings(tok, shared_data, factor):
-    ids = np.array(tok.encode(SHARED / "maestro-samples" / "Maestro_1.mid"))
+    ids = np.array(tok.encode(shared_data / "maestro-samples" / "Maestro_1.mid"))
     window = ids[1000:1800]
     stretched = tok.stretch(window, factor)
     before, after = notes(tok, window), notes(tok, stretched)
@@ -64,6 +60,6 @@ def test_stretched_window_decodes_to_stretched_timings(tok, shared_data, factor)
 
 
 def test_stretch_identity_and_empty(tok, shared_data):
-    ids = np.array(tok.encode(SHARED / "odd-midi" / "muspy_multichannel.mid"))
+    ids = np.array(tok.encode(shared_data / "odd-midi" / "muspy_multichannel.mid"))
     assert np.array_equal(tok.stretch(ids, 1.0), ids)
     assert len(tok.stretch(ids[:0], 1.05)) == 0

@@ -16,28 +16,7 @@ from music_transformer.checkpoint import bundled_models, load_checkpoint, save_c
 from music_transformer.generation.loading import DEFAULT_MODEL
 from music_transformer.nn import build_model
 from music_transformer.nn.config import make_config
-from music_transformer.training import train
-from tests.helpers import cpu_train_options
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-@pytest.fixture(scope="module")
-def run_dir(bach_data_dir: Path, tmp_path_factory) -> Path:
-    """A tiny Transformer trained for a few seconds on the prepared chorales."""
-    out = tmp_path_factory.mktemp("generate") / "run"
-    options = cpu_train_options(
-        bach_data_dir,
-        out,
-        arch="transformer",
-        max_steps=60,
-        seq_len=128,
-        batch_size=8,
-        lr=3e-3,
-        warmup_steps=5,
-        seed=0,
-    )
-    return train(options)
+from tests.helpers import SHARED_DATA, shared_path
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +25,9 @@ def primer_file(bach_midi_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def untrained_dirs(run_dir: Path, tmp_path_factory) -> dict[str, Path]:
+def untrained_dirs(tiny_run: Path, tmp_path_factory) -> dict[str, Path]:
     """Untrained LSTM and absolute-position checkpoints sharing the run's tokenizer."""
-    tok = load_checkpoint(run_dir).tokenizer
+    tok = load_checkpoint(tiny_run).tokenizer
     root = tmp_path_factory.mktemp("untrained")
     dirs = {}
     for arch in ("lstm", "transformer-absolute"):
@@ -89,7 +68,7 @@ def check_continuation(out: Path, primer_notes: list[pretty_midi.Note], primer_s
     assert len(new) >= 3, f"only {len(new)} new notes"
 
 
-def test_continue_a_bach_chorale(run_dir: Path, primer_file: Path, tmp_path: Path) -> None:
+def test_continue_a_bach_chorale(tiny_run: Path, primer_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mid"
     result = cli(
         "continue",
@@ -97,7 +76,7 @@ def test_continue_a_bach_chorale(run_dir: Path, primer_file: Path, tmp_path: Pat
         "-o",
         out,
         "--model",
-        run_dir,
+        tiny_run,
         "--seconds",
         "6",
         "--seed",
@@ -106,20 +85,19 @@ def test_continue_a_bach_chorale(run_dir: Path, primer_file: Path, tmp_path: Pat
     )
     assert result.exit_code == 0, result.output
     assert result.stderr == ""  # --quiet: no progress bar
-    tok = load_checkpoint(run_dir).tokenizer
+    tok = load_checkpoint(tiny_run).tokenizer
     primer_pm = tok.decode(tok.encode(primer_file))
     primer_notes = [n for i in primer_pm.instruments for n in i.notes]
     side = json.loads(out.with_suffix(".json").read_text())
     check_continuation(out, primer_notes, side["primer"]["seconds"])
-    assert side["sampling"]["seed"] == 1 and side["model"]["directory"].startswith(str(run_dir))
+    assert side["sampling"]["seed"] == 1 and side["model"]["directory"].startswith(str(tiny_run))
     assert side["continuation"]["seconds"] >= 6.0 or side["continuation"]["stopped_by"] != "seconds"
     assert side["primer"]["tokens"] == len(tok.encode(primer_file))
     assert f"wrote {out}" in result.stdout
 
 
-@pytest.mark.skipif(not (SHARED / "maestro-samples").is_dir(), reason="no ../shared/data MAESTRO")
-def test_continue_a_maestro_performance(run_dir: Path, tmp_path: Path) -> None:
-    primer = SHARED / "maestro-samples" / "Maestro_1.mid"
+def test_continue_a_maestro_performance(tiny_run: Path, tmp_path: Path) -> None:
+    primer = shared_path("maestro-samples", "Maestro_1.mid")
     out = tmp_path / "piano.mid"
     result = cli(
         "continue",
@@ -127,7 +105,7 @@ def test_continue_a_maestro_performance(run_dir: Path, tmp_path: Path) -> None:
         "-o",
         out,
         "--model",
-        run_dir,
+        tiny_run,
         "--primer-seconds",
         "5",
         "--tokens",
@@ -146,7 +124,7 @@ def test_continue_a_maestro_performance(run_dir: Path, tmp_path: Path) -> None:
     check_continuation(out, original, side["primer"]["seconds"])
 
 
-def test_num_samples_seeds_and_continuation_only(run_dir, primer_file, tmp_path) -> None:
+def test_num_samples_seeds_and_continuation_only(tiny_run, primer_file, tmp_path) -> None:
     out = tmp_path / "take.mid"
     result = cli(
         "continue",
@@ -154,7 +132,7 @@ def test_num_samples_seeds_and_continuation_only(run_dir, primer_file, tmp_path)
         "-o",
         out,
         "--model",
-        run_dir,
+        tiny_run,
         "--tokens",
         "120",
         "--num-samples",
@@ -188,7 +166,7 @@ def test_num_samples_seeds_and_continuation_only(run_dir, primer_file, tmp_path)
         "-o",
         again,
         "--model",
-        run_dir,
+        tiny_run,
         "--tokens",
         "120",
         "--seed",
@@ -203,7 +181,7 @@ def test_num_samples_seeds_and_continuation_only(run_dir, primer_file, tmp_path)
         assert again.read_bytes() == files[1].read_bytes()
 
 
-def test_same_seed_same_music_and_no_overwrite_without_force(run_dir, primer_file, tmp_path):
+def test_same_seed_same_music_and_no_overwrite_without_force(tiny_run, primer_file, tmp_path):
     out = tmp_path / "o.mid"
     args = [
         "continue",
@@ -211,7 +189,7 @@ def test_same_seed_same_music_and_no_overwrite_without_force(run_dir, primer_fil
         "-o",
         out,
         "--model",
-        run_dir,
+        tiny_run,
         "--tokens",
         "80",
         "--seed",
@@ -256,9 +234,9 @@ def test_other_architectures_continue_past_their_window(
     pretty_midi.PrettyMIDI(str(out))
 
 
-def test_progress_bar_unless_quiet(run_dir, primer_file, tmp_path) -> None:
+def test_progress_bar_unless_quiet(tiny_run, primer_file, tmp_path) -> None:
     result = cli(
-        "continue", primer_file, "-o", tmp_path / "p.mid", "--model", run_dir, "--seconds", "2"
+        "continue", primer_file, "-o", tmp_path / "p.mid", "--model", tiny_run, "--seconds", "2"
     )
     assert result.exit_code == 0, result.output
     assert "s of music" in result.stderr
@@ -278,10 +256,10 @@ def empty_midi(tmp_path: Path) -> Path:
     return path
 
 
-def weightless_model(run_dir: Path, tmp_path: Path) -> Path:
+def weightless_model(tiny_run: Path, tmp_path: Path) -> Path:
     broken = tmp_path / "broken-model"
     broken.mkdir()
-    shutil.copy(load_checkpoint(run_dir).directory / "config.json", broken / "config.json")
+    shutil.copy(load_checkpoint(tiny_run).directory / "config.json", broken / "config.json")
     return broken
 
 
@@ -307,11 +285,11 @@ BAD_CONTINUE = {
 
 
 @pytest.mark.parametrize("case", list(BAD_CONTINUE))
-def test_continue_bad_input_is_one_line_and_writes_nothing(case, run_dir, primer_file, tmp_path):
+def test_continue_bad_input_is_one_line_and_writes_nothing(case, tiny_run, primer_file, tmp_path):
     make_args, words = BAD_CONTINUE[case]
-    args = make_args(tmp_path, run_dir, primer_file)
+    args = make_args(tmp_path, tiny_run, primer_file)
     if "--model" not in args:
-        args += ["--model", run_dir]
+        args += ["--model", tiny_run]
     out = tmp_path / "out" / "x.mid"
     result = cli("continue", *args, "-o", out, "-q")
     assert_one_line_error(result, *words)
@@ -330,7 +308,7 @@ def test_missing_default_model_says_how_to_get_one(primer_file, tmp_path, monkey
 # --- generate ---------------------------------------------------------------------------------
 
 
-def test_generate_unconditionally_in_batches(run_dir: Path, tmp_path: Path) -> None:
+def test_generate_unconditionally_in_batches(tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "samples"
     result = cli(
         "generate",
@@ -341,7 +319,7 @@ def test_generate_unconditionally_in_batches(run_dir: Path, tmp_path: Path) -> N
         "--batch-size",
         "2",
         "--model",
-        run_dir,
+        tiny_run,
         "--tokens",
         "60",
         "--seed",
@@ -359,7 +337,7 @@ def test_generate_unconditionally_in_batches(run_dir: Path, tmp_path: Path) -> N
         assert side["primer"] is None and side["continuation"]["tokens"] == entry["tokens"] <= 60
 
 
-def test_generate_skips_bad_primers_and_goes_on(run_dir, bach_midi_dir, tmp_path) -> None:
+def test_generate_skips_bad_primers_and_goes_on(tiny_run, bach_midi_dir, tmp_path) -> None:
     primers = tmp_path / "primers"
     (primers / "nested").mkdir(parents=True)
     good = sorted(bach_midi_dir.glob("*.mid"))[:2]
@@ -368,7 +346,7 @@ def test_generate_skips_bad_primers_and_goes_on(run_dir, bach_midi_dir, tmp_path
     text_file(primers)
     empty_midi(primers)
     extra = []
-    odd = SHARED / "odd-midi"
+    odd = SHARED_DATA / "odd-midi"
     if odd.is_dir():  # files that break naive readers: each is read or skipped with a reason
         extra = ["--primers", odd]
     out = tmp_path / "takes"
@@ -382,7 +360,7 @@ def test_generate_skips_bad_primers_and_goes_on(run_dir, bach_midi_dir, tmp_path
         "--num-samples",
         "2",
         "--model",
-        run_dir,
+        tiny_run,
         "--tokens",
         "40",
         "--primer-seconds",
@@ -406,19 +384,19 @@ def test_generate_skips_bad_primers_and_goes_on(run_dir, bach_midi_dir, tmp_path
     assert result.stderr.count("skipped") == len(skipped)
 
 
-def test_generate_with_only_bad_primers_writes_nothing(run_dir, tmp_path) -> None:
+def test_generate_with_only_bad_primers_writes_nothing(tiny_run, tmp_path) -> None:
     out = tmp_path / "none"
-    result = cli("generate", "--out", out, "--model", run_dir, text_file(tmp_path), "-q")
+    result = cli("generate", "--out", out, "--model", tiny_run, text_file(tmp_path), "-q")
     assert_one_line_error(result, "none of the 1 primers", "notes.mid")
     assert not out.exists()
 
 
-def test_generate_refuses_missing_primer_and_existing_manifest(run_dir, tmp_path) -> None:
+def test_generate_refuses_missing_primer_and_existing_manifest(tiny_run, tmp_path) -> None:
     out = tmp_path / "g"
-    result = cli("generate", "--out", out, "--model", run_dir, "--primers", tmp_path / "nope")
+    result = cli("generate", "--out", out, "--model", tiny_run, "--primers", tmp_path / "nope")
     assert_one_line_error(result, "nope", "does not exist")
     assert not out.exists()
-    args = ["generate", "--out", out, "--model", run_dir, "--tokens", "10", "-q"]
+    args = ["generate", "--out", out, "--model", tiny_run, "--tokens", "10", "-q"]
     assert cli(*args).exit_code == 0
     before = (out / "manifest.json").read_bytes()
     assert_one_line_error(cli(*args), "manifest.json", "--force")
@@ -439,17 +417,17 @@ def test_generate_refuses_missing_primer_and_existing_manifest(run_dir, tmp_path
     ],
     ids=lambda o: " ".join(o),
 )
-def test_generate_bad_options_write_nothing(option, run_dir, tmp_path) -> None:
+def test_generate_bad_options_write_nothing(option, tiny_run, tmp_path) -> None:
     out = tmp_path / "bad"
-    result = cli("generate", "--out", out, "--model", run_dir, *option, "-q")
+    result = cli("generate", "--out", out, "--model", tiny_run, *option, "-q")
     assert_one_line_error(result, option[0].lstrip("-").split("-")[0])
     assert not out.exists()
 
 
 @pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="FluidSynth is not installed")
-def test_continue_wav_renders_audio_of_the_output(run_dir, primer_file, tmp_path) -> None:
+def test_continue_wav_renders_audio_of_the_output(tiny_run, primer_file, tmp_path) -> None:
     out = tmp_path / "take.mid"
-    result = cli("continue", primer_file, "-o", out, "--model", run_dir, "--tokens", "40",
+    result = cli("continue", primer_file, "-o", out, "--model", tiny_run, "--tokens", "40",
                  "--primer-seconds", "3", "--seed", "2", "--quiet", "--wav")  # fmt: skip
     assert result.exit_code == 0, result.output
     wav = out.with_suffix(".wav")
@@ -460,11 +438,11 @@ def test_continue_wav_renders_audio_of_the_output(run_dir, primer_file, tmp_path
 
 
 def test_continue_wav_without_fluidsynth_is_one_line_and_writes_nothing(
-    run_dir, primer_file, tmp_path, monkeypatch
+    tiny_run, primer_file, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no fluidsynth on this PATH
     out = tmp_path / "take.mid"
-    result = cli("continue", primer_file, "-o", out, "--model", run_dir, "--tokens", "8",
+    result = cli("continue", primer_file, "-o", out, "--model", tiny_run, "--tokens", "8",
                  "--quiet", "--wav")  # fmt: skip
     assert result.exit_code == 2
     assert "fluidsynth" in result.stderr.lower() and len(result.stderr.strip().splitlines()) == 1

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from cli.main import main
 from music_transformer.comparison.score import sign_test
 from music_transformer.training import train
-from tests.helpers import cpu_train_options
+from tests.helpers import TINY_RUN, cpu_train_options
 
 XSS_NAME = "<img src=x onerror=alert(1)>.mid"
 XSS_TRACK = "<script>alert(2)</script>"
@@ -34,21 +34,16 @@ def cli(*args: object):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def _train(data: Path, out: Path, arch: str, steps: int) -> Path:
-    options = cpu_train_options(
-        data, out, arch=arch, max_steps=steps, seq_len=128, batch_size=8, lr=3e-3,
-        warmup_steps=5, seed=0,
-    )  # fmt: skip
-    return Path(train(options))
-
-
 @pytest.fixture(scope="module")
-def model_dirs(bach_data_dir: Path, tmp_path_factory) -> list[Path]:
+def model_dirs(tiny_run: Path, bach_data_dir: Path, tmp_path_factory) -> list[Path]:
+    """The session's tiny Transformer and an LSTM trained the same way (TINY_RUN), in folders
+    named for the report's labels (the Transformer copied: the shared run stays read-only)."""
     root = tmp_path_factory.mktemp("compare_models")
-    return [
-        _train(bach_data_dir, root / "music-transformer", "transformer", 40),
-        _train(bach_data_dir, root / "performance-rnn", "lstm", 40),
-    ]
+    transformer = shutil.copytree(tiny_run, root / "music-transformer")
+    lstm = cpu_train_options(
+        bach_data_dir, root / "performance-rnn", **{**TINY_RUN, "arch": "lstm"}
+    )
+    return [transformer, Path(train(lstm))]
 
 
 @pytest.fixture(scope="module")
@@ -218,21 +213,14 @@ def test_score_cli(report, tmp_path: Path) -> None:
 
 
 def find_chromium() -> str:
-    """The Chromium executable; installed with apt-get when missing and we are root."""
+    """The Chromium (or Chrome) executable, or skip: scripts/setup.sh installs it as root."""
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if exe := shutil.which(name):
             return exe
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("Chromium is not installed and we are not root (apt-get install chromium)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-    done = subprocess.run(install, capture_output=True, text=True, env=env, timeout=600)
-    if done.returncode != 0:  # a fresh machine may have no package lists yet
-        subprocess.run(["apt-get", "update"], capture_output=True, env=env, timeout=600)
-        done = subprocess.run(install, capture_output=True, text=True, env=env, timeout=600)
-    if done.returncode != 0 or not shutil.which("chromium"):
-        pytest.skip(f"could not install Chromium: {done.stderr.strip().splitlines()[-1:]}")
-    return shutil.which("chromium")
+    pytest.skip(
+        "no headless browser found (chromium, chromium-browser or google-chrome on PATH): "
+        "install the Debian package 'chromium' (scripts/setup.sh does as root)"
+    )
 
 
 class Chromium:

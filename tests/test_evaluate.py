@@ -13,20 +13,10 @@ from click.testing import CliRunner
 from cli.main import main
 from midi_data import eval_windows
 from music_transformer.evaluation import evaluate, position_buckets
-from music_transformer.training import read_metrics, train
-from tests.helpers import cpu_train_options
+from music_transformer.training import read_metrics
+from tests.helpers import TINY_RUN
 
-L = 32  # training length of the tiny model below
-
-
-@pytest.fixture(scope="module")
-def tiny_run(bach_data_dir: Path, tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("eval") / "run"
-    options = cpu_train_options(
-        bach_data_dir, run, max_steps=30, seq_len=L, batch_size=4, lr=1e-2, warmup_steps=5,
-        eval_every=30, save_every=30,
-    )  # fmt: skip
-    return train(options)
+L = TINY_RUN["seq_len"]  # training length of `tiny_run`, the session's tiny model (64)
 
 
 def test_buckets_and_windows() -> None:

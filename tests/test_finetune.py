@@ -16,14 +16,10 @@ from tests.helpers import cpu_train_options
 
 
 @pytest.fixture(scope="module")
-def base_run(bach_data_dir: Path, tmp_path_factory) -> Path:
-    """A tiny model trained briefly on the Bach chorales: the model to fine-tune."""
-    run = tmp_path_factory.mktemp("finetune") / "base"
-    options = cpu_train_options(
-        bach_data_dir, run, max_steps=20, seq_len=32, batch_size=4, lr=1e-2, warmup_steps=2,
-        eval_every=20, save_every=20, model={"n_layers": 1},
-    )  # fmt: skip
-    return train(options)
+def base_run(tiny_run: Path) -> Path:
+    """The model to fine-tune: the session's tiny model, trained briefly on the Bach chorales
+    (read-only: fine-tuning writes its own run directory)."""
+    return tiny_run
 
 
 def invoke(*args: str):
@@ -67,9 +63,7 @@ def test_fine_tuning_keeps_learning_from_where_the_model_was(
 
     common = dict(max_steps=10, seq_len=32, batch_size=4, lr=1e-3, warmup_steps=0, eval_every=10)
     tuned = train(cpu_train_options(bach_data_dir, tmp_path / "ft", init=str(base_run), **common))
-    fresh = train(
-        cpu_train_options(bach_data_dir, tmp_path / "new", model={"n_layers": 1}, **common)
-    )
+    fresh = train(cpu_train_options(bach_data_dir, tmp_path / "new", **common))  # same arch
     assert valid_nll(tuned) < valid_nll(fresh)
 
 

@@ -16,21 +16,15 @@ from cli.main import main
 from midi_data import DataError, MidiReadError, load_tokenizer, make_tokenizer, open_data
 from midi_data.jsb import REST, STEP_SECONDS, midi_to_grid, read_grid_json
 from midi_data.shards import prepare
+from tests.helpers import SHARED_DATA, shared_path
 
-JSB_JSON = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "jsb-chorales"
-    / "Jsb16thSeparated.json"
-)
+JSB_JSON = SHARED_DATA / "jsb-chorales" / "Jsb16thSeparated.json"
 OFFICIAL = {"train": 229, "valid": 76, "test": 77}
 
 
 @pytest.fixture(scope="module")
 def jsb_pieces() -> dict[str, list[np.ndarray]]:
-    if not JSB_JSON.is_file():
-        pytest.skip(f"JSB Chorales data not found at {JSB_JSON} (only on development machines)")
+    shared_path("jsb-chorales", "Jsb16thSeparated.json")  # or skip
     return read_grid_json(JSB_JSON)
 
 

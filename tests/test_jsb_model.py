@@ -17,22 +17,15 @@ from midi_data.jsb import REST, midi_to_grid
 from midi_data.shards import prepare
 from music_transformer.nn.config import make_config
 from music_transformer.training import build_options, train
-from tests.helpers import cpu_train_options
+from tests.helpers import SHARED_DATA, cpu_train_options, shared_path
 
-JSB_JSON = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "jsb-chorales"
-    / "Jsb16thSeparated.json"
-)
+JSB_JSON = SHARED_DATA / "jsb-chorales" / "Jsb16thSeparated.json"
 L = 64  # training length of the tiny model: 16 sixteenth-note steps
 
 
 @pytest.fixture(scope="module")
 def jsb_data(tmp_path_factory) -> Path:
-    if not JSB_JSON.is_file():
-        pytest.skip(f"JSB Chorales data not found at {JSB_JSON} (only on development machines)")
+    shared_path("jsb-chorales", "Jsb16thSeparated.json")  # or skip
     out = tmp_path_factory.mktemp("jsb_model") / "data"
     prepare([str(JSB_JSON)], out, preset="jsb", workers=1, progress=False)
     return out

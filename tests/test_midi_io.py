@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pretty_midi
 import pytest
 
 from midi_data import MidiReadError, crop_seconds, make_tokenizer, read_midi
+from tests.helpers import shared_files
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-ODD = sorted((SHARED / "odd-midi").glob("*.mid*"))
+ODD = shared_files("odd-midi", "*.mid*")
 
 # What each odd file must give: a number of notes, or a MidiReadError matching the text.
 EXPECTED: dict[str, int | str] = {
@@ -54,7 +52,7 @@ def test_odd_file_is_read_or_clearly_refused(path, shared_data, tok):
 
 
 def test_bytes_input_and_every_pitch(shared_data, tok):
-    data = (SHARED / "odd-midi" / "muspy_pitches.mid").read_bytes()
+    data = (shared_data / "odd-midi" / "muspy_pitches.mid").read_bytes()
     pm = read_midi(data)
     assert sorted(n.pitch for i in pm.instruments for n in i.notes) == list(range(128))
     # the performance preset keeps the full 0..127 range, not only the piano's 21..108
@@ -74,7 +72,7 @@ def test_not_midi_and_missing(tmp_path):
 
 
 def test_crop_seconds(shared_data):
-    pm = pretty_midi.PrettyMIDI(str(SHARED / "maestro-samples" / "Maestro_1.mid"))
+    pm = pretty_midi.PrettyMIDI(str(shared_data / "maestro-samples" / "Maestro_1.mid"))
     start, end = 30.0, 45.0
     cropped = crop_seconds(pm, start, end)
     want = sorted(

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from cli.main import main
 from midi_data import DataError, open_data, prepare
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 BROKEN = {  # file in odd-midi → text expected in its skip reason
     "Issue104_Bizarre_Love_Triangle2.mid": "unreadable MIDI",
     "muspy_zero-ticks-per-beat.mid": "time division is 0",
@@ -34,7 +33,7 @@ def mixed_dir(tmp_path, bach_midi_dir, shared_data) -> Path:
     shutil.copy(chorales[3], folder / "sub dir" / chorales[3].name)
     shutil.copy(chorales[4], folder / "Choral É.MIDI")
     for name in [*BROKEN, "ValueError_Control168.mid", "测试文件.midi"]:
-        shutil.copy(SHARED / "odd-midi" / name, folder / name)
+        shutil.copy(shared_data / "odd-midi" / name, folder / name)
     (folder / "notes.mid").write_text("this is not MIDI")
     (folder / "readme.txt").write_text("ignored")
     return folder

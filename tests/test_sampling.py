@@ -8,26 +8,17 @@ import torch
 from music_transformer.generation.filters import SamplingError
 from music_transformer.generation.sampler import TokenInfo, generate, generate_without_cache
 from music_transformer.generation.settings import SamplingSettings
-from music_transformer.nn import build_model
-from music_transformer.nn.config import make_config
+from tests.helpers import sharpened_model
 
 VOCAB = 48
 ARCHS = ["transformer", "transformer-absolute", "lstm"]
 
 
 def tiny_model(arch: str = "transformer", seed: int = 0, **overrides) -> torch.nn.Module:
-    torch.manual_seed(seed)
+    """A sharpened tiny random model (see tests.helpers.sharpened_model), untied embeddings."""
     if arch != "lstm":
         overrides.setdefault("tie_embeddings", False)
-    model = build_model(make_config(arch, "tiny", VOCAB, **overrides))
-    # The training init (std 0.02) leaves a random model's logits almost blind to the context
-    # (it mostly echoes the last token), so a broken cache or window would go unnoticed.
-    # Weights of std ~1.5/√fan_in make every earlier token move the logits by whole units.
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.normal_(0.0, 1.5 / p.shape[-1] ** 0.5)
-    return model.eval()
+    return sharpened_model(arch, VOCAB, seed, **overrides)
 
 
 # Tests that need visibly different samples flatten the distribution with this temperature.
@@ -52,7 +43,9 @@ def gen(
     precision="fp32",
     **settings,
 ) -> list[list[int]]:
-    """The new tokens of each row, with the sampler's keyword names of the first release."""
+    """The new tokens of each row, with the sampler's keyword names of the first release
+    (where the model's EOS always ended a row)."""
+    settings.setdefault("allow_early_end", True)
     s = SamplingSettings(
         tokens=max_new_tokens, seconds=max_seconds, precision=precision, **settings
     )
@@ -295,7 +288,7 @@ def test_generate_reports_why_each_row_stopped_and_how_it_ran() -> None:
     k = next(i for i, t in enumerate(free) if i > 0 and t not in free[:i])
     info = TokenInfo(eos_id=free[k], token_seconds=durations)
     settings = SamplingSettings(tokens=60, seconds=3.0, temperature=HOT, seed=2, window=32,
-                                precision="fp32")  # fmt: skip
+                                precision="fp32", allow_early_end=True)  # fmt: skip
     rows = generate(model, [p, p], settings, info)
     assert rows[0].stopped_by == "eos" and rows[0].tokens == free[:k]  # k < 30: EOS first
     assert rows[0].seconds == pytest.approx(0.1 * k)

@@ -20,11 +20,11 @@ import pytest
 import symusic
 
 from midi_data import MidiReadError, load_tokenizer, make_tokenizer
+from tests.helpers import shared_files
 
 QUANTUM = 0.01  # seconds
 VELOCITY_BIN = 127 / 32
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-MAESTRO = sorted((SHARED / "maestro-samples").glob("*.mid"))
+MAESTRO = shared_files("maestro-samples", "*.mid")
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,12 @@ import pretty_midi
 import pytest
 
 from midi_data import load_tokenizer, make_tokenizer
+from tests.helpers import shared_files
 
 GRID = 1 / 8  # beats
 MAX_BEATS = 12
 SECONDS_PER_BEAT = 0.5
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-MAESTRO = sorted((SHARED / "maestro-samples").glob("*.mid"))
+MAESTRO = shared_files("maestro-samples", "*.mid")
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@ architectures, options and config files, the schedule, precision choice, CLI err
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,44 +19,18 @@ from music_transformer.training import TrainError, TrainOptions, read_metrics, t
 from music_transformer.training.options import build_options, read_config_file
 from music_transformer.training.schedule import learning_rate
 from music_transformer.training.state import load_train_state
-from tests.helpers import cpu_train_options
+from tests.helpers import TINY_RUN, cpu_train_options, tree_digest
 
 
 def tiny(data_dir: Path, out_dir: Path, **overrides) -> TrainOptions:
-    values = dict(
-        arch="transformer",
-        max_steps=30,
-        seq_len=64,
-        batch_size=4,
-        lr=1e-2,
-        warmup_steps=5,
-        eval_every=10,
-        eval_batches=4,
-        save_every=10,
-        log_every=5,
-        seed=0,
-    )
+    """The session's tiny run settings (TINY_RUN: seq_len 64, batch 4, validation and checkpoints
+    every 10 steps, ...), but 30 steps and 4 validation batches; `overrides` win."""
+    values = {**TINY_RUN, "max_steps": 30, "eval_batches": 4}
     return cpu_train_options(data_dir, out_dir, **{**values, **overrides})
 
 
-def tree_digest(root: Path) -> dict[str, str]:
-    """Path → sha256 of every file under root (to prove nothing was overwritten)."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-@pytest.fixture(scope="module")
-def trained_run(bach_data_dir: Path, tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("train") / "run"
-    train(tiny(bach_data_dir, run, max_steps=40))
-    return run
-
-
-def test_run_directory_layout_and_learning(trained_run: Path) -> None:
-    run = trained_run
+def test_run_directory_layout_and_learning(tiny_run: Path) -> None:
+    run = tiny_run  # the session's run (conftest.py): tiny(…, max_steps=40)
     for name in ("config.json", "model.safetensors", "tokenizer.json", "train_state.pt"):
         assert (run / "last" / name).is_file(), name
     assert not (run / "best" / "train_state.pt").exists()
@@ -64,6 +38,7 @@ def test_run_directory_layout_and_learning(trained_run: Path) -> None:
     assert steps == ["step-000020", "step-000030", "step-000040"]  # keep_last = 3
     options = json.loads((run / "options.json").read_text())
     assert options["max_steps"] == 40 and options["preset"] == "tiny"
+    assert {k: options[k] for k in TINY_RUN} == TINY_RUN  # what the numbers here assume
 
     rows = read_metrics(run)
     train_rows = [r for r in rows if r["split"] == "train"]
@@ -85,9 +60,9 @@ def test_run_directory_layout_and_learning(trained_run: Path) -> None:
     assert state["step"] == 40 and state["tokens_seen"] == 40 * 4 * 64
 
 
-def test_load_checkpoint_resolves_best_and_scores_like_training(trained_run: Path) -> None:
-    loaded = load_checkpoint(trained_run)
-    assert loaded.directory == trained_run / "best"
+def test_load_checkpoint_resolves_best_and_scores_like_training(tiny_run: Path) -> None:
+    loaded = load_checkpoint(tiny_run)
+    assert loaded.directory == tiny_run / "best"
     assert not loaded.model.training
     tokens = torch.randint(0, loaded.config.vocab_size, (2, 16))
     logits, _ = loaded.model(tokens)
@@ -196,8 +171,10 @@ def test_cli_trains_and_resumes(bach_data_dir: Path, tmp_path) -> None:
 
 
 def test_cli_errors_are_one_line_and_overwrite_nothing(
-    trained_run: Path, bach_data_dir: Path, tmp_path
+    tiny_run: Path, bach_data_dir: Path, tmp_path
 ) -> None:
+    trained_run = tmp_path / "run"  # a copy: the session's run stays untouched even on failure
+    shutil.copytree(tiny_run, trained_run)
     before = tree_digest(trained_run)
     cases = {
         "already holds a training run": ["--data", str(bach_data_dir), "--out", str(trained_run)],

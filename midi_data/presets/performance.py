@@ -151,6 +151,10 @@ class PerformanceTokenizer(Tokenizer):
         arr = np.array(rows, dtype=np.int64).reshape(-1, 4)  # (N, 4)
         return Notes(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]).sorted()
 
+    def note_seconds(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        notes = self.decode_notes(ids)  # no PrettyMIDI objects: a piece's notes in one go
+        return (notes.end - notes.start).astype(np.float64) * TICK_SECONDS
+
     def decode(self, ids: Sequence[int] | np.ndarray) -> pretty_midi.PrettyMIDI:
         notes = self.decode_notes(ids)
         pm = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=120.0)

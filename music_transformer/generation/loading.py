@@ -40,9 +40,14 @@ def sample_batch(
     settings: SamplingSettings,
     progress: ProgressFn | None = None,
 ) -> list[Generated]:
-    """`generate` for a loaded model: its tokenizer's specials and durations, and its
-    training length as the window unless `settings.window` says otherwise."""
-    settings = replace(settings, window=loaded.context_window(settings.window))
+    """`generate` for a loaded model: its tokenizer's specials, durations and grammar, its
+    training length as the window and its longest note as the note limit, unless `settings`
+    say otherwise."""
+    settings = replace(
+        settings,
+        window=loaded.context_window(settings.window),
+        max_note_seconds=settings.max_note_seconds or loaded.max_note_seconds,
+    )
     return generate(
         loaded.model, primers, settings, TokenInfo.of(loaded.tokenizer), progress=progress
     )

@@ -32,6 +32,7 @@ from ..nn.config import attention_span
 from ..runtime import autocast, autocast_dtype, decode_threads, precision_name
 from .filters import SamplingError
 from .picker import TokenPicker
+from .rules import Rules, TokenInfo
 from .settings import SamplingSettings
 
 # progress(tokens, seconds): new tokens made by the last step and the seconds of music they
@@ -41,33 +42,6 @@ ProgressFn = Callable[[int, float], None]
 # Why a row stopped, as recorded in sidecars and manifests.
 STOP_REASONS = ("eos", "seconds", "tokens", "time_limit")
 _RUNNING, _EOS, _SECONDS, _TOKENS, _TIME = range(5)
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    """What the sampler needs to know of a tokenizer.
-
-    Attributes:
-        pad_id: id put in padded columns (masked out; any valid id works).
-        eos_id: a row that samples this id stops (the id is not returned); None: never.
-        suppress_ids: ids never sampled (e.g. PAD and BOS).
-        token_seconds: (V,) seconds of music each id advances; needed for `settings.seconds`.
-    """
-
-    pad_id: int = 0
-    eos_id: int | None = None
-    suppress_ids: tuple[int, ...] = ()
-    token_seconds: Any = None
-
-    @classmethod
-    def of(cls, tokenizer: Any) -> TokenInfo:
-        """From a midi_data tokenizer: stop at EOS, never sample PAD or BOS."""
-        return cls(
-            pad_id=int(tokenizer.pad_id),
-            eos_id=int(tokenizer.eos_id),
-            suppress_ids=(int(tokenizer.pad_id), int(tokenizer.bos_id)),
-            token_seconds=tokenizer.token_seconds,
-        )
 
 
 @dataclass
@@ -204,6 +178,8 @@ class _Run:
         self.absolute = _is_absolute(model)
         # absolute positions: leave room to grow after a re-encode
         self.keep = window // 2 if self.absolute and window else window
+        # absolute positions: each row's context since its last re-encode, padding aside
+        self.segments = [list(p[-window:]) if window else list(p) for p in primers]
 
     def prefill(self, tails: list[list[int]]) -> tuple[torch.Tensor, Any]:
         tokens, valid = _left_pad(tails, self.tokens.pad_id, self.device)  # (B, T), (B, T)|None
@@ -216,64 +192,66 @@ class _Run:
         logits, cache = self.prefill(
             [list(p[-window:]) if window else list(p) for p in self.primers]
         )
+        rules = Rules(s, self.tokens, self.primers, device)
         out = torch.full((batch, budget), self.tokens.pad_id, dtype=torch.long, device=device)
         lengths = torch.full((batch,), budget, dtype=torch.long, device=device)
         reason = torch.full((batch,), _RUNNING, dtype=torch.long, device=device)
         seconds = torch.zeros(batch, dtype=torch.float64, device=device)
-        durations = None
-        if self.tokens.token_seconds is not None:
-            durations = torch.as_tensor(
-                self.tokens.token_seconds, dtype=torch.float64, device=device
-            )
-        eos, deadline = self.tokens.eos_id, None
-        if s.time_limit is not None:
-            deadline = time.monotonic() + s.time_limit
+        deadline = None if s.time_limit is None else time.monotonic() + s.time_limit
+
+        def stop(rows: torch.Tensor, code: int, length: int) -> None:
+            nonlocal lengths, reason
+            rows = rows & (reason == _RUNNING)
+            lengths = torch.where(rows, length, lengths)
+            reason = torch.where(rows, code, reason)
 
         with decode_threads(device):
             for step in range(budget):
-                token = self.pick(logits)  # (B,)
-                out[:, step] = token
+                token = self.pick(rules.constrain(logits, seconds))  # (B,)
                 running = reason == _RUNNING
-                added = torch.zeros_like(seconds)
-                if eos is not None:
-                    hit = running & (token == eos)
-                    lengths = torch.where(hit, step, lengths)
-                    reason = torch.where(hit, _EOS, reason)
-                if durations is not None:
-                    added = torch.where(reason == _RUNNING, durations[token], 0.0)  # (B,)
-                    seconds += added
-                    if s.seconds is not None:
-                        over = (reason == _RUNNING) & (seconds >= s.seconds - 1e-9)
-                        lengths = torch.where(over, step + 1, lengths)
-                        reason = torch.where(over, _SECONDS, reason)
+                stop(rules.ends_before(token, seconds), _SECONDS, step)  # a musical end
+                if self.tokens.eos_id is not None:
+                    stop(token == self.tokens.eos_id, _EOS, step)
+                out[:, step] = token
+                added = torch.where(reason == _RUNNING, rules.seconds_of(token), 0.0)  # (B,)
+                seconds += added
+                rules.update(token)
+                stop(rules.reached(seconds), _SECONDS, step + 1)
                 if self.progress is not None:
                     self.progress(int(running.sum()), float(added.sum()))
                 if step == budget - 1:
-                    reason = torch.where(reason == _RUNNING, _TOKENS, reason)
+                    stop(reason == _RUNNING, _TOKENS, budget)
                     break
                 if deadline is not None and time.monotonic() >= deadline:
-                    lengths = torch.where(reason == _RUNNING, step + 1, lengths)
-                    reason = torch.where(reason == _RUNNING, _TIME, reason)
+                    stop(reason == _RUNNING, _TIME, step + 1)
                 if bool((reason != _RUNNING).all()):
                     break
-                logits, cache = self.step(token, out, step, cache)
+                logits, cache = self.step(token, cache)
 
         rows = [out[i, : int(lengths[i])].tolist() for i in range(batch)]
-        secs = [0.0] * batch
-        if durations is not None:
-            secs = [float(durations[torch.as_tensor(r, dtype=torch.long)].sum()) for r in rows]
+        secs = [rules.total_seconds(r) for r in rows]
         return rows, reason.tolist(), secs
 
-    def step(self, token: torch.Tensor, out: torch.Tensor, step: int, cache: Any):
+    def step(self, token: torch.Tensor, cache: Any):
         """Feed this step's tokens (B,); slide or re-encode first when the window is full."""
+        if self.absolute and self.window is not None:
+            return self.step_absolute(token, cache)
         if self.window is not None and cache.length >= self.window:
-            if self.absolute:  # cannot slide: re-encode the recent tokens from position 0
-                n_new = step + 1
-                recent = out[:, max(0, n_new - self.keep) : n_new].tolist()
-                need = self.keep - len(recent[0])  # taken from the primers' ends
-                tails = [list(p[max(0, len(p) - need) :]) if need > 0 else [] for p in self.primers]
-                return self.prefill([t + r for t, r in zip(tails, recent)])
             cache = cache.trim(self.keep - 1)  # room for the token fed next
+        logits, cache = self.model(token.unsqueeze(1), cache=cache)  # (B, 1, V)
+        return logits[:, -1], cache  # (B, V)
+
+    def step_absolute(self, token: torch.Tensor, cache: Any):
+        """Absolute positions cannot slide: a row whose context is full is re-encoded from
+        position 0 with its last `keep` tokens. Each row keeps its own context (padding
+        aside), so when one row is re-encoded the others are re-encoded with all of theirs,
+        which gives them the keys they had: a row never depends on its neighbours."""
+        full = [len(seg) >= self.window for seg in self.segments]
+        for seg, t in zip(self.segments, token.tolist()):
+            seg.append(t)
+        if any(full):
+            self.segments = [s[-self.keep :] if f else s for s, f in zip(self.segments, full)]
+            return self.prefill(self.segments)
         logits, cache = self.model(token.unsqueeze(1), cache=cache)  # (B, 1, V)
         return logits[:, -1], cache  # (B, V)
 

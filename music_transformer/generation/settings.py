@@ -36,6 +36,13 @@ class SamplingSettings:
         window: context tokens the model attends to (None: the model's training length).
         precision: "auto" (bf16 where it is faster), "fp32" or "bf16".
         time_limit: stop a batch after this many seconds of wall-clock time (None: no limit).
+        grammar: keep the tokens well-formed while sampling (`generation.grammar`); with
+            `seconds`, end at a musical point between 0.9 and 1.1 × seconds.
+        max_note_seconds: no note sounds longer (None: the model's own limit, from its
+            training data, when it records one).
+        allow_early_end: let the model end a piece (EOS) before the length asked for.
+        allow_voice_crossing: four-part grids (`jsb`) may put a lower voice above a higher one.
+        no_repeat_ngram: never play the same n tokens twice in a row's history (None: off).
     """
 
     temperature: float = 1.0
@@ -48,6 +55,11 @@ class SamplingSettings:
     window: int | None = None
     precision: str = "auto"
     time_limit: float | None = None
+    grammar: bool = True
+    max_note_seconds: float | None = None
+    allow_early_end: bool = False
+    allow_voice_crossing: bool = False
+    no_repeat_ngram: int | None = None
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -59,17 +71,22 @@ class SamplingSettings:
         check_top_p(self.top_p)
         if self.seconds is None and self.tokens is None:
             object.__setattr__(self, "seconds", DEFAULT_SECONDS)
-        for name in ("seconds", "primer_seconds", "time_limit"):
+        for name in ("seconds", "primer_seconds", "time_limit", "max_note_seconds"):
             value = getattr(self, name)
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if value is not None and not (number and 0 < value < math.inf):
                 raise SamplingError(f"{name} must be a number > 0, got {value!r}")
-        for name in ("tokens", "window", "seed"):
+        for name in ("tokens", "window", "seed", "no_repeat_ngram"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise SamplingError(f"{name} must be a whole number, got {value!r}")
         if self.tokens is not None and self.tokens < 1:
             raise SamplingError(f"tokens must be ≥ 1, got {self.tokens}")
+        if self.no_repeat_ngram is not None and self.no_repeat_ngram < 2:
+            raise SamplingError(f"no_repeat_ngram must be ≥ 2, got {self.no_repeat_ngram}")
+        for name in ("grammar", "allow_early_end", "allow_voice_crossing"):
+            if not isinstance(getattr(self, name), bool):
+                raise SamplingError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.window is not None and self.window < 2:
             raise SamplingError(f"window must be ≥ 2, got {self.window}")
         if self.seed is not None and not 0 <= self.seed < SEED_LIMIT:

@@ -58,6 +58,10 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     ]
 
 
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def _arch_name(config: AnyConfig) -> str:
     """The `--arch` value that builds this config."""
     if config.arch == "transformer" and config.position == "absolute":
@@ -78,6 +82,8 @@ class Trainer:
         self.data = open_data(options.data_dir)  # a bad data dir fails before RUN_DIR is made
         self._check_run_dir()
         self.tokenizer = self.data.tokenizer
+        # the sampler's default note limit, recorded beside the weights (rank 0 writes them)
+        self.max_note_seconds = self.data.note_length_quantile() if place.is_main else None
         self.pad_id = int(self.tokenizer.pad_id)
         self.amp_dtype = autocast_dtype(options.precision, device, "train")
         resume_state = self._resume_state() if options.resume else None
@@ -304,6 +310,7 @@ class Trainer:
             "best_valid_nll": None if math.isinf(self.best_nll) else self.best_nll,
             "best_step": self.best_step if self.best_step >= 0 else None,
             "elapsed_seconds": round(self.elapsed, 1),
+            "max_note_seconds": _round(self.max_note_seconds),
         }
 
     def train_state(self) -> dict[str, Any]:

@@ -114,3 +114,29 @@ def test_sigkill_never_leaves_a_broken_checkpoint(bach_data_dir: Path, tmp_path)
         assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
         steps.append(_assert_loadable(run))
     assert steps == sorted(steps) and steps[-1] > steps[0]
+
+
+def test_a_crash_while_pruning_leaves_only_whole_checkpoints(tmp_path, monkeypatch) -> None:
+    """Pruning deletes a step folder file by file: a kill in the middle must not leave a
+    `step-N` that looks like a checkpoint and is not one."""
+    from music_transformer.training import state
+
+    run = tmp_path / "run"
+    for step in (1, 2, 3):
+        folder = run / "checkpoints" / state.step_dir_name(step)
+        folder.mkdir(parents=True)
+        for name in ("config.json", "model.safetensors", "tokenizer.json", "train_state.pt"):
+            (folder / name).write_text(name)
+
+    def killed_halfway(path, ignore_errors=False):
+        next(Path(path).iterdir()).unlink()  # one file gone ...
+        raise KeyboardInterrupt  # ... then the process dies
+
+    monkeypatch.setattr(state.shutil, "rmtree", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        state.prune_step_dirs(run, keep=1)
+    monkeypatch.undo()
+    for folder in (run / "checkpoints").glob("step-*"):
+        assert len(list(folder.iterdir())) == 4, folder  # every visible checkpoint is whole
+    state.recover_run_dir(run)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000002", "step-000003"]

@@ -67,13 +67,19 @@ def recover_run_dir(run_dir: Path) -> None:
 
 
 def prune_step_dirs(run_dir: Path, keep: int) -> None:
-    """Delete all but the newest `keep` RUN_DIR/checkpoints/step-* folders."""
+    """Delete all but the newest `keep` RUN_DIR/checkpoints/step-* folders.
+
+    Each is first renamed to a hidden temp name (one atomic rename), then deleted: a kill
+    during the deletion leaves a hidden folder that `recover_run_dir` removes, never a
+    half-deleted `step-N` that looks like a checkpoint."""
     root = run_dir / "checkpoints"
     if not root.is_dir():
         return
     steps = sorted(p for p in root.iterdir() if p.name.startswith("step-") and p.is_dir())
     for p in steps[:-keep] if keep > 0 else steps:
-        shutil.rmtree(p, ignore_errors=True)
+        doomed = p.with_name(f"{TMP_PREFIX}{p.name}-pruned")
+        os.rename(p, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def link_copy_dir(src: Path, target: Path) -> None:

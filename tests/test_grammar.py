@@ -86,6 +86,8 @@ def test_a_model_that_never_lets_go_still_plays_no_note_past_the_limit(ptok) -> 
         notes, open_at_end = performance_notes(ptok, primer[1:] + row.tokens)
         assert open_at_end == 0  # every note closed before the end
         assert max(e - s for s, e, _ in notes) <= 2.0 + 1e-9
+        decoded = ptok.decode_notes(primer[1:] + row.tokens)  # the real decoder agrees
+        assert ((decoded.end - decoded.start) * perf.TICK_SECONDS).max() <= 2.0 + 1e-9
         assert 18.0 <= row.seconds <= 22.0 and row.stopped_by == "seconds"
 
 
@@ -192,3 +194,17 @@ def test_rows_do_not_depend_on_the_batch(ptok, arch) -> None:
         alone = generate(model, [primers[i]], SamplingSettings(
             tokens=90, seed=11 + i, precision="fp32", window=48), info)[0]  # fmt: skip
         assert alone.tokens == together[i].tokens, i
+
+
+def test_a_restruck_pitch_is_closed_first_and_no_note_closes_at_its_onset(ptok) -> None:
+    from music_transformer.generation.grammar import grammar_for
+
+    on = {int(ptok.arg[i]): i for i in np.nonzero(ptok.kind == perf.NOTE_ON)[0]}
+    off = {int(ptok.arg[i]): i for i in np.nonzero(ptok.kind == perf.NOTE_OFF)[0]}
+    g = grammar_for(ptok, [[ptok.bos_id, on[60]]], torch.device("cpu"))
+    assert not g.allowed(None)[0, off[60]]  # 60 began this instant: its NOTE_OFF is skipped
+    shift = int(np.nonzero(ptok.kind == perf.SHIFT)[0][0])
+    g.update(torch.tensor([shift]))
+    assert g.allowed(None)[0, off[60]]
+    assert int(g.rewrite(torch.tensor([on[60]]), None)[0]) == off[60]  # re-strike: close it
+    assert int(g.rewrite(torch.tensor([on[62]]), None)[0]) == on[62]  # others pass

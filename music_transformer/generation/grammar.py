@@ -7,11 +7,13 @@ mask; the logits of everything else are set to -inf. Only what the grammar or a 
 requires is masked:
 
 performance (NOTE_ON / NOTE_OFF / TIME_SHIFT / VELOCITY):
-    * NOTE_OFF for a pitch that is not sounding (the decoder would skip it) and NOTE_ON for
-      a pitch that is (a pitch cannot sound twice on one channel);
-    * TIME_SHIFTs that would hold a sounding note past `max_note_seconds`, or run past the
-      end the sampler asks for; when no shift fits, only NOTE_OFFs of sounding notes remain,
-      so the note is closed before time advances.
+    * NOTE_OFF for a pitch that is not sounding, or that began at this very instant (the
+      decoder skips both: the note would sound on).
+    And closes notes first, as the decoder does (`rewrite`): a NOTE_ON of a sounding pitch
+    becomes its NOTE_OFF, and a TIME_SHIFT that would hold a note past `max_note_seconds` (or
+    run past the end the sampler asks for) becomes the NOTE_OFF of the oldest such note; the
+    model then chooses again. Masking those shifts instead left the model with only shifts
+    shorter than it wanted, and it answered with bursts of random notes.
 score (REMI: PITCH, VELOCITY, DURATION per note):
     * anything but VELOCITY after a PITCH, anything but DURATION after its VELOCITY, and
       VELOCITY or DURATION outside a note; DURATIONs longer than `max_note_seconds` (the
@@ -45,6 +47,9 @@ class Grammar(Protocol):
     def allowed(self, time_left: Tensor | None) -> Tensor:
         """(B, V) bool: tokens that can be right next. `time_left` (B,) seconds of music the
         row may still advance (None: no end); every row keeps at least one allowed token."""
+
+    def rewrite(self, tokens: Tensor, time_left: Tensor | None) -> Tensor:
+        """The tokens (B,) to take instead of those sampled (most grammars: the same)."""
 
     def update(self, tokens: Tensor) -> None:
         """Take the tokens (B,) just sampled (or fed) into the rows' state."""
@@ -99,12 +104,15 @@ class PerformanceGrammar:
         self.pitch = torch.where(self.is_on | self.is_off, arg, 0)  # (V,)
         self.shift = torch.as_tensor(tok.token_seconds, dtype=torch.float64, device=device)
         self.shift_cols = torch.nonzero(self.is_shift).squeeze(1)  # (S,)
+        self.shortest = int(self.shift_cols[self.shift[self.shift_cols].argmin()])
         self.on_cols = torch.full((128,), -1, dtype=torch.long, device=device)
         self.off_cols = torch.full((128,), -1, dtype=torch.long, device=device)
         self.on_cols[arg[self.is_on]] = torch.nonzero(self.is_on).squeeze(1)
         self.off_cols[arg[self.is_off]] = torch.nonzero(self.is_off).squeeze(1)
         self.since = torch.full((batch, 128), math.nan, dtype=torch.float64, device=device)
         self.clock = torch.zeros(batch, dtype=torch.float64, device=device)  # (B,) seconds
+        # rows whose time is up: they close what sounds and start nothing new
+        self.closing = torch.zeros(batch, dtype=torch.bool, device=device)
 
     def start(self, primers: Sequence[Sequence[int]]) -> None:
         for column in _rows(primers, self.pad, self.device).T:
@@ -113,27 +121,52 @@ class PerformanceGrammar:
     def sounding(self) -> Tensor:
         return ~torch.isnan(self.since)  # (B, P)
 
+    def closable(self) -> Tensor:
+        """(B, P): sounding and begun before now (a NOTE_OFF at its onset is skipped)."""
+        return self.sounding() & (self.since < self.clock[:, None] - 1e-9)
+
     def allowed(self, time_left: Tensor | None) -> Tensor:
-        b = self.since.shape[0]
-        sounding = self.sounding()  # (B, P)
+        b, sounding, closable = self.since.shape[0], self.sounding(), self.closable()
         allow = torch.ones(b, len(self.shift), dtype=torch.bool, device=self.device)  # (B, V)
         have_on, have_off = self.on_cols >= 0, self.off_cols >= 0
-        allow[:, self.on_cols[have_on]] = ~sounding[:, have_on]
-        allow[:, self.off_cols[have_off]] = sounding[:, have_off]
-        room = torch.full((b,), math.inf, dtype=torch.float64, device=self.device)  # (B,)
-        if self.limit is not None:
-            age = torch.where(sounding, self.clock[:, None] - self.since, -math.inf).amax(1)
-            room = torch.where(sounding.any(1), self.limit - age, room)
-        if time_left is not None:
-            room = torch.minimum(room, time_left.to(room.dtype))
-        fits = self.shift[self.shift_cols][None, :] <= room[:, None] + 1e-9  # (B, S)
-        allow[:, self.shift_cols] = fits
-        stuck = ~fits.any(1) & sounding.any(1)  # no time step fits: close notes first
-        if bool(stuck.any()):
-            only_off = torch.zeros_like(allow)
-            only_off[:, self.off_cols[have_off]] = sounding[:, have_off]
-            allow = torch.where(stuck[:, None], only_off, allow)
+        # NOTE_ON of a sounding pitch is turned into its NOTE_OFF (`rewrite`): possible only
+        # once the note has begun
+        allow[:, self.on_cols[have_on]] = (~sounding | closable)[:, have_on]
+        allow[:, self.off_cols[have_off]] = closable[:, have_off]
+        allow[:, self.on_cols[have_on]] &= ~self.closing[:, None]
+        fresh = sounding.any(1) & ~closable.any(1)  # only notes begun this instant
+        if time_left is not None:  # out of time with such notes: the shortest step only
+            out = fresh & (time_left < float(self.shift[self.shortest]) - 1e-9)
+            allow[out] = False
+            allow[out, self.shortest] = True
         return allow
+
+    def rewrite(self, tokens: Tensor, time_left: Tensor | None) -> Tensor:
+        """Close notes first, as the decoder would: a TIME_SHIFT that would carry a note past
+        the note limit (or the row past its end) becomes the NOTE_OFF of the oldest such
+        note, and a NOTE_ON of a sounding pitch becomes its NOTE_OFF. The model then chooses
+        again, knowing the note has ended. tokens: (B,) → (B,)."""
+        closable = self.closable()  # (B, P)
+        step = torch.where(self.is_shift[tokens], self.shift[tokens], 0.0)  # (B,)
+        age = torch.where(closable, self.clock[:, None] - self.since, -math.inf)  # (B, P)
+        blocking = torch.zeros_like(closable)
+        if self.limit is not None:
+            blocking |= age + step[:, None] > self.limit + 1e-9
+        if time_left is not None:
+            over = step > time_left.to(step.dtype) + 1e-9  # (B,) this shift passes the end
+            self.closing |= over
+            blocking |= over[:, None] & closable
+        blocking &= closable & (step > 0)[:, None]
+        oldest = torch.where(blocking, age, -math.inf).argmax(1)  # (B,)
+        out = torch.where(blocking.any(1), self.off_cols[oldest], tokens)
+        if time_left is not None:  # past the end with only notes begun now: shortest step
+            late = (step > time_left.to(step.dtype) + 1e-9) & ~blocking.any(1)
+            late &= self.sounding().any(1) & ~closable.any(1)
+            out = torch.where(late, self.shortest, out)
+        pitch = self.pitch[tokens]
+        rows = torch.arange(len(tokens), device=self.device)
+        restrike = self.is_on[tokens] & self.sounding()[rows, pitch]
+        return torch.where(restrike, self.off_cols[pitch], out)
 
     def update(self, tokens: Tensor) -> None:
         self.clock += torch.where(self.is_shift[tokens], self.shift[tokens], 0.0)
@@ -177,6 +210,9 @@ class ScoreGrammar:
         table = torch.stack([free, self.is_velocity, self.duration_ok])  # (3, V) by stage
         return table[self.stage]  # (B, V)
 
+    def rewrite(self, tokens: Tensor, time_left: Tensor | None) -> Tensor:
+        return tokens
+
     def update(self, tokens: Tensor) -> None:
         nxt = torch.full_like(self.stage, self.FREE)
         nxt = torch.where(self.is_pitch[tokens], self.AFTER_PITCH, nxt)
@@ -205,7 +241,9 @@ class JsbGrammar:
         self.value[tok.rest_id + 1 :] = torch.as_tensor(tok.pitches, device=device)
         self.is_note = torch.zeros(v, dtype=torch.bool, device=device)
         self.is_note[tok.rest_id :] = True  # REST and the pitches advance the raster
-        self.limit_steps = None if limit is None else max(1, round(limit / STEP_SECONDS))
+        self.limit_steps = (
+            None if limit is None else max(1, math.floor(limit / STEP_SECONDS + 1e-9))
+        )
         self.pos = torch.zeros(batch, dtype=torch.long, device=device)  # tokens into the step
         self.step = torch.full((batch, jsb.VOICES_PER_STEP), -1, dtype=torch.long, device=device)
         self.prev = torch.full_like(self.step, -1)  # the last whole step, (B, 4)
@@ -230,6 +268,9 @@ class JsbGrammar:
             allow &= ~(long[:, None] & (pitch == mine[:, None]) & (pitch >= 0))
         allow[:, self.eos] &= voice == 0
         return allow
+
+    def rewrite(self, tokens: Tensor, time_left: Tensor | None) -> Tensor:
+        return tokens
 
     def update(self, tokens: Tensor) -> None:
         note = self.is_note[tokens]  # (B,)

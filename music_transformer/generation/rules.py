@@ -142,6 +142,13 @@ class Rules:
         mask[~mask.any(1)] = True  # a row with nothing left is left alone (never happens)
         return logits.masked_fill(~mask, float("-inf"))
 
+    def rewrite(self, tokens: Tensor, seconds: Tensor) -> Tensor:
+        """The tokens to take instead of those sampled (the grammar closes notes first)."""
+        if self.grammar is None:
+            return tokens
+        time_left = HARD_END * self.s.seconds - seconds if self.musical else None
+        return self.grammar.rewrite(tokens, time_left)
+
     def seconds_of(self, tokens: Tensor) -> Tensor:
         """(B,) seconds of music `tokens` add."""
         if self.durations is None:

@@ -208,6 +208,7 @@ class _Run:
         with decode_threads(device):
             for step in range(budget):
                 token = self.pick(rules.constrain(logits, seconds))  # (B,)
+                token = rules.rewrite(token, seconds)
                 running = reason == _RUNNING
                 stop(rules.ends_before(token, seconds), _SECONDS, step)  # a musical end
                 if self.tokens.eos_id is not None:

@@ -26,18 +26,16 @@ from midi_data.files import atomic_write_json, replace_dir, temp_dir_beside
 
 from ..checkpoint import (
     OPTIONS_FILE,
-    TOKENIZER_FILE,
     WEIGHTS_FILE,
     read_meta,
-    resolve_model_dir,
     save_checkpoint,
 )
 from ..evaluation.nll import window_nll
-from ..nn import AnyConfig, build_model, make_config
-from ..nn.config import config_from_dict
+from ..nn import build_model
 from ..runtime import autocast, autocast_dtype, precision_name
 from . import state as st
 from .distributed import Dist, all_sum, barrier
+from .model_choice import arch_name, init_checkpoint, model_config
 from .options import TrainError, TrainOptions
 from .progress import Progress
 from .schedule import learning_rate
@@ -62,17 +60,6 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _arch_name(config: AnyConfig) -> str:
-    """The `--arch` value that builds this config."""
-    if config.arch == "transformer" and config.position == "absolute":
-        return "transformer-absolute"
-    return config.arch
-
-
-# Model options a fine-tuning run (`--init`) may change: they leave the weights' shapes alone.
-_TUNABLE = {"dropout", "attn_chunk", "grad_checkpoint"}
-
-
 class Trainer:
     """Holds one run's model, optimizer and data; `run()` trains up to max_steps."""
 
@@ -87,8 +74,9 @@ class Trainer:
         self.pad_id = int(self.tokenizer.pad_id)
         self.amp_dtype = autocast_dtype(options.precision, device, "train")
         resume_state = self._resume_state() if options.resume else None
-        self.init_dir = self._init_dir() if options.init else None
-        self.config = self._model_config(resume_state)
+        self.init_dir = init_checkpoint(options, self.tokenizer) if options.init else None
+        resumed = resume_state["meta"]["model"] if resume_state is not None else None
+        self.config = model_config(options, self.tokenizer, resumed, self.init_dir)
         torch.manual_seed(options.seed)  # identical initial weights on every rank
         self.model = build_model(self.config).to(device)
         if self.init_dir is not None and resume_state is None:
@@ -172,38 +160,6 @@ class Trainer:
         state = st.load_train_state(last / st.STATE_FILE)
         state["meta"] = meta
         return state
-
-    def _init_dir(self) -> Path:
-        """The checkpoint `--init` names; its tokenizer must be the data's, id for id."""
-        from midi_data import load_tokenizer
-
-        directory = resolve_model_dir(self.opt.init)
-        theirs = load_tokenizer(directory / TOKENIZER_FILE)
-        if theirs.vocab != self.tokenizer.vocab:
-            raise TrainError(
-                f"data {self.opt.data_dir} was prepared with another tokenizer "
-                f"({self.tokenizer.preset}, {self.tokenizer.vocab_size} tokens) than model "
-                f"{self.opt.init} ({theirs.preset}, {theirs.vocab_size} tokens); prepare it with "
-                f"`music-transformer prepare ... --tokenizer-from {self.opt.init}`"
-            )
-        return directory
-
-    def _model_config(self, resume_state: dict[str, Any] | None) -> AnyConfig:
-        if resume_state is not None:  # the checkpoint decides the architecture
-            return config_from_dict(resume_state["meta"]["model"])
-        overrides = dict(self.opt.model)
-        if self.opt.dropout is not None:
-            overrides["dropout"] = self.opt.dropout
-        if self.init_dir is not None:  # fine-tuning: the model's own architecture
-            shaping = sorted(set(overrides) - _TUNABLE)
-            if shaping:
-                raise TrainError(
-                    f"--init takes the architecture of {self.opt.init}; model option "
-                    f"{shaping[0]!r} cannot change it (only {', '.join(sorted(_TUNABLE))})"
-                )
-            model = dict(read_meta(self.init_dir)["model"])
-            return config_from_dict({**model, **overrides})
-        return make_config(self.opt.arch, self.opt.preset, self.tokenizer.vocab_size, **overrides)
 
     def _restore(self, state: dict[str, Any]) -> None:
         last = self.run_dir / "last"
@@ -291,7 +247,7 @@ class Trainer:
         """The "training" section of config.json: how this checkpoint was made."""
         o = self.opt
         return {
-            "arch": _arch_name(self.config) if o.init else o.arch,
+            "arch": arch_name(self.config) if o.init else o.arch,
             "preset": None if o.init else o.preset,
             "init_from": o.init or None,
             "seq_len": o.seq_len,

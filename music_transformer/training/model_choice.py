@@ -1,0 +1,62 @@
+"""Which model a run trains: a preset and its overrides, the checkpoint being resumed, or the
+model being fine-tuned (`--init`) — its architecture and, checked here, its tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import TOKENIZER_FILE, read_meta, resolve_model_dir
+from ..nn import AnyConfig, make_config
+from ..nn.config import config_from_dict
+from .options import TrainError, TrainOptions
+
+# Model options a fine-tuning run (`--init`) may change: they leave the weights' shapes alone.
+TUNABLE = {"dropout", "attn_chunk", "grad_checkpoint"}
+
+
+def init_checkpoint(options: TrainOptions, tokenizer: Any) -> Path:
+    """The checkpoint `--init` names; its tokenizer must be the data's, id for id."""
+    from midi_data import load_tokenizer
+
+    directory = resolve_model_dir(options.init)
+    theirs = load_tokenizer(directory / TOKENIZER_FILE)
+    if theirs.vocab != tokenizer.vocab:
+        raise TrainError(
+            f"data {options.data_dir} was prepared with another tokenizer "
+            f"({tokenizer.preset}, {tokenizer.vocab_size} tokens) than model "
+            f"{options.init} ({theirs.preset}, {theirs.vocab_size} tokens); prepare it with "
+            f"`music-transformer prepare ... --tokenizer-from {options.init}`"
+        )
+    return directory
+
+
+def model_config(
+    options: TrainOptions,
+    tokenizer: Any,
+    resumed: dict[str, Any] | None = None,
+    init_dir: Path | None = None,
+) -> AnyConfig:
+    """The run's model config: the resumed checkpoint's (`resumed`: its config.json "model"),
+    else the fine-tuned model's with only TUNABLE options changed, else arch + preset."""
+    if resumed is not None:  # the checkpoint decides the architecture
+        return config_from_dict(resumed)
+    overrides = dict(options.model)
+    if options.dropout is not None:
+        overrides["dropout"] = options.dropout
+    if init_dir is not None:  # fine-tuning: the model's own architecture
+        shaping = sorted(set(overrides) - TUNABLE)
+        if shaping:
+            raise TrainError(
+                f"--init takes the architecture of {options.init}; model option "
+                f"{shaping[0]!r} cannot change it (only {', '.join(sorted(TUNABLE))})"
+            )
+        return config_from_dict({**read_meta(init_dir)["model"], **overrides})
+    return make_config(options.arch, options.preset, tokenizer.vocab_size, **overrides)
+
+
+def arch_name(config: AnyConfig) -> str:
+    """The `--arch` value that builds this config."""
+    if config.arch == "transformer" and config.position == "absolute":
+        return "transformer-absolute"
+    return config.arch

@@ -141,11 +141,7 @@ def relative_attention(
 
 
 def attention_bias(
-    q_scaled: Tensor,
-    rel_emb: Tensor | None,
-    tk: int,
-    key_valid: Tensor | None = None,
-    window: int | None = None,
+    q_scaled: Tensor, rel_emb: Tensor | None, tk: int, key_valid: Tensor | None, window: int | None
 ) -> Tensor:
     """Additive logit bias: scaled relative logits + causal mask (-inf) + key padding mask.
 

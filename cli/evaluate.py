@@ -43,6 +43,7 @@ from music_transformer.runtime import DEVICES, PRECISIONS
     help="auto: as training decides (bf16 where it measured faster); the result says which.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @user_errors
 def evaluate(
     model_dir: str,
@@ -55,6 +56,7 @@ def evaluate(
     device: str,
     precision: str,
     as_json: bool,
+    quiet: bool,
 ) -> None:
     """NLL (nats/token) and perplexity of MODEL_DIR on a data split, and NLL by position:
     0–L, L–2L, 2L–4L where L is the model's training length. MODEL_DIR is a checkpoint,
@@ -65,8 +67,18 @@ def evaluate(
       music-transformer evaluate bach-transformer --data data/bach --split test
       music-transformer evaluate runs/bach --data data/bach --context 1024 --window 256 --json
     """
+    from tqdm.auto import tqdm
+
     from music_transformer.evaluation import evaluate as run_evaluation
     from music_transformer.evaluation import format_table
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="window", leave=False, disable=quiet)
+        bar.update(done - bar.n)
 
     result = run_evaluation(
         model_dir,
@@ -78,5 +90,8 @@ def evaluate(
         max_pieces=max_pieces,
         window=window,
         precision=precision,
+        progress=progress,
     )
+    if bar is not None:
+        bar.close()
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_table(result))

@@ -56,7 +56,12 @@ from music_transformer.training.options import default as d
     default=d("schedule"),
     help="Decay after the linear warm-up.",
 )
-@click.option("--warmup-steps", type=int, default=d("warmup_steps"))
+@click.option(
+    "--warmup-steps",
+    type=int,
+    default=d("warmup_steps"),
+    help="Linear warm-up steps [default: 500, or a tenth of --max-steps if that is less].",
+)
 @click.option("--dropout", type=float, default=None, help="Override the preset's dropout.")
 @click.option("--seed", type=int, default=d("seed"))
 @click.option("--save-every", type=int, default=d("save_every"), help="Steps between checkpoints.")

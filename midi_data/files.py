@@ -20,9 +20,18 @@ from pathlib import Path
 from typing import Any
 
 
+class TargetExistsError(FileExistsError):
+    """An exclusive write found its target already there (another process made it)."""
+
+
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success it is renamed to `target`."""
+def atomic_path(target: str | Path, exclusive: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success it is renamed to `target`.
+
+    With `exclusive`, the result is linked into place only if `target` does not exist yet
+    (one atomic link(2)): of two processes writing the same output one wins, the other gets
+    TargetExistsError and leaves the winner's file alone. Errors name `target`, never the
+    temporary file."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Not tempfile.mkstemp: its files are private (0600); this one gets the usual permissions
@@ -35,23 +44,36 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         os.chmod(tmp_path, mode)  # writers that replace the file (safetensors) make it 0600
         with open(tmp_path, "rb+") as f:  # make the bytes durable before the rename
             os.fsync(f.fileno())
-        os.replace(tmp_path, target)
+        if exclusive:
+            try:
+                os.link(tmp_path, target)
+            except FileExistsError:
+                raise TargetExistsError(
+                    f"{target} was created by another process meanwhile (pass --force to "
+                    "overwrite it)"
+                ) from None
+        else:
+            os.replace(tmp_path, target)
+    except OSError as e:
+        if isinstance(e, TargetExistsError) or str(tmp_path) not in str(e):
+            raise
+        raise OSError(f"cannot write {target}: {e.strerror or e}") from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
-def atomic_write(target: str | Path, write: Callable[[Path], Any]) -> None:
-    """Call `write(tmp_path)` and move the result to `target` atomically."""
-    with atomic_path(target) as tmp:
+def atomic_write(target: str | Path, write: Callable[[Path], Any], exclusive: bool = False) -> None:
+    """Call `write(tmp_path)` and move the result to `target` atomically (see atomic_path)."""
+    with atomic_path(target, exclusive) as tmp:
         write(tmp)
 
 
-def atomic_write_text(target: str | Path, text: str) -> None:
-    atomic_write(target, lambda p: p.write_text(text, encoding="utf-8"))
+def atomic_write_text(target: str | Path, text: str, exclusive: bool = False) -> None:
+    atomic_write(target, lambda p: p.write_text(text, encoding="utf-8"), exclusive)
 
 
-def atomic_write_json(target: str | Path, obj: Any) -> None:
-    atomic_write_text(target, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+def atomic_write_json(target: str | Path, obj: Any, exclusive: bool = False) -> None:
+    atomic_write_text(target, json.dumps(obj, indent=2, ensure_ascii=False) + "\n", exclusive)
 
 
 # --- folders ---------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ reader failure becomes a `MidiReadError` whose one-line message names the file a
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -23,6 +25,19 @@ MidiSource = str | Path | bytes
 # Resolution of PrettyMIDI objects built from symusic scores (their times are in seconds).
 _BRIDGE_TPQ = 480
 
+# The largest MIDI file read, in MiB (the largest of the 337 classical piano pieces is 0.2 MiB;
+# a whole-corpus MIDI dump stays far below): set MUSIC_TRANSFORMER_MAX_MIDI_MB to change it.
+MAX_MIDI_MB_DEFAULT = 64
+
+
+def max_midi_bytes() -> int:
+    try:
+        return int(
+            float(os.environ.get("MUSIC_TRANSFORMER_MAX_MIDI_MB", MAX_MIDI_MB_DEFAULT)) * 2**20
+        )
+    except ValueError:
+        return MAX_MIDI_MB_DEFAULT * 2**20
+
 
 def source_name(source: object) -> str:
     """How a MIDI source is named in messages: its path, or a description of the object."""
@@ -34,13 +49,35 @@ def source_name(source: object) -> str:
 
 
 def read_bytes(source: MidiSource) -> bytes:
-    """The raw bytes of a MIDI path (or the bytes themselves). Raises MidiReadError."""
+    """The raw bytes of a MIDI path (or the bytes themselves). Raises MidiReadError.
+
+    Only regular files are read, and only up to `max_midi_bytes()`: a device such as
+    /dev/zero would be read until memory runs out, and a FIFO would block forever."""
     if isinstance(source, bytes | bytearray):
         return bytes(source)
+    limit = max_midi_bytes()
     try:
-        return Path(source).read_bytes()
+        with open(source, "rb", opener=_open_nonblocking) as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise MidiReadError(f"{source}: not a regular file (a device, pipe or socket)")
+            if info.st_size > limit:
+                raise MidiReadError(
+                    f"{source}: {info.st_size / 2**20:.1f} MiB is more than the "
+                    f"{limit / 2**20:g} MiB a MIDI file may have (set "
+                    "MUSIC_TRANSFORMER_MAX_MIDI_MB to raise it)"
+                )
+            return f.read(limit + 1)
+    except IsADirectoryError:
+        raise MidiReadError(f"{source}: is a directory, not a MIDI file") from None
     except OSError as e:
         raise MidiReadError(f"{source}: cannot read file ({e.strerror or e})") from None
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    """Open without blocking, so that opening a FIFO with no writer returns at once (and is
+    then refused as not a regular file) instead of waiting for one."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
 def check_header(data: bytes, name: str) -> None:

@@ -34,6 +34,7 @@ from .corpus import SourceFile, find_files
 from .errors import DataError, MidiReadError
 from .files import atomic_write_json, replace_dir, temp_dir_beside
 from .jsb import grid_to_midi, read_grid_json
+from .midi_io import read_bytes
 from .parallel import default_workers, parallel_map
 from .presets import make_tokenizer
 from .tokenizer import Tokenizer, package_version
@@ -102,9 +103,9 @@ def _init_worker(preset: str, options: dict[str, Any]) -> None:
 def _tokenize(path: str) -> Result:
     """(ids or None, sha256 of the file, reason it was skipped or None)."""
     try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        return None, "", f"cannot read file ({e.strerror or e})"
+        data = read_bytes(path)
+    except MidiReadError as e:
+        return None, "", _reason(str(e), path)
     digest = hashlib.sha256(data).hexdigest()
     assert _worker_tokenizer is not None
     try:

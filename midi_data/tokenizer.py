@@ -105,10 +105,12 @@ class Tokenizer:
         return {}
 
     # ----- shared ------------------------------------------------------------------------
-    def write_midi(self, ids: Sequence[int] | np.ndarray, path: str | Path) -> None:
+    def write_midi(
+        self, ids: Sequence[int] | np.ndarray, path: str | Path, exclusive: bool = False
+    ) -> None:
         """Decode `ids` and write the MIDI file atomically."""
         pm = self.decode(ids)
-        atomic_write(path, lambda p: pm.write(str(p)))
+        atomic_write(path, lambda p: pm.write(str(p)), exclusive)
 
     def seconds(self, ids: Sequence[int] | np.ndarray) -> float:
         """Seconds of music `ids` span (sum of `token_seconds`; invalid ids count 0)."""

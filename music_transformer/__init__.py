@@ -4,6 +4,7 @@ Layers, lowest first; a module imports only from layers below its own (tests/tes
 
     nn/  runtime      the network (attention, cache, models, configs) · device, precision and
                       thread policy for training, sampling and evaluation alike
+    model_checks      a model directory checked before it is built (memory, shapes, size)
     checkpoint        model directories: config.json · model.safetensors · tokenizer.json
     generation/       sampling settings, the KV-cached sampler, primers, outputs, sidecars
     evaluation/       NLL over evaluation windows (shared with training's validation)

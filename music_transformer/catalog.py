@@ -12,6 +12,7 @@ from .checkpoint import (
     TOKENIZER_FILE,
     CheckpointError,
     bundled_models,
+    check_model_dir,
     read_meta,
     resolve_model_dir,
 )
@@ -57,6 +58,7 @@ def model_info(name_or_dir: str | Path) -> dict[str, Any]:
         config = config_from_dict(meta["model"])
     except (KeyError, TypeError, ConfigError) as e:
         raise CheckpointError(f"bad model config in {directory / 'config.json'}: {e}") from None
+    check_model_dir(directory, config)  # truncated or mismatched weights: broken
     return {
         "name": str(name_or_dir),
         "directory": str(directory),

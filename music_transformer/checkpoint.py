@@ -21,6 +21,7 @@ from midi_data import load_tokenizer
 from midi_data.files import atomic_write, atomic_write_json
 from midi_data.tokenizer import package_version
 
+from .model_checks import ModelCheckError, check_weights
 from .nn.build import build_model
 from .nn.config import AnyConfig, ConfigError, attention_span, config_from_dict, config_to_dict
 
@@ -170,6 +171,21 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {directory / CONFIG_FILE}: {e}") from None
 
 
+def check_model_dir(directory: Path, config: AnyConfig, tokenizer: Any = None) -> None:
+    """Refuse, in one line, a model directory whose weights would not fit in memory, do not
+    match its config (names, shapes, truncation), or whose tokenizer has another vocabulary
+    size than the model — before anything of the model's size is allocated."""
+    try:
+        check_weights(directory / WEIGHTS_FILE, config)
+    except ModelCheckError as e:
+        raise CheckpointError(f"model {directory}: {e}") from None
+    if tokenizer is not None and tokenizer.vocab_size != config.vocab_size:
+        raise CheckpointError(
+            f"model {directory}: its tokenizer has {tokenizer.vocab_size} tokens but the model "
+            f"{config.vocab_size}"
+        )
+
+
 def load_checkpoint(name_or_dir: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Load model, config and tokenizer from a bundled name or a checkpoint/run directory."""
     directory = resolve_model_dir(name_or_dir)
@@ -181,6 +197,7 @@ def load_checkpoint(name_or_dir: str | Path, device: str | torch.device = "cpu")
     if not (directory / TOKENIZER_FILE).is_file():
         raise CheckpointError(f"model directory {directory} has no {TOKENIZER_FILE}")
     tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
+    check_model_dir(directory, config, tokenizer)
     model = build_model(config)
     try:
         st_load_model(model, str(directory / WEIGHTS_FILE), device="cpu")

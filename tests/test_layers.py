@@ -4,6 +4,7 @@ cli                      ← nothing imports it
 comparison  training     ← may use everything below
 generation  evaluation  catalog
 checkpoint
+model_checks
 nn  runtime              ← import nothing of the package
 midi_data                ← knows nothing of models (music_transformer) or the CLI
 """
@@ -21,12 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RANK = {
     "nn": 0,
     "runtime": 0,
-    "checkpoint": 1,
-    "catalog": 2,
-    "generation": 2,
-    "evaluation": 2,
-    "training": 3,
-    "comparison": 3,
+    "model_checks": 1,
+    "checkpoint": 2,
+    "catalog": 3,
+    "generation": 3,
+    "evaluation": 3,
+    "training": 4,
+    "comparison": 4,
 }
 
 

@@ -8,7 +8,7 @@ NLL is in nats per predicted token: every token of a window after its first is a
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +52,7 @@ def window_nll(
     dtype: torch.dtype | None = None,
     window: int | None = None,
     buckets: Sequence[Bucket] = (),
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[float, int]:
     """Total NLL (nats) and number of scored tokens over `windows` (each (n,) token ids).
 
@@ -63,6 +64,7 @@ def window_nll(
         dtype: autocast dtype (None: fp32), as `runtime.autocast_dtype` decides.
         window: attend only to the last W positions in every layer (None: full attention).
         buckets: per-position sums are added into these too.
+        progress: called after every batch as progress(windows done, windows in all).
     """
     was_training = model.training
     model.eval()
@@ -90,6 +92,8 @@ def window_nll(
                 b.nll_sum += float(nll[:, b.start : b.end].sum())
                 b.tokens += int(keep[:, b.start : b.end].sum())
             total, count = total + float(nll.sum()), count + int(keep.sum())
+            if progress is not None:
+                progress(min(i + batch_size, len(order)), len(order))
     finally:
         model.train(was_training)
     return total, count

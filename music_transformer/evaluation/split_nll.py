@@ -16,6 +16,7 @@ buckets then show the quality of long generation rather than of long attention.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ def evaluate(
     max_pieces: int | None = None,
     window: int | None = None,
     precision: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     """Score a model on a data split; see the module docstring for the buckets.
 
@@ -91,6 +93,7 @@ def evaluate(
         window: attend only to the last `window` positions in every layer (sliding-window
             attention, as in generation past the window); None: full causal attention.
         precision: "auto" | "fp32" | "bf16", decided as for training (`runtime`).
+        progress: called after every batch as progress(windows done, windows in all).
     """
     dev = pick_device(device)
     loaded = load_checkpoint(model_dir, device=dev)
@@ -130,7 +133,7 @@ def evaluate(
     dtype = autocast_dtype(precision, dev, "eval", arch=config.arch)
     total, count = window_nll(
         loaded.model, windows, pad_id, batch_size, dev, dtype=dtype, window=window,
-        buckets=buckets,
+        buckets=buckets, progress=progress,
     )  # fmt: skip
     return EvalResult(
         model_dir=str(loaded.directory),

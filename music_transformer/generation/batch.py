@@ -99,6 +99,7 @@ def generate_pieces(
             written = write_piece(
                 loaded, outs[start + i], primer, result,
                 settings=replace(settings, seed=seed), model_name=name, batch=len(batch),
+                force=force,
             )  # fmt: skip
             entries.append(
                 {
@@ -122,5 +123,5 @@ def generate_pieces(
         "version": package_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    atomic_write_json(out_dir / MANIFEST, manifest)
+    atomic_write_json(out_dir / MANIFEST, manifest, exclusive=not force)
     return manifest

@@ -75,6 +75,7 @@ def continue_midi(
                     model_name=model or DEFAULT_MODEL,
                     batch=rows,
                     continuation_only=continuation_only,
+                    force=force,
                 )
             )
     return results

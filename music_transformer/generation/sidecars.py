@@ -57,14 +57,16 @@ def write_piece(
     model_name: Any,
     batch: int = 1,
     continuation_only: bool = False,
+    force: bool = False,
 ) -> Output:
     """Write the MIDI (primer + continuation, or continuation only) and its sidecar.
 
-    `settings` are those of this piece's row (its own seed)."""
+    `settings` are those of this piece's row (its own seed). Without `force` both files are
+    created exclusively: if another process made either meanwhile, TargetExistsError."""
     tok = loaded.tokenizer
     primer_events = primer.ids[1:] if primer is not None else []
     ids = result.tokens if continuation_only else primer_events + result.tokens
-    tok.write_midi(ids, out)
+    tok.write_midi(ids, out, exclusive=not force)
     record = {
         "output": out.name,
         "model": model_record(loaded, model_name),
@@ -91,5 +93,5 @@ def write_piece(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     sidecar = sidecar_for(out)
-    atomic_write_json(sidecar, record)
+    atomic_write_json(sidecar, record, exclusive=not force)
     return Output(out, sidecar, record)

@@ -37,13 +37,13 @@ class ModelConfig:
     arch: Literal["transformer"] = "transformer"  # tag for config.json; do not change
 
     def __post_init__(self) -> None:
-        if self.d_model % self.n_heads:
-            raise ConfigError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        _check_types(self)
         if self.position not in ("relative", "absolute"):
             raise ConfigError(f"position must be 'relative' or 'absolute', not {self.position!r}")
-        for name in ("vocab_size", "n_layers", "n_heads", "d_model", "d_ff", "max_rel_dist"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive")
+        names = ("vocab_size", "n_layers", "n_heads", "d_model", "d_ff", "max_rel_dist")
+        _check_positive(self, (*names, "max_abs_len"))
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout must be in [0, 1)")
         if self.attn_chunk < 0:
@@ -66,14 +66,36 @@ class LSTMConfig:
     arch: Literal["lstm"] = "lstm"  # tag for config.json; do not change
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_layers", "hidden", "d_embed"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive")
+        _check_types(self)
+        _check_positive(self, ("vocab_size", "n_layers", "hidden", "d_embed"))
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout must be in [0, 1)")
 
 
 AnyConfig = ModelConfig | LSTMConfig
+
+_KINDS = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _check_types(config: object) -> None:
+    """Every field has its declared type (a config.json may say anything): ints are ints, not
+    bools or floats; floats may be given as ints."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        kind = _KINDS.get(f.type if isinstance(f.type, str) else f.type.__name__)
+        if kind is None:  # Literal[...] fields are checked by value
+            continue
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ConfigError(f"{f.name} must be of type {kind.__name__}, not {value!r}")
+
+
+def _check_positive(config: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name} must be positive, not {getattr(config, name)}")
 
 
 def attention_span(config: AnyConfig) -> int | None:

@@ -48,7 +48,7 @@ class TrainOptions:
     accumulation: int = 1  # micro-batches per optimizer step (gradient accumulation)
     lr: float = 5e-4  # peak learning rate, reached at the end of warm-up
     schedule: str = "inverse-sqrt"  # after warm-up: inverse-sqrt (paper), cosine, constant
-    warmup_steps: int = 500  # linear warm-up from ~0 to `lr`
+    warmup_steps: int | None = None  # linear warm-up to `lr`; None: min(500, max_steps // 10)
     min_lr_ratio: float = 0.1  # cosine decays to lr × this at max_steps
     weight_decay: float = 0.01  # AdamW decoupled decay (not on biases, norms, embeddings)
     beta1: float = 0.9
@@ -79,9 +79,14 @@ class TrainOptions:
         for name in positive:
             if int(getattr(self, name)) <= 0:
                 raise TrainError(f"option {name} must be positive, not {getattr(self, name)}")
-        for name in ("warmup_steps", "eval_every", "eval_batches", "save_every", "early_stop"):
+        for name in ("eval_every", "eval_batches", "save_every", "early_stop"):
             if int(getattr(self, name)) < 0:
                 raise TrainError(f"option {name} must be ≥ 0, not {getattr(self, name)}")
+        w = self.warmup_steps
+        if w is not None and (isinstance(w, bool) or not isinstance(w, int) or w < 0):
+            raise TrainError(f"option warmup_steps must be a whole number ≥ 0, not {w!r}")
+        if not 0 <= self.seed < 2**63:
+            raise TrainError(f"option seed must be in 0 … {2**63 - 1}, not {self.seed}")
         if not self.lr > 0:
             raise TrainError(f"option lr must be positive, not {self.lr}")
         choices = {
@@ -101,6 +106,14 @@ class TrainOptions:
             raise TrainError(f"option dropout must be in [0, 1), not {self.dropout}")
         if not isinstance(self.model, dict):
             raise TrainError("option model must be a table of model config overrides")
+
+    @property
+    def warmup(self) -> int:
+        """Warm-up steps in effect: the option, else 500 or a tenth of the run if shorter
+        (a 200-step run with 500 warm-up steps would never reach its learning rate)."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return min(500, self.max_steps // 10)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

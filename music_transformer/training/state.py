@@ -40,9 +40,37 @@ from midi_data.files import (
 )
 
 from ..checkpoint import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE
+from .options import TrainError
 
 STATE_FILE = "train_state.pt"
 METRICS_FILE = "metrics.jsonl"
+
+
+LOCK_FILE = ".lock"
+
+
+def lock_run_dir(run_dir: Path) -> Any:
+    """Hold RUN_DIR for this process (an flock on RUN_DIR/.lock, released when the process
+    ends, however it ends): a second `train` on the same RUN_DIR stops with one line instead
+    of writing over the first. Returns the open lock file; keep it."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115 (held for the whole run)
+    except OSError as e:
+        raise TrainError(f"cannot write to run directory {run_dir}: {e.strerror or e}") from None
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise TrainError(
+            f"run directory {run_dir} is in use by another training process; wait for it "
+            "or choose another --out"
+        ) from None
+    return handle
 
 
 def step_dir_name(step: int) -> str:

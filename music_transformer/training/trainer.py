@@ -126,6 +126,8 @@ class Trainer:
         run = self.run_dir
         if run.exists() and not run.is_dir():
             raise TrainError(f"run directory {run} exists and is not a directory")
+        if self.place.is_main:  # before looking inside: another writer may be at work
+            self._lock = st.lock_run_dir(run)
         has_run = (run / "last").exists() or (run / st.METRICS_FILE).exists()
         if self.opt.resume and run.is_dir() and self.place.is_main:
             st.recover_run_dir(run)  # a kill between two renames (non-Linux) is undone here
@@ -139,7 +141,6 @@ class Trainer:
         if not self.place.is_main:
             return
         try:
-            run.mkdir(parents=True, exist_ok=True)
             probe = run / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
@@ -201,7 +202,7 @@ class Trainer:
         """One optimizer step over `accumulation` micro-batches; returns the mean loss."""
         opt = self.opt
         lr = learning_rate(
-            self.step, opt.lr, opt.warmup_steps, opt.schedule, opt.max_steps, opt.min_lr_ratio
+            self.step, opt.lr, opt.warmup, opt.schedule, opt.max_steps, opt.min_lr_ratio
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -280,7 +281,7 @@ class Trainer:
             "last_valid": self.last_valid,
             "optimizer": self.optimizer.state_dict(),
             "rng": st.rng_state(),
-            "schedule": {"name": self.opt.schedule, "warmup": self.opt.warmup_steps},
+            "schedule": {"name": self.opt.schedule, "warmup": self.opt.warmup},
             "world_size": self.place.world_size,
         }
 
@@ -336,7 +337,11 @@ class Trainer:
         if o.early_stop and self.evals_since_best >= o.early_stop:  # it stopped early
             return self.run_dir
         if self.place.is_main:
-            atomic_write_json(self.run_dir / OPTIONS_FILE, o.to_dict())
+            # paths resolved: `--resume` works from any working directory
+            recorded = {**o.to_dict(), "data_dir": str(Path(o.data_dir).resolve())}
+            atomic_write_json(
+                self.run_dir / OPTIONS_FILE, {**recorded, "out_dir": str(self.run_dir.resolve())}
+            )
         bar = Progress(o.max_steps, self.step, disabled=o.quiet or not self.place.is_main)
         stopped_early = False
         saved_at = self.step

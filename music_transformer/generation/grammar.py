@@ -133,7 +133,10 @@ class PerformanceGrammar:
         # once the note has begun
         allow[:, self.on_cols[have_on]] = (~sounding | closable)[:, have_on]
         allow[:, self.off_cols[have_off]] = closable[:, have_off]
-        allow[:, self.on_cols[have_on]] &= ~self.closing[:, None]
+        starting = ~self.closing
+        if time_left is not None:  # a note begun now could not be closed before the end
+            starting &= time_left >= float(self.shift[self.shortest]) - 1e-9
+        allow[:, self.on_cols[have_on]] &= starting[:, None]
         fresh = sounding.any(1) & ~closable.any(1)  # only notes begun this instant
         if time_left is not None:  # out of time with such notes: the shortest step only
             out = fresh & (time_left < float(self.shift[self.shortest]) - 1e-9)

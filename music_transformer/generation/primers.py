@@ -15,6 +15,9 @@ import numpy as np
 from midi_data.errors import MidiReadError
 
 MIDI_SUFFIXES = (".mid", ".midi")
+# A primer spanning more music than this is a corrupt file (a time that jumps by days), not a
+# piece: its output would be a MIDI file other programs refuse.
+MAX_PRIMER_SECONDS = 4 * 3600.0
 
 
 class PrimerError(ValueError):
@@ -80,7 +83,13 @@ def read_primer(tokenizer: Any, path: str | Path, primer_seconds: float | None =
     if not events:
         span = f" in its first {primer_seconds:g} s" if primer_seconds else ""
         raise PrimerError(f"{path}: no notes to continue{span}")
-    return Primer(path, [tokenizer.bos_id, *events], float(tokenizer.seconds(events)))
+    seconds = float(tokenizer.seconds(events))
+    if seconds > MAX_PRIMER_SECONDS:
+        raise PrimerError(
+            f"{path}: spans {seconds / 3600:.1f} hours of music, more than a primer may "
+            f"({MAX_PRIMER_SECONDS / 3600:g} h; likely corrupt); --primer-seconds uses its start"
+        )
+    return Primer(path, [tokenizer.bos_id, *events], seconds)
 
 
 def crop_tokens(ids: Sequence[int], token_seconds: Any, seconds: float) -> list[int]:

@@ -77,7 +77,7 @@ def evaluate(
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, unit="window", leave=False, disable=quiet)
+            bar = tqdm(total=total, unit="window", leave=False, disable=True if quiet else None)
         bar.update(done - bar.n)
 
     result = run_evaluation(

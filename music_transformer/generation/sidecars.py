@@ -7,11 +7,12 @@ never a recomputation of it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from midi_data.files import atomic_write_json
+from midi_data.files import TargetExistsError, atomic_write_json
+from midi_data.splice import splice
 
 from ..checkpoint import LoadedModel, package_version
 from .outputs import sidecar_for
@@ -47,6 +48,23 @@ def settings_record(settings: SamplingSettings, batch: int | None = None) -> dic
     return record
 
 
+def _write_midi(tok, out: Path, primer, new, continuation_only: bool, exclusive: bool):
+    """The primer's own file spliced with the continuation (`midi_data.splice`), or, without
+    a primer file (or one mido cannot parse event by event), the decoded tokens alone."""
+    ids = new if continuation_only else (primer.ids[1:] if primer else []) + new
+    reason = "no primer file"
+    if primer is not None and primer.path is not None:
+        try:
+            done = splice(tok, primer.path, primer.ids[1:], new, out, continuation_only, exclusive)
+            return {"layout": "primer file verbatim + continuation track", **asdict(done)}
+        except TargetExistsError:
+            raise
+        except (OSError, ValueError, EOFError, KeyError, IndexError) as e:  # what mido raises
+            reason = f"the primer file could not be kept as it is ({type(e).__name__}: {e})"
+    tok.write_midi(ids, out, exclusive=exclusive)
+    return {"layout": f"decoded tokens, one track at 120 BPM ({reason})"}
+
+
 def write_piece(
     loaded: LoadedModel,
     out: Path,
@@ -65,8 +83,7 @@ def write_piece(
     created exclusively: if another process made either meanwhile, TargetExistsError."""
     tok = loaded.tokenizer
     primer_events = primer.ids[1:] if primer is not None else []
-    ids = result.tokens if continuation_only else primer_events + result.tokens
-    tok.write_midi(ids, out, exclusive=not force)
+    written = _write_midi(tok, out, primer, result.tokens, continuation_only, exclusive=not force)
     record = {
         "output": out.name,
         "model": model_record(loaded, model_name),
@@ -79,6 +96,7 @@ def write_piece(
             "primer_seconds": settings.primer_seconds,
             "included": not continuation_only,
         },
+        "midi": written,
         "continuation": {
             "tokens": len(result.tokens),
             "seconds": round(result.seconds, 3),

@@ -1,0 +1,237 @@
+"""Splice a continuation onto its primer's own MIDI file, so it fits a musician's DAW.
+
+The output keeps the primer file's events verbatim up to the cut — tracks and their names,
+programs, channels, tempo map, time and key signatures, pedal and other controllers, ticks per
+beat — and puts the continuation on a track of its own ("Continuation", the program of the
+primer's main instrument, a channel the primer does not use), on the primer's tick grid
+through the primer's tempo map (extended by its last tempo), so it lines up with the bars.
+
+Where the primer had notes still sounding at the cut, they end where the continuation's
+decoding ends them (the model chose when to let go), and a held sustain pedal is released at
+the cut (the continuation's notes already carry the pedal in their lengths).
+
+Times: the model's time (10 ms steps for `performance`, beats at 120 BPM for `score` and
+`jsb`) is mapped to the file's ticks — seconds through the tempo map, beats through ticks per
+beat — and rounded to the nearest tick.
+
+Built on mido (pretty_midi's own dependency): it reads and writes every event as it is, which
+symusic and pretty_midi, normalizing their models, do not.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+import numpy as np
+
+from .files import atomic_write
+from .notes import notes_from_pretty
+from .tokenizer import Tokenizer
+
+CONTINUATION = "Continuation"
+# pretty_midi refuses files whose last tick is past this ("likely corrupt"); a primer whose
+# tempo map puts the continuation there is not spliced (the caller writes decoded tokens).
+MAX_TICK = 10_000_000
+_KEEP_AT_CUT = {"set_tempo", "time_signature", "key_signature"}  # they govern what follows
+
+
+@dataclass
+class Spliced:
+    """What `splice` did, for the sidecar."""
+
+    cut_tick: int
+    ticks_per_beat: int
+    tracks: int  # tracks of the output
+    note_count: int  # notes on the continuation track(s)
+    rounding: str
+
+
+class TempoMap:
+    """Seconds ↔ ticks of one MIDI file (its set_tempo events; 120 BPM before the first)."""
+
+    def __init__(self, mf: mido.MidiFile):
+        changes = sorted(
+            (tick, msg.tempo) for tick, msg in _absolute(mido.merge_tracks(mf.tracks))
+            if msg.type == "set_tempo"
+        )  # fmt: skip
+        self.tpb, self.ticks, self.tempos, self.seconds = mf.ticks_per_beat, [0], [500000], [0.0]
+        for tick, tempo in changes:
+            self._add(tick, tempo)
+
+    def _add(self, tick: int, tempo: int) -> None:
+        if tick == self.ticks[-1]:
+            self.tempos[-1] = tempo
+            return
+        self.seconds.append(self.seconds[-1] + self._span(tick - self.ticks[-1], self.tempos[-1]))
+        self.ticks.append(tick)
+        self.tempos.append(tempo)
+
+    def _span(self, ticks: int, tempo: int) -> float:
+        return ticks * tempo / 1e6 / self.tpb
+
+    def to_tick(self, seconds: float) -> int:
+        """The nearest tick to `seconds` (the last tempo extends past the last change)."""
+        i = max(0, bisect.bisect_right(self.seconds, seconds) - 1)
+        return round(self.ticks[i] + (seconds - self.seconds[i]) * 1e6 * self.tpb / self.tempos[i])
+
+    def tempo_at(self, tick: int) -> int:
+        return self.tempos[max(0, bisect.bisect_right(self.ticks, tick) - 1)]
+
+
+def _absolute(track: Sequence[mido.Message]):
+    """(absolute tick, message) of a track."""
+    tick = 0
+    for msg in track:
+        tick += msg.time
+        yield tick, msg
+
+
+def model_ticks(tok: Tokenizer, mf: mido.MidiFile, tempo: TempoMap):
+    """token time (seconds, as `tok.seconds` counts) → file tick, for this preset."""
+    if tok.preset == "performance":
+        return tempo.to_tick
+    offset = 0
+    if tok.preset == "jsb":  # the grid starts at the first onset, on a 16th
+        first = min((t for tr in mf.tracks for t, m in _absolute(tr)
+                     if m.type == "note_on" and m.velocity > 0), default=0)  # fmt: skip
+        sixteenth = mf.ticks_per_beat / 4
+        offset = round(first / sixteenth) * sixteenth
+    # score and jsb count beats, decoded at 120 BPM: two beats a second
+    return lambda seconds: round(offset + seconds * 2 * mf.ticks_per_beat)
+
+
+def splice(
+    tok: Tokenizer,
+    primer_file: str | Path,
+    primer_ids: Sequence[int],
+    new_ids: Sequence[int],
+    out: str | Path,
+    continuation_only: bool = False,
+    exclusive: bool = False,
+) -> Spliced:
+    """Write `out`: the primer file up to the cut, then the continuation on its own track.
+
+    Args:
+        tok: the tokenizer of the ids.
+        primer_file: the MIDI file the primer was read from.
+        primer_ids: the primer's event ids (no BOS), as the model saw them.
+        new_ids: the continuation's ids.
+        continuation_only: write only the continuation, with the tempo, meter and key in
+            effect at the cut, from tick 0 — to drop in at the cut point.
+        exclusive: fail if `out` appears meanwhile (see `files.atomic_path`).
+
+    Raises:
+        OSError, ValueError (mido): the primer file cannot be parsed event by event.
+    """
+    mf = mido.MidiFile(str(primer_file), clip=True)
+    tempo = TempoMap(mf)
+    to_tick = model_ticks(tok, mf, tempo)
+    cut_seconds = float(tok.seconds(primer_ids))
+    cut = to_tick(cut_seconds)
+    notes = notes_from_pretty(tok.decode(list(primer_ids) + list(new_ids)), sustain=False)
+    later = notes.start >= cut_seconds - 1e-9
+    ends = {int(p): float(e) for s, e, p, n in zip(notes.start, notes.end, notes.pitch, later)
+            if not n and e > cut_seconds}  # fmt: skip  # primer notes the model let sound on
+    used = {m.channel for tr in mf.tracks for m in tr if hasattr(m, "channel")}
+    channel = next((c for c in range(16) if c != 9 and c not in used), 0)
+    track = _continuation_track(notes, later, to_tick, cut if continuation_only else 0,
+                                channel, _main_program(mf))  # fmt: skip
+    output = mido.MidiFile(type=1, ticks_per_beat=mf.ticks_per_beat)
+    if continuation_only:
+        output.tracks.append(_conductor_at(mf, cut))
+    else:
+        for tr in mf.tracks:
+            output.tracks.append(_primer_part(tr, cut, {p: to_tick(e) for p, e in ends.items()}))
+    output.tracks.append(track)
+    last = max(sum(m.time for m in tr) for tr in output.tracks)
+    if last > MAX_TICK:
+        raise ValueError(f"its tempo map puts the end at tick {last:,}, past what readers accept")
+    atomic_write(out, lambda p: output.save(str(p)), exclusive)
+    ms = tempo.tempo_at(cut) / 1e3 / mf.ticks_per_beat
+    return Spliced(
+        cut_tick=cut,
+        ticks_per_beat=mf.ticks_per_beat,
+        tracks=len(output.tracks),
+        note_count=int(later.sum()),
+        rounding=f"continuation times rounded to the file's nearest tick ({ms:.2f} ms at "
+        "the cut's tempo)",
+    )
+
+
+def _main_program(mf: mido.MidiFile) -> int:
+    """The program of the channel with the most notes (0 when none is set)."""
+    programs, counts = {}, {}
+    for tr in mf.tracks:
+        for m in tr:
+            if m.type == "program_change":
+                programs.setdefault(m.channel, m.program)
+            elif m.type == "note_on" and m.velocity > 0:
+                counts[m.channel] = counts.get(m.channel, 0) + 1
+    main = max(counts, key=counts.get, default=0)
+    return programs.get(main, 0) if main != 9 else 0
+
+
+def _primer_part(track, cut: int, ends: dict[int, int]) -> mido.MidiTrack:
+    """The track's events before the cut, verbatim; notes sounding at the cut end at the
+    continuation's end for their pitch (else at the cut); a held pedal is released."""
+    events: list[tuple[int, mido.Message]] = []
+    sounding: dict[tuple[int, int], int] = {}  # (channel, pitch) → onset tick
+    pedal: dict[int, bool] = {}
+    for tick, m in _absolute(track):
+        if m.type == "end_of_track":
+            continue
+        if tick < cut or (tick == cut and m.is_meta and m.type in _KEEP_AT_CUT):
+            events.append((tick, m))
+            if m.type == "note_on" and m.velocity > 0:
+                sounding[(m.channel, m.note)] = tick
+            elif m.type in ("note_off", "note_on"):
+                sounding.pop((m.channel, m.note), None)
+            elif m.type == "control_change" and m.control == 64:
+                pedal[m.channel] = m.value >= 64
+    for (ch, pitch), _ in sounding.items():
+        events.append(
+            (max(cut, ends.get(pitch, cut)), mido.Message("note_off", channel=ch, note=pitch))
+        )
+    for ch, down in pedal.items():
+        if down:
+            events.append((cut, mido.Message("control_change", channel=ch, control=64, value=0)))
+    return _track(events)
+
+
+def _conductor_at(mf: mido.MidiFile, cut: int) -> mido.MidiTrack:
+    """Tempo, time and key signature in effect at the cut, at tick 0."""
+    last: dict[str, mido.MetaMessage] = {}
+    for tick, m in _absolute(mido.merge_tracks(mf.tracks)):
+        if tick <= cut and m.is_meta and m.type in _KEEP_AT_CUT:
+            last[m.type] = m
+    return _track([(0, m.copy()) for m in last.values()])
+
+
+def _continuation_track(notes, later, to_tick, shift: int, channel: int, program: int):
+    events = [(0, mido.MetaMessage("track_name", name=CONTINUATION)),
+              (0, mido.Message("program_change", channel=channel, program=program))]  # fmt: skip
+    for s, e, p, v in zip(notes.start[later], notes.end[later], notes.pitch[later],
+                          notes.velocity[later]):  # fmt: skip
+        a, b = to_tick(float(s)) - shift, to_tick(float(e)) - shift
+        events.append((a, mido.Message("note_on", channel=channel, note=int(p), velocity=int(v))))
+        events.append((max(b, a + 1), mido.Message("note_off", channel=channel, note=int(p))))
+    return _track(events, offs_first=True)
+
+
+def _track(events: list[tuple[int, mido.Message]], offs_first: bool = False) -> mido.MidiTrack:
+    """A track from (absolute tick, message), stable-sorted by tick (the primer's own order
+    kept); with `offs_first`, note-offs first at a tick, so a re-struck pitch is not cut by
+    its own end. Delta times."""
+    keys = [t * 2 + (offs_first and m.type != "note_off") for t, m in events]
+    order = np.argsort(keys, kind="stable")
+    track, now = mido.MidiTrack(), 0
+    for i in order:
+        tick, m = events[i]
+        track.append(m.copy(time=max(0, tick - now)))
+        now = max(now, tick)
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    return track

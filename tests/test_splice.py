@@ -1,0 +1,129 @@
+"""DAW-faithful output: the primer's own file up to the cut, verbatim, and the continuation on
+its own track, on the primer's tick grid through its tempo map — on real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mido
+import pretty_midi
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from midi_data.presets import load_tokenizer
+from midi_data.presets import performance as perf
+from tests.helpers import shared_path
+
+
+def events_before(track, cut: int) -> list[tuple[int, str]]:
+    """(absolute tick, message without its delta) of a track's events before `cut`."""
+    out, tick = [], 0
+    for m in track:
+        tick += m.time
+        if tick < cut and m.type != "end_of_track":
+            out.append((tick, str(m.copy(time=0))))
+    return out
+
+
+def continue_(primer: Path, out: Path, model: Path, *extra) -> dict:
+    args = ["continue", str(primer), "-o", str(out), "--model", str(model), "--seed", "3",
+            "-q", "--force", *map(str, extra)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(out.with_suffix(".json").read_text())
+
+
+def first_onset_after_cut(tok, sidecar_tokens: list[int]) -> float:
+    """Seconds from the cut to the continuation's first NOTE_ON, read from its tokens."""
+    t = 0.0
+    for i in sidecar_tokens:
+        if tok.kind[i] == perf.NOTE_ON:
+            return t
+        t += tok.token_seconds[i]
+    raise AssertionError("no note in the continuation")
+
+
+def check_splice(primer: Path, out: Path, sidecar: dict) -> tuple[mido.MidiFile, mido.MidiFile]:
+    a, b = mido.MidiFile(str(primer)), mido.MidiFile(str(out))
+    cut = sidecar["midi"]["cut_tick"]
+    assert b.ticks_per_beat == a.ticks_per_beat
+    assert len(b.tracks) == len(a.tracks) + 1 and b.tracks[-1].name == "Continuation"
+    for ta, tb in zip(a.tracks, b.tracks):
+        assert events_before(tb, cut) == events_before(ta, cut)  # tick for tick, verbatim
+    return a, b
+
+
+def test_a_piano_piece_keeps_tracks_tempo_map_meter_and_pedal(tiny_run, tmp_path) -> None:
+    primer = shared_path("classical-piano", "Chopin", "chp_op18.mid")  # 3/4, 2 tracks, pedal
+    out = tmp_path / "waltz.mid"
+    sidecar = continue_(primer, out, tiny_run, "--primer-seconds", 8, "--tokens", 200)
+    check_splice(primer, out, sidecar)
+    pa, pb = pretty_midi.PrettyMIDI(str(primer)), pretty_midi.PrettyMIDI(str(out))
+    cut_s = pb.tick_to_time(sidecar["midi"]["cut_tick"])
+    n = sum(pa.get_tempo_changes()[0] <= cut_s)  # the tempo map up to the cut is the primer's
+    assert (pb.get_tempo_changes()[1][:n] == pa.get_tempo_changes()[1][:n]).all()
+    assert pb.time_signature_changes[0].numerator == 3
+    assert [i.name for i in pb.instruments][:2] == ["Piano right", "Piano left"]
+    assert any(c.number == 64 for c in pb.instruments[1].control_changes)  # the pedal is kept
+    # the continuation starts where its own tokens say, through the file's tempo map
+    tok = load_tokenizer(tiny_run / "best")
+    new = json.loads(out.with_suffix(".json").read_text())["continuation"]["tokens"]
+    assert new > 0
+    ids = _continuation_ids(tok, out, tiny_run)
+    expected = cut_s + first_onset_after_cut(tok, ids)
+    assert pb.instruments[-1].notes[0].start == pytest.approx(expected, abs=0.011)
+
+
+def _continuation_ids(tok, out: Path, run: Path) -> list[int]:
+    """Re-create the continuation with the same settings to read its tokens."""
+    from music_transformer.generation.loading import load_model, sample_batch
+    from music_transformer.generation.primers import read_primer
+    from music_transformer.generation.settings import SamplingSettings
+
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    loaded = load_model(run, "cpu")
+    primer = read_primer(loaded.tokenizer, sidecar["primer"]["path"], 8)
+    settings = SamplingSettings(tokens=200, seed=3, precision=sidecar["sampling"]["precision_used"])
+    return sample_batch(loaded, [primer.ids], settings)[0].tokens
+
+
+def test_a_chorale_with_a_new_meter_and_tempo_changes(tiny_run, bach_midi_dir, tmp_path):
+    pytest.importorskip("music21")
+    import music21
+
+    source = mido.MidiFile(str(sorted(bach_midi_dir.glob("*.mid"))[0]))
+    primer = tmp_path / "three-four.mid"
+    tpb = source.ticks_per_beat
+    for track in source.tracks:  # rewrite the meter as 3/4 and slow down at beat 6
+        for i, m in enumerate(track):
+            if m.type == "time_signature":
+                track[i] = m.copy(numerator=3, denominator=4)
+            if m.type == "set_tempo":
+                track[i] = m.copy(tempo=600000)  # 100 BPM
+    events, tick = [], 0  # track 0 with one more tempo change, at beat 6
+    for m in source.tracks[0]:
+        tick += m.time
+        events.append((tick, m))
+    events.insert(-1, (6 * tpb, mido.MetaMessage("set_tempo", tempo=750000)))
+    events.sort(key=lambda e: e[0])
+    source.tracks[0] = mido.MidiTrack(
+        m.copy(time=t - (events[i - 1][0] if i else 0)) for i, (t, m) in enumerate(events)
+    )
+    source.save(str(primer))
+    out = tmp_path / "out.mid"
+    sidecar = continue_(primer, out, tiny_run, "--primer-seconds", 6, "--tokens", 120)
+    check_splice(primer, out, sidecar)
+
+    def meters(path: Path) -> list[str]:
+        score = music21.converter.parse(str(path))
+        return [ts.ratioString for ts in score.recurse().getElementsByClass("TimeSignature")]
+
+    assert meters(primer)[0] == "3/4" and meters(out)[0] == "3/4"  # music21 reads the same
+    only = tmp_path / "only.mid"
+    continue_(primer, only, tiny_run, "--primer-seconds", 6, "--tokens", 120, "--continuation-only")
+    c = mido.MidiFile(str(only))
+    conductor = {m.type: m for m in c.tracks[0] if m.is_meta}
+    assert conductor["time_signature"].numerator == 3 and conductor["set_tempo"].tempo == 750000
+    assert c.tracks[-1].name == "Continuation" and len(c.tracks) == 2

@@ -1,0 +1,51 @@
+"""Ship a trained piano run as a bundled model (bf16 weights), and cut the bundled piano primers.
+
+Usage: python recipes/piano/bundle.py RUN_DIR NAME [--data DATA_DIR] [--primers N]
+  RUN_DIR: a run of recipes/piano/transformer.toml or lstm.toml; its best checkpoint (lowest
+  valid NLL) goes to music_transformer/bundled/NAME/ (piano-transformer, piano-lstm).
+  --data: the prepared piano data (default data/piano); with --primers N (default 0), the
+  openings of its first N test-split pieces (12 s each; recipes/piano/primers.py) are written
+  to music_transformer/bundled/primers/piano-<piece>.mid. The pieces are piano-midi.de's,
+  CC BY-SA 3.0 DE (Bernd Krueger): see music_transformer/bundled/primers/NOTICE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from music_transformer.checkpoint import BUNDLED_DIR, export_checkpoint, load_checkpoint
+from music_transformer.nn import count_parameters
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from primers import cut_piece, split_pieces, write_primer
+
+LIMIT_MB = 25.0  # the most a bundled model may weigh
+PRIMER_SECONDS = 12.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run")
+    ap.add_argument("name")
+    ap.add_argument("--data", default="data/piano")
+    ap.add_argument("--primers", type=int, default=0)
+    args = ap.parse_args()
+    out = export_checkpoint(args.run, BUNDLED_DIR / args.name, dtype=torch.bfloat16)
+    size = (out / "model.safetensors").stat().st_size / 1e6
+    params = count_parameters(load_checkpoint(out).config)
+    print(f"{args.name}: {params:,} parameters, {size:.1f} MB (bf16) from {args.run}")
+    if size > LIMIT_MB:
+        sys.exit(f"Error: {args.name} weighs {size:.1f} MB, over the {LIMIT_MB:.0f} MB limit")
+    for relative, path in split_pieces(args.data)[: args.primers]:
+        cut = cut_piece(relative, path, PRIMER_SECONDS, 60.0, middle=None)[0]
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", Path(relative).stem).strip("-").lower()
+        print("primer", write_primer(cut, BUNDLED_DIR / "primers" / f"piano-{slug}.mid"))
+
+
+if __name__ == "__main__":
+    main()

@@ -101,6 +101,7 @@ class PerformanceGrammar:
         self.pad, self.limit, self.device = tok.pad_id, limit, device
         self.is_on, self.is_off = kind == performance.NOTE_ON, kind == performance.NOTE_OFF
         self.is_shift = kind == performance.SHIFT
+        self.is_velocity = kind == performance.VELOCITY
         self.pitch = torch.where(self.is_on | self.is_off, arg, 0)  # (V,)
         self.shift = torch.as_tensor(tok.token_seconds, dtype=torch.float64, device=device)
         self.shift_cols = torch.nonzero(self.is_shift).squeeze(1)  # (S,)
@@ -137,6 +138,7 @@ class PerformanceGrammar:
         if time_left is not None:  # a note begun now could not be closed before the end
             starting &= time_left >= float(self.shift[self.shortest]) - 1e-9
         allow[:, self.on_cols[have_on]] &= starting[:, None]
+        allow[:, self.is_velocity] &= starting[:, None]  # a velocity only matters for a NOTE_ON
         fresh = sounding.any(1) & ~closable.any(1)  # only notes begun this instant
         if time_left is not None:  # out of time with such notes: the shortest step only
             out = fresh & (time_left < float(self.shift[self.shortest]) - 1e-9)

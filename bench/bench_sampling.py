@@ -87,7 +87,18 @@ def main() -> None:
     ap.add_argument("--primer-seconds", type=float, default=12.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument(
+        "--condition",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="extra settings to measure, e.g. 'guard:temperature=0,no_repeat_ngram=32'",
+    )
     args = ap.parse_args()
+    conditions = dict(CONDITIONS)
+    for spec in args.condition:
+        name, _, pairs = spec.partition(":")
+        conditions[name] = {k: json.loads(v) for k, v in (p.split("=") for p in pairs.split(","))}
 
     loaded, data = load_model(args.model), open_data(args.data)
     tok = loaded.tokenizer
@@ -112,7 +123,7 @@ def main() -> None:
         real_ids = [i for p in data.pieces("train") for i in p[1:-1].tolist()]
         report["real_crossing_rate"] = crossing_rate(tok, real_ids)
     real_features = [piece_features(r, args.seconds) if len(r) else None for r in reals]
-    for name, change in CONDITIONS.items():
+    for name, change in conditions.items():
         settings = replace(SamplingSettings(seconds=args.seconds, seed=args.seed), **change)
         t0 = time.perf_counter()
         results = sample_batch(loaded, primers, settings)
@@ -135,6 +146,7 @@ def main() -> None:
             "length_ratio_max": round(max(ratios), 3),
             "rows_within_10_percent": sum(0.9 - 1e-9 <= x <= 1.1 + 1e-9 for x in ratios),
             "crossing_rate": float(np.mean(crossing)) if crossing else None,
+            "repetition": _mean_scalar(generated, "repetition"),
             "paired": paired_metrics(generated, real_features),
             "rows": rows,
         }
@@ -146,16 +158,25 @@ def main() -> None:
     print(table(report))
 
 
+def _mean_scalar(features, name: str) -> float | None:
+    values = [f.scalars[name] for f in features if f is not None and f.scalars[name] is not None]
+    return float(np.mean(values)) if values else None
+
+
 def table(r: dict) -> str:
     keys = ["notes_over_limit", "longest_note", "notes_left_sounding", "length_ratio_min",
-            "length_ratio_max", "rows_within_10_percent", "crossing_rate"]  # fmt: skip
+            "length_ratio_max", "rows_within_10_percent", "crossing_rate",
+            "repetition"]  # fmt: skip
+    names = [n for n in r if isinstance(r[n], dict) and "paired" in r[n]]
     lines = [f"### {r['model']}: {r['primers']} primers × {r['seconds']:g} s "
              f"(limit {r['max_note_seconds']} s; {r['date']})", "",
-             "| measure | before | after |", "|---|---|---|"]  # fmt: skip
+             "| measure | " + " | ".join(names) + " |",
+             "|---" * (len(names) + 1) + "|"]  # fmt: skip
     for k in keys:
-        lines.append(f"| {k} | {_fmt(r['before'][k])} | {_fmt(r['after'][k])} |")
-    for k, v in r["before"]["paired"]["overlap"].items():
-        lines.append(f"| overlap {k} | {_fmt(v)} | {_fmt(r['after']['paired']['overlap'][k])} |")
+        lines.append(f"| {k} | " + " | ".join(_fmt(r[n][k]) for n in names) + " |")
+    for k in r["before"]["paired"]["overlap"]:
+        cells = " | ".join(_fmt(r[n]["paired"]["overlap"][k]) for n in names)
+        lines.append(f"| overlap {k} | {cells} |")
     if "real_crossing_rate" in r:
         lines.append(f"| real data crossing rate | {_fmt(r['real_crossing_rate'])} | |")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ import numpy as np
 
 from .files import atomic_write
 from .notes import notes_from_pretty
+from .pedal import unfold_sustain
 from .tokenizer import Tokenizer
 
 CONTINUATION = "Continuation"
@@ -47,6 +48,7 @@ class Spliced:
     ticks_per_beat: int
     tracks: int  # tracks of the output
     note_count: int  # notes on the continuation track(s)
+    pedal_spans: int  # sustain pedal presses written on it (with `pedal`)
     rounding: str
 
 
@@ -112,6 +114,7 @@ def splice(
     out: str | Path,
     continuation_only: bool = False,
     exclusive: bool = False,
+    pedal: bool = False,
 ) -> Spliced:
     """Write `out`: the primer file up to the cut, then the continuation on its own track.
 
@@ -123,6 +126,8 @@ def splice(
         continuation_only: write only the continuation, with the tempo, meter and key in
             effect at the cut, from tick 0 — to drop in at the cut point.
         exclusive: fail if `out` appears meanwhile (see `files.atomic_path`).
+        pedal: write the continuation's pedal-held notes as key lifts plus sustain pedal
+            (CC64), as `pedal.unfold_sustain` reads them from the note lengths.
 
     Raises:
         OSError, ValueError (mido): the primer file cannot be parsed event by event.
@@ -138,7 +143,11 @@ def splice(
             if not n and e > cut_seconds}  # fmt: skip  # primer notes the model let sound on
     used = {m.channel for tr in mf.tracks for m in tr if hasattr(m, "channel")}
     channel = next((c for c in range(16) if c != 9 and c not in used), 0)
-    track = _continuation_track(notes, later, to_tick, cut if continuation_only else 0,
+    new = notes.take(np.nonzero(later)[0])
+    spans: list[tuple[float, float]] = []
+    if pedal:
+        new, spans = unfold_sustain(new)
+    track = _continuation_track(new, spans, to_tick, cut if continuation_only else 0,
                                 channel, _main_program(mf))  # fmt: skip
     output = mido.MidiFile(type=1, ticks_per_beat=mf.ticks_per_beat)
     if continuation_only:
@@ -156,7 +165,8 @@ def splice(
         cut_tick=cut,
         ticks_per_beat=mf.ticks_per_beat,
         tracks=len(output.tracks),
-        note_count=int(later.sum()),
+        note_count=len(new),
+        pedal_spans=len(spans),
         rounding=f"continuation times rounded to the file's nearest tick ({ms:.2f} ms at "
         "the cut's tempo)",
     )
@@ -211,11 +221,14 @@ def _conductor_at(mf: mido.MidiFile, cut: int) -> mido.MidiTrack:
     return _track([(0, m.copy()) for m in last.values()])
 
 
-def _continuation_track(notes, later, to_tick, shift: int, channel: int, program: int):
+def _continuation_track(notes, spans, to_tick, shift: int, channel: int, program: int):
     events = [(0, mido.MetaMessage("track_name", name=CONTINUATION)),
               (0, mido.Message("program_change", channel=channel, program=program))]  # fmt: skip
-    for s, e, p, v in zip(notes.start[later], notes.end[later], notes.pitch[later],
-                          notes.velocity[later]):  # fmt: skip
+    for down, up in spans:
+        for t, value in ((down, 127), (up, 0)):
+            cc = mido.Message("control_change", channel=channel, control=64, value=value)
+            events.append((to_tick(t) - shift, cc))
+    for s, e, p, v in zip(notes.start, notes.end, notes.pitch, notes.velocity):
         a, b = to_tick(float(s)) - shift, to_tick(float(e)) - shift
         events.append((a, mido.Message("note_on", channel=channel, note=int(p), velocity=int(v))))
         events.append((max(b, a + 1), mido.Message("note_off", channel=channel, note=int(p))))

@@ -45,10 +45,10 @@ def models(as_json: bool) -> None:
             " and `music-transformer train`, then pass its run directory as --model."
         )
         return
-    rows = [("NAME", "KIND", "PARAMS", "TOKENIZER", "VALID NLL")]
+    rows = [("NAME", "KIND", "PARAMS", "TOKENIZER", "VALID NLL", "FOR")]
     for info in infos:
         if "error" in info:
-            rows.append((info["name"], "broken", "-", "-", info["error"]))
+            rows.append((info["name"], "broken", "-", "-", "-", info["error"]))
             continue
         training = info["training"]
         nll = training.get("best_valid_nll", training.get("valid_nll"))
@@ -59,6 +59,7 @@ def models(as_json: bool) -> None:
                 f"{info['parameters'] / 1e6:.2f}M",
                 _fmt(info["tokenizer"].get("preset")),
                 _fmt(nll),
+                _fmt(info.get("suits")),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -92,6 +93,8 @@ def info(model: str, as_json: bool) -> None:
     click.echo(f"kind:       {_kind(data['config'])}")
     click.echo(f"parameters: {data['parameters']:,}")
     click.echo(f"version:    {_fmt(data['version'])}")
+    if data.get("suits"):
+        click.echo(f"suits:      {data['suits']}")
     for title in ("config", "tokenizer", "training"):
         click.echo(f"{title}:")
         _echo_section(data[title] or {"(none recorded)": None}, "  ")

@@ -66,6 +66,7 @@ def model_info(name_or_dir: str | Path) -> dict[str, Any]:
         "parameters": count_parameters(config),
         "tokenizer": _tokenizer_summary(directory, meta),
         "training": meta.get("training", {}),
+        "suits": meta.get("card", {}).get("suits"),
         "version": meta.get("version"),
     }
 

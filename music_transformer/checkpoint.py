@@ -54,6 +54,7 @@ def save_checkpoint(
     tokenizer: Any,
     training: dict[str, Any] | None = None,
     dtype: torch.dtype | None = None,
+    card: dict[str, Any] | None = None,
 ) -> Path:
     """Write a complete checkpoint directory; every file is written atomically.
 
@@ -72,12 +73,17 @@ def save_checkpoint(
         "version": package_version(),
         "training": training or {},
     }
+    if card:
+        meta["card"] = card  # what a shipped model is for (`models` shows "suits")
     atomic_write_json(directory / CONFIG_FILE, meta)
     return directory
 
 
 def export_checkpoint(
-    src: str | Path, dst: str | Path, dtype: torch.dtype | None = torch.bfloat16
+    src: str | Path,
+    dst: str | Path,
+    dtype: torch.dtype | None = torch.bfloat16,
+    card: dict[str, Any] | None = None,
 ) -> Path:
     """Write the model of `src` (a run directory → its best checkpoint, or a checkpoint) to
     `dst` with its weights in `dtype` (bf16: half the size; for shipping), without the
@@ -90,8 +96,9 @@ def export_checkpoint(
     if options_file.is_file():
         options = json.loads(options_file.read_text(encoding="utf-8"))
         training["recipe"] = {k: v for k, v in options.items() if k not in _LAUNCH_OPTIONS}
+    card = card if card is not None else loaded.meta.get("card")
     return save_checkpoint(
-        dst, loaded.model, loaded.config, loaded.tokenizer, training, dtype=dtype
+        dst, loaded.model, loaded.config, loaded.tokenizer, training, dtype=dtype, card=card
     )
 
 

@@ -1,7 +1,8 @@
-"""Render many MIDI files to WAV in parallel, with a progress bar.
+"""Render many MIDI files to audio in parallel, with a progress bar.
 
-Each render is a FluidSynth process, so a pool of threads that wait on subprocesses runs the
-renders truly in parallel (no Python work to share the GIL for, no process start-up cost).
+Each render is a FluidSynth process and an encode in libsndfile (which runs without the GIL),
+so a pool of threads runs the renders truly in parallel (no process start-up cost). Every
+render goes through `midi_data.render.render_audio`, as `continue --audio` does.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from midi_data.render import RenderError, find_renderer, render_wav
+from midi_data.render import (
+    RenderError,
+    audio_format_of,
+    check_encoder,
+    find_renderer,
+    render_audio,
+)
 
 
 @dataclass
@@ -23,7 +30,7 @@ class RenderReport:
         available: False when FluidSynth or a soundfont is missing (nothing was rendered).
         reason: why audio is unavailable (names the packages to install), else "".
         soundfont: the soundfont used.
-        rendered: WAV files written.
+        rendered: audio files written.
         failed: (MIDI file, one-line reason) for renders that failed.
     """
 
@@ -47,16 +54,19 @@ def render_all(
     workers: int | None = None,
     quiet: bool = False,
 ) -> RenderReport:
-    """Render every (midi, wav) job; a failure is recorded and the others go on.
+    """Render every (midi, audio) job; a failure is recorded and the others go on.
 
     Args:
-        jobs: (MIDI path, WAV path) pairs.
+        jobs: (MIDI path, audio path) pairs; the audio suffix picks the format (.mp3, .ogg,
+            .flac, .wav), see `render_audio`.
         soundfont: a .sf2 file, or None to look in the usual places.
         workers: renders at a time (default: the CPUs this process may use).
         quiet: no progress bar.
     """
     try:
         exe, sf2 = find_renderer(soundfont)
+        for audio_format in {audio_format_of(out) for _, out in jobs}:
+            check_encoder(audio_format)
     except RenderError as e:
         return RenderReport(available=False, reason=str(e))
     report = RenderReport(available=True, soundfont=str(sf2))
@@ -65,17 +75,17 @@ def render_all(
     from tqdm.auto import tqdm
 
     workers = max(1, workers or default_render_workers())
-    bar = tqdm(total=len(jobs), unit="wav", desc="audio", disable=quiet, leave=False)
+    bar = tqdm(total=len(jobs), unit="file", desc="audio", disable=quiet, leave=False)
     with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
         futures = {
-            pool.submit(render_wav, midi, wav, sf2, fluidsynth=exe): (midi, wav)
-            for midi, wav in jobs
+            pool.submit(render_audio, midi, out, sf2, fluidsynth=exe): (midi, out)
+            for midi, out in jobs
         }
         for future in as_completed(futures):
-            midi, wav = futures[future]
+            midi, out = futures[future]
             try:
                 future.result()
-                report.rendered.append(wav)
+                report.rendered.append(out)
             except (RenderError, OSError) as e:
                 report.failed.append((midi, str(e).splitlines()[0] if str(e) else repr(e)))
             bar.update(1)

@@ -26,6 +26,10 @@ from primers import cut_piece, split_pieces, write_primer
 
 LIMIT_MB = 25.0  # the most a bundled model may weigh
 PRIMER_SECONDS = 12.0
+SUITS = {
+    "piano-transformer": "expressive solo piano: dynamics, pedal, rubato (the default model)",
+    "piano-lstm": "expressive solo piano (the RNN baseline of piano-transformer)",
+}
 
 
 def main() -> None:
@@ -35,7 +39,8 @@ def main() -> None:
     ap.add_argument("--data", default="data/piano")
     ap.add_argument("--primers", type=int, default=0)
     args = ap.parse_args()
-    out = export_checkpoint(args.run, BUNDLED_DIR / args.name, dtype=torch.bfloat16)
+    card = {"suits": SUITS.get(args.name, "expressive solo piano (performance MIDI)")}
+    out = export_checkpoint(args.run, BUNDLED_DIR / args.name, dtype=torch.bfloat16, card=card)
     size = (out / "model.safetensors").stat().st_size / 1e6
     params = count_parameters(load_checkpoint(out).config)
     print(f"{args.name}: {params:,} parameters, {size:.1f} MB (bf16) from {args.run}")

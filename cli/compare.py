@@ -8,7 +8,15 @@ from typing import Any
 import click
 
 from cli.errors import UserError, user_errors
-from cli.options import OneLineCommand, length_options, pop_settings, sampling_options
+from cli.options import (
+    AUDIO_HELP,
+    OneLineCommand,
+    length_options,
+    pop_settings,
+    sampling_options,
+    soundfont_option,
+)
+from midi_data.render import AUDIO_FORMATS
 
 
 class OneLineGroup(click.Group):
@@ -57,11 +65,13 @@ def _split_models(value: tuple[str, ...]) -> list[str]:
 @length_options
 @sampling_options
 @click.option(
-    "--soundfont",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="General MIDI .sf2 for FluidSynth [default: $SOUNDFONT, then /usr/share/sounds/sf2].",
+    "--audio",
+    type=click.Choice([*AUDIO_FORMATS, "none"]),
+    default="mp3",
+    show_default=True,
+    help=f"Audio of every clip: {AUDIO_HELP}; none: MIDI and piano rolls only.",
 )
+@soundfont_option
 @click.option(
     "--data",
     type=click.Path(path_type=Path),
@@ -81,6 +91,7 @@ def compare(
     models: tuple[str, ...],
     primers: tuple[Path, ...],
     out: Path | None,
+    audio: str,
     soundfont: Path | None,
     data: Path | None,
     split: str,
@@ -93,13 +104,14 @@ def compare(
 ) -> None:
     """Listening comparison of several models on the same primers.
 
-    For each primer and model (same seed and settings): the continuation as MIDI, a WAV
-    (FluidSynth), a piano roll marking where the primer ends; then REPORT_DIR/index.html, a
-    self-contained page of blind A/B pairs (random order, anonymous files) whose answers the
-    listener exports as JSON. key.json holds the key; metrics.json (also tabled in the page)
-    holds each model's NLL on --data and its distances to the real continuations of the
-    primers (the music after --primer-seconds, default 10). Unreadable primers are reported
-    and skipped.
+    For each primer and model (same seed and settings): the continuation as MIDI, audio
+    (FluidSynth, then MP3 unless --audio says otherwise), a piano roll marking where the
+    primer ends; then REPORT_DIR/index.html, a self-contained page of blind A/B pairs (random
+    order, anonymous files) whose answers the listener exports as JSON. key.json holds the
+    key; metrics.json (also tabled in the page) holds each model's NLL on --data and its
+    distances to the real continuations of the primers (the music after --primer-seconds,
+    default 10 s, or earlier in a file too short for --seconds of real music to follow; the
+    page says so). Unreadable primers are reported and skipped.
 
     Then score the exported answers (one file per listener):
 
@@ -130,6 +142,7 @@ def compare(
         primers=list(primers),
         sampling=sampling,
         soundfont=soundfont,
+        audio=None if audio == "none" else audio,
         data=data,
         split=split,
         device=device,
@@ -140,10 +153,13 @@ def compare(
     )
     for entry in report["skipped"]:
         click.echo(f"skipped {entry['reason']}", err=True)
-    audio = report["audio"]
-    if not audio["available"]:
-        click.echo(f"no audio: {audio['reason']} (MIDI and piano rolls were made)", err=True)
-    for failed in audio["failed"]:
+    for entry in report["primers"]:
+        if entry["note"]:
+            click.echo(f"{entry['folder']}: {entry['note']}", err=True)
+    made = report["audio"]
+    if not made["available"] and audio != "none":
+        click.echo(f"no audio: {made['reason']} (MIDI and piano rolls were made)", err=True)
+    for failed in made["failed"]:
         click.echo(f"audio failed: {failed['reason']}", err=True)
     click.echo(
         f"compared {len(report['models'])} models on {len(report['primers'])} primers "

@@ -9,8 +9,11 @@ import click
 from cli.errors import UserError, user_errors
 from cli.options import (
     OneLineCommand,
+    audio_options,
+    check_renderer,
     length_options,
     model_options,
+    pop_audio,
     pop_settings,
     progress_bar,
     quiet_option,
@@ -38,7 +41,7 @@ def _describe(record: dict) -> str:
 @click.option("--num-samples", type=int, default=1, show_default=True, help="Write OUT-1 … OUT-N.")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Samples per batch.")
 @click.option("--continuation-only", is_flag=True, help="Write only the new music.")
-@click.option("--wav", is_flag=True, help="Also render each output to OUT.wav (needs FluidSynth).")
+@audio_options
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @quiet_option
 @user_errors
@@ -50,7 +53,6 @@ def continue_(
     num_samples: int,
     batch_size: int,
     continuation_only: bool,
-    wav: bool,
     force: bool,
     quiet: bool,
     **options,
@@ -63,14 +65,16 @@ def continue_(
 
     \b
     Examples:
-      music-transformer continue chorale.mid -o out.mid --seconds 30 --wav
+      music-transformer continue chorale.mid -o out.mid --seconds 30 --audio mp3
       music-transformer continue piano.mid -o take.mid --model runs/maestro \\
           --primer-seconds 10 --tokens 2000 --temperature 0.9 --top-p 0.95 --num-samples 4
     """
     from music_transformer.generation.continuation import continue_midi
 
     sampling = pop_settings(options)
-    renderer = _renderer() if wav else None  # before any work: a missing package is one line
+    audio, soundfont = pop_audio(options)
+    # before any work: a missing package is one line, and nothing is written
+    renderer = check_renderer(audio, soundfont) if audio else None
     with progress_bar(num_samples, sampling, quiet) as progress:
         outputs = continue_midi(
             primer,
@@ -87,26 +91,31 @@ def continue_(
     for o in outputs:
         click.echo(f"wrote {o.midi}: {_describe(o.record)}")
         if renderer is not None:
-            _render(o.midi, renderer)
+            _render(o.midi, f".{audio}", renderer)
 
 
-def _renderer() -> tuple[str, Path]:
-    from midi_data.render import RenderError, find_renderer
+def _render(midi: Path, suffix: str, renderer: tuple[str, Path]) -> None:
+    from midi_data.render import RenderError, render_audio
 
+    exe, sf2 = renderer
     try:
-        return find_renderer()
+        out = render_audio(midi, midi.with_suffix(suffix), sf2, fluidsynth=exe)
     except RenderError as e:
         raise UserError(str(e)) from None
+    click.echo(f"wrote {out}")
 
 
-def _render(midi: Path, renderer: tuple[str, Path]) -> None:
-    from midi_data.render import RenderError, render_wav
+def _render_all(midis: list[Path], suffix: str, soundfont: Path | None, quiet: bool) -> None:
+    """Render every output (in parallel, as compare does); a failure is one line, exit 2."""
+    from music_transformer.comparison.audio import render_all
 
-    try:
-        wav = render_wav(midi, midi.with_suffix(".wav"), renderer[1], fluidsynth=renderer[0])
-    except RenderError as e:
-        raise UserError(str(e)) from None
-    click.echo(f"wrote {wav}")
+    report = render_all([(m, m.with_suffix(suffix)) for m in midis], soundfont, quiet=quiet)
+    if not report.available:
+        raise UserError(report.reason)
+    click.echo(f"wrote {len(report.rendered)} {suffix[1:]} files")
+    if report.failed:
+        why = report.failed[0][1]
+        raise UserError(f"audio failed for {len(report.failed)} of {len(midis)} pieces: {why}")
 
 
 @click.command("generate", cls=OneLineCommand)
@@ -130,6 +139,7 @@ def _render(midi: Path, renderer: tuple[str, Path]) -> None:
 @model_options
 @length_options
 @sampling_options
+@audio_options
 @click.option("--force", is_flag=True, help="Overwrite an existing manifest and outputs.")
 @quiet_option
 @user_errors
@@ -155,12 +165,15 @@ def generate(
     Examples:
       music-transformer generate --out samples --num-samples 8 --seconds 20
       music-transformer generate --out takes --primers primers/ --num-samples 2 \\
-          --batch-size 8 --temperature 0.95 --top-k 40
+          --batch-size 8 --temperature 0.95 --top-k 40 --audio mp3
     """
     from music_transformer.generation.batch import generate_pieces
     from music_transformer.generation.primers import find_primers
 
     sampling = pop_settings(options)
+    audio, soundfont = pop_audio(options)
+    if audio:
+        check_renderer(audio, soundfont)  # before any work
     paths = [*primers, *more_primers]
     rows = num_samples * max(1, len(find_primers(paths)))  # skipped primers overcount
     with progress_bar(rows, sampling, quiet) as progress:
@@ -183,3 +196,5 @@ def generate(
         f"wrote {len(outputs)} pieces ({seconds:.1f} s of music) to {out}; "
         f"{len(manifest['skipped'])} primers skipped; see {out / 'manifest.json'}"
     )
+    if audio:
+        _render_all([out / e["file"] for e in outputs], f".{audio}", soundfont, quiet)

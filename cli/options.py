@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
 
 from cli.errors import UserError
+from midi_data.render import AUDIO_FORMATS
 from music_transformer.generation.settings import DEFAULT_SECONDS, SamplingSettings, default
 from music_transformer.runtime import PRECISIONS
 
@@ -145,6 +147,48 @@ length_options = _stack(
 )
 
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+
+AUDIO_HELP = (
+    "mp3 (128 kbit/s, plays in every browser), ogg (Vorbis, smaller), flac (lossless) or wav"
+)
+soundfont_option = click.option(
+    "--soundfont",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="General MIDI .sf2 for FluidSynth [default: $SOUNDFONT, then /usr/share/sounds/sf2].",
+)
+# continue and generate: audio only when asked for (compare has its own --audio, default mp3)
+audio_options = _stack(
+    click.option(
+        "--audio",
+        type=click.Choice(AUDIO_FORMATS),
+        default=None,
+        help=f"Also render each output to OUT.<FORMAT> with FluidSynth: {AUDIO_HELP}.",
+    ),
+    click.option("--wav", is_flag=True, help="The same as --audio wav."),
+    soundfont_option,
+)
+
+
+def pop_audio(kwargs: dict[str, Any]) -> tuple[str | None, Path | None]:
+    """Remove --audio, --wav and --soundfont from a command's kwargs → (format or None,
+    soundfont or None)."""
+    audio, wav, soundfont = kwargs.pop("audio"), kwargs.pop("wav"), kwargs.pop("soundfont")
+    if wav and audio not in (None, "wav"):
+        raise UserError(f"--wav means --audio wav: give --wav or --audio {audio}, not both")
+    return ("wav" if wav else audio), soundfont
+
+
+def check_renderer(audio: str, soundfont: Path | None) -> tuple[str, Path]:
+    """(FluidSynth, soundfont) for rendering `audio`, or the one-line UserError every command
+    gives when FluidSynth, a soundfont or the encoder is missing. Call it before any work."""
+    from midi_data.render import RenderError, find_renderer
+
+    try:
+        return find_renderer(soundfont, audio)
+    except RenderError as e:
+        raise UserError(str(e)) from None
+
 
 SAMPLING_KEYS = (
     "temperature",

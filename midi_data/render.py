@@ -1,8 +1,10 @@
-"""MIDI → WAV with the FluidSynth command-line program and a General MIDI soundfont.
+"""MIDI → audio: FluidSynth synthesizes a WAV, libsndfile (the `soundfile` package) encodes it.
 
-FluidSynth and a soundfont are Debian packages (`fluidsynth`, `timgm6mb-soundfont` or
-`fluid-soundfont-gm`), not Python ones; when either is missing, `RenderError` says which
-packages to install.
+`render_audio(midi, out)` is the one way every command makes audio; the suffix of `out` picks
+the format (`AUDIO_FORMATS`). FluidSynth and a soundfont are Debian packages (`fluidsynth`,
+`timgm6mb-soundfont` or `fluid-soundfont-gm`), not Python ones; when either is missing,
+`RenderError` says which packages to install. `find_renderer` checks everything a render needs
+up front, so a batch fails once, with one line, before any work.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from .files import atomic_path
 
@@ -21,10 +25,22 @@ WAV_HEADER_BYTES = 44  # a WAV file of this size holds no samples
 INSTALL_HINT = (
     "install the Debian packages 'fluidsynth' and 'timgm6mb-soundfont' (or 'fluid-soundfont-gm')"
 )
+# format name (= file suffix) → libsndfile (format, subtype, write options). MP3 at a constant
+# 128 kbit/s (compression_level 0.65 is LAME's 128 kbit/s step): every browser plays it,
+# Safari included, at a tenth of the WAV. Ogg Vorbis at libsndfile's default quality
+# (~80 kbit/s for these renders) is smaller still but Safari may not play it; FLAC is lossless
+# (about half the WAV).
+ENCODINGS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "mp3": ("MP3", "MPEG_LAYER_III", {"bitrate_mode": "CONSTANT", "compression_level": 0.65}),
+    "ogg": ("OGG", "VORBIS", {}),
+    "flac": ("FLAC", "PCM_16", {}),
+}
+AUDIO_FORMATS = ("mp3", "ogg", "flac", "wav")
+ENCODE_BLOCK = 16384  # frames per write to the encoder (0.37 s at 44.1 kHz)
 
 
 class RenderError(RuntimeError):
-    """Audio cannot be rendered (no FluidSynth, no soundfont, or FluidSynth failed)."""
+    """Audio cannot be rendered (no FluidSynth, no soundfont, no encoder, or a render failed)."""
 
 
 def find_fluidsynth() -> str:
@@ -54,10 +70,45 @@ def find_soundfont(soundfont: str | Path | None = None) -> Path:
     raise RenderError(f"no General MIDI soundfont found: {INSTALL_HINT}, or pass --soundfont")
 
 
-def find_renderer(soundfont: str | Path | None = None) -> tuple[str, Path]:
-    """(FluidSynth executable, soundfont) or RenderError naming what to install. Batch jobs
-    call this once up front, so a missing package is one message, not one per file."""
-    return find_fluidsynth(), find_soundfont(soundfont)
+def check_encoder(audio_format: str) -> None:
+    """RenderError unless this machine can write `audio_format` (one of AUDIO_FORMATS)."""
+    if audio_format not in AUDIO_FORMATS:
+        known = ", ".join(AUDIO_FORMATS)
+        raise RenderError(f"unknown audio format {audio_format!r} (one of {known})")
+    if audio_format == "wav":
+        return  # FluidSynth writes it itself
+    try:
+        import soundfile
+    except (ImportError, OSError) as e:  # OSError: the package is there but libsndfile is not
+        raise RenderError(
+            f"cannot encode {audio_format}: the Python package 'soundfile' is unusable ({e}); "
+            "pip install soundfile, or use --audio wav"
+        ) from None
+    kind, subtype, _ = ENCODINGS[audio_format]
+    if subtype not in soundfile.available_subtypes(kind):
+        raise RenderError(
+            f"this libsndfile ({soundfile.__libsndfile_version__}) cannot write {audio_format}: "
+            "use another --audio format"
+        )
+
+
+def find_renderer(
+    soundfont: str | Path | None = None, audio_format: str = "wav"
+) -> tuple[str, Path]:
+    """(FluidSynth executable, soundfont) or RenderError naming what to install; checks the
+    encoder of `audio_format` too. Batch jobs call this once up front, so a missing package is
+    one message, not one per file."""
+    found = find_fluidsynth(), find_soundfont(soundfont)
+    check_encoder(audio_format)
+    return found
+
+
+def audio_format_of(path: str | Path) -> str:
+    """The format `path`'s suffix names ("song.mp3" → "mp3"); RenderError if none."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in AUDIO_FORMATS:
+        raise RenderError(f"{path}: audio files end in .{', .'.join(AUDIO_FORMATS)}")
+    return suffix
 
 
 def render_wav(
@@ -97,3 +148,57 @@ def render_wav(
             reason = (errors or lines or ["no audio written"])[0].strip()
             raise RenderError(f"FluidSynth failed on {midi_path}: {reason}")
     return wav_path
+
+
+def encode_audio(wav_path: str | Path, out_path: str | Path) -> Path:
+    """Encode a 16-bit WAV as `out_path`'s format (mp3, ogg or flac), written atomically."""
+    import soundfile
+
+    kind, subtype, options = ENCODINGS[audio_format_of(out_path)]
+    try:
+        samples, rate = soundfile.read(str(wav_path), dtype="int16")  # (S, C)
+        with (
+            atomic_path(out_path) as tmp,
+            soundfile.SoundFile(
+                str(tmp), "w", rate, samples.shape[1], subtype, format=kind, **options
+            ) as f,
+        ):
+            # In blocks: libvorbis allocates a whole write's samples on the stack, so one
+            # write of a minute of audio overflows it and kills the process (libsndfile #1095).
+            for start in range(0, len(samples), ENCODE_BLOCK):
+                f.write(samples[start : start + ENCODE_BLOCK])
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as e:
+        # TypeError: a soundfile older than 0.12 has no compression options
+        raise RenderError(f"cannot encode {out_path}: {e}") from None
+    return Path(out_path)
+
+
+def render_audio(
+    midi_path: str | Path,
+    out_path: str | Path,
+    soundfont: str | Path | None = None,
+    *,
+    fluidsynth: str | None = None,
+    sample_rate: int = 44100,
+    gain: float = 0.8,
+) -> Path:
+    """Render `midi_path` as audio in the format `out_path`'s suffix names (.mp3, .ogg, .flac,
+    .wav), written atomically; a compressed format leaves no WAV behind. Raises RenderError.
+
+    Args:
+        midi_path: the MIDI file.
+        out_path: the audio file to write.
+        soundfont: a .sf2 file; default $SOUNDFONT, then the usual Debian places.
+        fluidsynth: the executable, when the caller already found it (`find_renderer`).
+        sample_rate: samples per second (FluidSynth renders 16-bit stereo).
+        gain: FluidSynth's master gain.
+    """
+    out_path = Path(out_path)
+    audio_format = audio_format_of(out_path)
+    if audio_format == "wav":
+        return render_wav(midi_path, out_path, soundfont, sample_rate, gain, fluidsynth)
+    check_encoder(audio_format)
+    with tempfile.TemporaryDirectory(prefix="music-transformer-render-") as folder:
+        wav = render_wav(midi_path, Path(folder) / "take.wav", soundfont, sample_rate, gain,
+                         fluidsynth)  # fmt: skip
+        return encode_audio(wav, out_path)

@@ -4,6 +4,7 @@ with a script-injecting name; then the page in real headless Chromium, and `comp
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import math
@@ -83,18 +84,40 @@ def test_report_files(report, model_dirs: list[Path]) -> None:
     assert len(meta["primers"]) == 3 and len(meta["skipped"]) == 1
     assert meta["sampling"]["seed"] == 7 and meta["pairs"] == len(key["pairs"]) == 3
     assert meta["audio"]["available"], meta["audio"]  # FluidSynth is on this machine
+    assert meta["audio"]["format"] == "mp3"
     for sid, sample in key["samples"].items():
         folder = next(out.glob(f"*/{sid}.mid")).parent
-        for suffix in (".mid", ".wav", ".png"):
+        for suffix in (".mid", ".mp3", ".png"):
             assert (folder / f"{sid}{suffix}").stat().st_size > 0, (sid, suffix)
         assert sample["model"] in labels and sample["tokens"] > 0
     for folder in (out / p["folder"] for p in meta["primers"]):
-        assert (folder / "primer.wav").stat().st_size > 44 and (folder / "real.mid").is_file()
+        assert (folder / "primer.mp3").stat().st_size > 0 and (folder / "real.mid").is_file()
+    assert not list(out.rglob("*.wav"))  # compressed audio only
     # the same primer gets the same seed for every model
     seeds = {}
     for sample in key["samples"].values():
         seeds.setdefault(sample["primer"], set()).add(sample["seed"])
     assert all(len(s) == 1 for s in seeds.values())
+
+
+def test_audio_is_compressed(report) -> None:
+    """MP3 at 128 kbit/s: 16 kB per second of audio, a tenth of the WAV it replaces; what
+    keeps a report of 4 primers × 2 models near 5 MB at 15 s each."""
+    soundfile = pytest.importorskip("soundfile")
+    out, _ = report
+    clips = sorted(out.rglob("*.mp3"))
+    assert len(clips) == 3 * 4  # per primer: primer, real, one per model
+    seconds = 0.0
+    for clip in clips:
+        data = clip.read_bytes()
+        assert data[:3] == b"ID3" or data[:2] == b"\xff\xfb", clip
+        info = soundfile.info(str(clip))
+        assert info.format == "MP3" and info.samplerate == 44100, info
+        seconds += info.duration
+    total = sum(c.stat().st_size for c in clips)
+    assert total / seconds < 16_500, total / seconds  # bytes per second
+    wav_bytes = seconds * 44100 * 2 * 2
+    assert total < 0.12 * wav_bytes
 
 
 def test_samples_continue_their_primer(report, model_dirs) -> None:
@@ -195,9 +218,13 @@ def test_score_cli(report, tmp_path: Path) -> None:
     path = tmp_path / "answers.json"
     doc = {"format": "music-transformer/answers", "report_id": key["report_id"], "answers": answers}
     path.write_text(json.dumps(doc))
-    result = cli("compare", "score", out, path, "--json")
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(path.read_bytes())
+    # the same file twice, and a copy of it: one listener, counted once
+    result = cli("compare", "score", out, path, path, copy, "--json")
     assert result.exit_code == 0, result.output
     scored = json.loads(result.output)
+    assert scored["answer_files"] == 1 and len(scored["duplicate_files"]) == 2
     first = scored["models"][winner]
     assert (first["wins"], first["losses"], first["ties"]) == (len(pair_ids) - 1, 0, 1)
     assert first["p_value"] == pytest.approx(sign_test(len(pair_ids) - 1, 0))
@@ -309,6 +336,8 @@ def test_page_in_chromium(report, tmp_path: Path) -> None:
         chrome.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
         for domain in ("Page", "Runtime", "Log"):
             chrome.send(f"{domain}.enable", session)
+        chrome.send("Emulation.setDeviceMetricsOverride", session, width=1280, height=900,
+                    deviceScaleFactor=1, mobile=False)  # fmt: skip
         chrome.send("Page.navigate", session, url=(out / "index.html").as_uri())
         chrome.wait_event("Page.loadEventFired")
 
@@ -339,6 +368,30 @@ def test_page_in_chromium(report, tmp_path: Path) -> None:
         images = js("""Promise.all([...document.images].map(i => i.decode().then(
             () => [i.getAttribute('src'), i.naturalWidth], () => [i.getAttribute('src'), 0])))""")
         assert images and all(width > 0 for _, width in images), images
+        # Everything open (piano rolls, real continuations, metrics): nothing is wider than a
+        # 1280 px window, the tables fit without scrolling, and the rolls are shown unscaled
+        # or smaller, their labels readable.
+        layout = js("""(() => {
+            document.querySelectorAll('details').forEach(d => { d.open = true; });
+            const tables = [...document.querySelectorAll('table')];
+            return {
+              page: document.documentElement.scrollWidth,
+              window: window.innerWidth,
+              tables: tables.map(t => [t.getBoundingClientRect().right, t.scrollWidth,
+                                       t.clientWidth]),
+              rolls: [...document.images].map(i => i.getBoundingClientRect().width),
+              why: [...document.querySelectorAll('ol.why li')].map(li => li.textContent),
+            };
+        })()""")
+        assert layout["window"] == 1280 and layout["page"] <= 1280, layout
+        assert len(layout["tables"]) == 3
+        for right, scroll, client in layout["tables"]:
+            assert right <= 1280 and scroll <= client + 1, layout["tables"]
+        assert all(600 < width <= 1162 for width in layout["rolls"]), layout["rolls"]
+        shot = chrome.send(
+            "Page.captureScreenshot", session, format="png", captureBeyondViewport=True
+        )
+        (tmp_path / "page.png").write_bytes(base64.b64decode(shot["data"]))  # for a failure
         # the injected name is text, not an element; no dialog opened
         assert js("document.querySelector('img[src=\"x\"]') === null")
         names = js("[...document.querySelectorAll('h2 .name')].map(e => e.textContent)")

@@ -27,7 +27,8 @@ class RenderReport:
     """What happened to a batch of renders.
 
     Attributes:
-        available: False when FluidSynth or a soundfont is missing (nothing was rendered).
+        available: False when FluidSynth, a soundfont or the encoder is missing (nothing was
+            rendered).
         reason: why audio is unavailable (names the packages to install), else "".
         soundfont: the soundfont used.
         rendered: audio files written.

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .score import ANSWERS_FORMAT
+from .tables import metrics_tables
 
 
 def esc(value: object) -> str:
@@ -103,23 +104,30 @@ SCRIPT = """
 })();
 """.replace("%FORMAT%", ANSWERS_FORMAT)
 
+# Laid out for a 1280 px window: the body is at most 1180 px (rolls are drawn 1160 px wide,
+# pianoroll.WIDTH_PX) and nothing is wider than the body, so nothing scrolls sideways.
 STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em;
-       color: #222; }
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 1180px; margin: 1.5em auto;
+       padding: 0 1em; color: #222; }
 section.primer { border-top: 2px solid #ccd; margin-top: 2em; padding-top: .5em; }
 .clips { display: flex; gap: 1.5em; flex-wrap: wrap; }
-.clip { flex: 1 1 300px; }
-.clip img { max-width: 100%; border: 1px solid #ddd; display: block; }
+.clip { flex: 1 1 300px; min-width: 0; }
+img { max-width: 100%; height: auto; border: 1px solid #ddd; display: block; }
+figure { margin: .4em 0; }
+figcaption { font-weight: bold; }
 audio { width: 100%; }
 fieldset { margin: .8em 0; border: 1px solid #bbc; }
 .pair { background: #f7f8fb; padding: .6em .8em; margin: 1em 0; border-radius: 6px; }
 .warn { color: #9a3412; }
-table { border-collapse: collapse; margin: .6em 0 1.4em; font-size: 13px; display: block;
-        overflow-x: auto; }
-th, td { border: 1px solid #ccd; padding: .25em .5em; text-align: right; }
+.note { color: #444; }
+table { border-collapse: collapse; margin: .6em 0 .4em; font-size: 13px; max-width: 100%; }
+th, td { border: 1px solid #ccd; padding: .25em .5em; text-align: right;
+         overflow-wrap: anywhere; }
 th:first-child, td:first-child { text-align: left; }
-textarea { width: 100%; height: 8em; font: 12px monospace; }
-.legend span { padding: 0 .4em; }
+th.group { background: #f1f3f8; text-align: left; font-weight: 600; }
+td.na { color: #777; }
+ol.why { font-size: 13px; color: #555; margin-top: 0; }
+textarea { width: 100%; height: 8em; font: 12px monospace; box-sizing: border-box; }
 """
 
 
@@ -134,7 +142,10 @@ def _audio(clip: Clip, label: str) -> str:
 
 
 def _image(clip: Clip, label: str) -> str:
-    return f'<img src="{href(clip.image)}" alt="{esc("piano roll: " + label)}" loading="lazy">'
+    return (
+        f'<img src="{href(clip.image)}" alt="{esc("piano roll: " + label)}" loading="lazy" '
+        'width="1160" height="340">'
+    )
 
 
 def _pair(pair: Pair) -> str:
@@ -142,8 +153,8 @@ def _pair(pair: Pair) -> str:
         f'<div class="clip"><h4>{side}</h4>{_audio(clip, side)}</div>'
         for side, clip in (("A", pair.a), ("B", pair.b))
     )
-    rolls = "".join(
-        f'<div class="clip">{side}{_image(clip, side)}</div>'
+    rolls = "".join(  # one above the other, full width, on the same axes: they line up
+        f"<figure><figcaption>{side}</figcaption>{_image(clip, side)}</figure>"
         for side, clip in (("A", pair.a), ("B", pair.b))
     )
     pid = esc(pair.id)
@@ -154,8 +165,7 @@ def _pair(pair: Pair) -> str:
     return (
         f'<div class="pair" data-pair="{pid}"><div class="clips">{sides}</div>'
         f"<fieldset><legend>Which continuation do you prefer?</legend>{radios}</fieldset>"
-        f"<details><summary>Piano rolls (after listening)</summary>"
-        f'<div class="clips">{rolls}</div></details></div>'
+        f"<details><summary>Piano rolls (after listening)</summary>{rolls}</details></div>"
     )
 
 
@@ -168,6 +178,7 @@ def _section(s: PrimerSection) -> str:
         f'<div class="clip"><h3>Primer</h3>{_audio(s.primer, "primer")}'
         f"{_image(s.primer, 'primer')}</div>",
     ]
+    parts += [f'<p class="note">{esc(n)}</p>' for n in s.notes]
     parts += [_pair(p) for p in s.pairs]
     if s.real is not None:
         parts.append(
@@ -175,60 +186,8 @@ def _section(s: PrimerSection) -> str:
             f'<div class="clip">{_audio(s.real, "real continuation")}'
             f"{_image(s.real, 'real continuation')}</div></details>"
         )
-    parts += [f'<p class="note">{esc(n)}</p>' for n in s.notes]
     parts.append("</section>")
     return "\n".join(parts)
-
-
-def _cell(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return esc(value)
-
-
-def metrics_tables(metrics: dict[str, Any]) -> str:
-    """The objective metrics as HTML tables (see metrics.py for what each number means)."""
-    models: dict[str, Any] = metrics.get("models", {})
-    hist = metrics.get("histogram_features", [])
-    scalars = metrics.get("scalar_features", [])
-    out = []
-    head = "".join(f"<th>{esc(h)}</th>" for h in ["model", "NLL (nats/token)", *hist])
-    rows = []
-    for name, m in models.items():
-        cells = [_cell((m.get("nll") or {}).get("nll"), 4)]
-        cells += [_cell(m["paired"]["overlap"].get(h)) for h in hist]
-        rows.append(f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    out.append(
-        "<h3>Overlap with the real continuation of the same primer (1 = identical)</h3>"
-        f"<table><tr>{head}</tr>{''.join(rows)}</table>"
-    )
-    head = "".join(f"<th>{esc(h)}</th>" for h in ["mean per piece", *scalars])
-    rows = [
-        f"<tr><td>{esc(name)}</td>"
-        + "".join(f"<td>{_cell(m['mean'].get(s))}</td>" for s in scalars)
-        + "</tr>"
-        for name, m in [*models.items(), ("real continuations", metrics.get("real", {}))]
-        if "mean" in m
-    ]
-    out.append(f"<h3>Scalar features</h3><table><tr>{head}</tr>{''.join(rows)}</table>")
-    set_rows = [(n, m["set"]) for n, m in models.items() if m.get("set")]
-    if set_rows:
-        feats = [*hist, *scalars]
-        head = "".join(f"<th>{esc(h)}</th>" for h in ["model", *feats])
-        rows = [
-            f"<tr><td>{esc(n)}</td>"
-            + "".join(f"<td>{_cell(s['overlap'].get(f))}</td>" for f in feats)
-            + "</tr>"
-            for n, s in set_rows
-        ]
-        out.append(
-            "<h3>Set-level overlapping area (Yang &amp; Lerch; 1 = as close to the real "
-            f"pieces as they are to each other)</h3><table><tr>{head}</tr>{''.join(rows)}</table>"
-        )
-    out.append(f'<p class="note">{esc(metrics.get("method", {}).get("summary", ""))}</p>')
-    return "\n".join(out)
 
 
 def build_page(

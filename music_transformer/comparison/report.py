@@ -5,12 +5,15 @@
       key.json          which model made which anonymous sample; read by `compare score`
       metrics.json      NLL on --data and distances to the real continuations (metrics.py)
       report.json       settings, seed, models, primers used and skipped, audio status
-      pNN-<name>/       per primer: primer.{mid,wav,png}, real.{mid,wav,png} (primer + what
-                        the piece really does next), s-<random id>.{mid,wav,png} per model
+      pNN-<name>/       per primer: primer.{mid,mp3,png}, real.{mid,mp3,png} (primer + what
+                        the piece really does next), s-<random id>.{mid,mp3,png} per model
+                        (the audio format is `audio`: mp3, ogg, flac or wav)
 
 Every sample holds the primer (as the model's tokenizer reads it) followed by the model's
 continuation; its piano roll marks where the primer ends. Primer i is continued with seed
-`seed + i` by every model, so the models differ only in themselves.
+`seed + i` by every model, so the models differ only in themselves. With the default cut, a
+primer file too short for the real continuation to match the generated ones is cut earlier
+(primers.primer_cut) and the page says so.
 """
 
 from __future__ import annotations
@@ -26,33 +29,26 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from midi_data.features import HISTOGRAM_BINS, SCALARS, piece_features
+from midi_data.features import piece_features
 from midi_data.files import atomic_write, atomic_write_json, atomic_write_text
 from midi_data.notes import Notes, notes_from_pretty
-from midi_data.pianoroll import save_piano_roll
+from midi_data.render import RenderError, find_renderer
 
 from ..checkpoint import LoadedModel, bundled_models, package_version
 from ..generation.loading import load_model, sample_batch
 from ..generation.primers import PrimerError, find_primers
 from ..generation.sampler import Generated
 from ..generation.settings import SamplingSettings, check_counts
-from .audio import render_all
-from .metrics import paired_metrics, scalar_means, set_metrics
+from .audio import RenderReport, render_all
+from .metrics import model_nll, report_metrics
 from .page import Clip, Pair, PrimerSection, build_page
 from .primers import ComparePrimer, load_primer, notes_after, notes_before, notes_to_midi
+from .rolls import Roll, draw_rolls
 from .score import KEY_FILE
 
 DEFAULT_PRIMER_SECONDS = 10.0
+DEFAULT_AUDIO = "mp3"  # see midi_data.render.ENCODINGS: plays everywhere, a tenth of a WAV
 OUR_FILES = ("index.html", KEY_FILE, "metrics.json", "report.json")
-METHOD = (
-    "Paired overlap: for each primer, overlapping area Σ min(p, q) of the normalized "
-    "histograms of the model's continuation and the real continuation, averaged over primers "
-    "(1 = identical). Scalars are per-piece means; repetition = share of 4-note skyline "
-    "motifs (interval and rhythm) heard earlier; self-similarity = mean best cosine match "
-    "of 2 s piano-roll segments with earlier ones. Set level: Yang & Lerch (2018) "
-    "overlapping area of kernel density estimates of intra-set (real–real) and inter-set "
-    "(model–real) distances. NLL in nats per token."
-)
 
 
 class CompareError(ValueError):
@@ -121,16 +117,6 @@ def _generate(
     return out
 
 
-def _nll(loaded: LoadedModel, data: str | Path, split: str, device: str) -> dict[str, Any]:
-    from ..evaluation import evaluate
-
-    try:
-        r = evaluate(loaded.directory, data, split=split, device=device)
-    except ValueError as e:  # no seq_len, empty split, vocabulary mismatch: say so per model
-        return {"error": str(e).splitlines()[0]}
-    return {"nll": r.nll, "perplexity": r.perplexity, "tokens": r.tokens, "split": split}
-
-
 def run_comparison(
     out_dir: str | Path,
     *,
@@ -138,6 +124,7 @@ def run_comparison(
     primers: Sequence[str | Path],
     sampling: SamplingSettings | None = None,
     soundfont: str | Path | None = None,
+    audio: str | None = DEFAULT_AUDIO,
     data: str | Path | None = None,
     split: str = "test",
     device: str = "auto",
@@ -153,9 +140,10 @@ def run_comparison(
         models: two or more bundled names or checkpoint/run directories.
         primers: MIDI files and/or folders (searched recursively).
         sampling: sampling settings, the same for every model (default SamplingSettings(); its
-            primer_seconds defaults to 10 s here: the rest of the file is the held-out
-            real continuation).
+            primer_seconds defaults to 10 s here, earlier in a file too short for `seconds`
+            to follow: the rest of the file is the held-out real continuation).
         soundfont: .sf2 for FluidSynth (default: the usual places).
+        audio: "mp3", "ogg", "flac" or "wav" (midi_data.render.render_audio); None: no audio.
         data: a prepared data directory to compute each model's NLL on (optional).
         split: the split of `data` to score.
         device: "auto", "cpu", "cuda", ...
@@ -165,10 +153,12 @@ def run_comparison(
         quiet: no progress bars.
 
     Raises:
-        CompareError, PrimerError, CheckpointError (ValueErrors): before anything is written.
+        CompareError, PrimerError, CheckpointError (ValueErrors): before anything is written,
+            also when `audio` is asked for and FluidSynth, a soundfont or the encoder is missing.
     """
     sampling = (sampling or SamplingSettings()).with_seed()
-    if sampling.primer_seconds is None:
+    move_cut = sampling.primer_seconds is None  # the user's own --primer-seconds is kept
+    if move_cut:
         sampling = replace(sampling, primer_seconds=DEFAULT_PRIMER_SECONDS)
     check_counts(1, batch_size)
     if len(models) < 2:
@@ -177,6 +167,11 @@ def run_comparison(
         raise CompareError(f"--soundfont {soundfont} does not exist")
     if data is not None and not Path(data).is_dir():
         raise CompareError(f"--data {data} is not a folder")
+    if audio is not None:
+        try:
+            find_renderer(soundfont, audio)  # the same check and message as continue --audio
+        except RenderError as e:
+            raise CompareError(f"{e}; or pass --audio none for a report without audio") from None
     out = Path(out_dir)
     paths = find_primers(primers)
     labels = model_labels(models)
@@ -190,7 +185,12 @@ def run_comparison(
         try:
             usable.append(
                 load_primer(
-                    path, len(usable) + 1, loaded, sampling.primer_seconds, sampling.seconds
+                    path,
+                    len(usable) + 1,
+                    loaded,
+                    sampling.primer_seconds,
+                    sampling.seconds,
+                    move_cut=move_cut,
                 )
             )
         except PrimerError as e:
@@ -208,6 +208,7 @@ def run_comparison(
     features: dict[str, list] = {label: [] for label in labels}
     real_features: list = []
     jobs: list[tuple[Path, Path]] = []
+    ext = audio or "wav"  # the clips' audio suffix (no file is made without audio)
     first = labels[0]
     for p in usable:
         folder = out / p.folder
@@ -215,17 +216,20 @@ def run_comparison(
         tok = loaded[first].tokenizer
         primer = p.by_model[first]
         tok.write_midi(primer.ids[1:], folder / "primer.mid")
-        # primer_end at its end: all of it is drawn in the primer's colour
-        save_piano_roll(tok.decode(primer.ids[1:]), folder / "primer.png", primer.seconds + 0.01)
-        jobs.append((folder / "primer.mid", folder / "primer.wav"))
+        # primer_end just past its end: all of it is drawn in the primer's colour
+        primer_notes = notes_from_pretty(tok.decode(primer.ids[1:]))
+        rolls = [
+            Roll(primer_notes, folder / "primer.png", primer.seconds + 0.01, tok, own_axis=True)
+        ]
+        jobs.append((folder / "primer.mid", folder / f"primer.{ext}"))
         if p.real is not None:
-            cut = sampling.primer_seconds
+            cut = p.cut
             shifted = Notes(p.real.start + cut, p.real.end + cut, p.real.pitch, p.real.velocity)
-            both = notes_to_midi(notes_before(p.notes, cut))
-            both.instruments[0].notes += notes_to_midi(shifted).instruments[0].notes
-            atomic_write(folder / "real.mid", lambda t, pm=both: pm.write(str(t)))
-            save_piano_roll(both, folder / "real.png", primer_end=cut)
-            jobs.append((folder / "real.mid", folder / "real.wav"))
+            both = Notes.concat([notes_before(p.notes, cut), shifted])
+            pm = notes_to_midi(both)
+            atomic_write(folder / "real.mid", lambda t, pm=pm: pm.write(str(t)))
+            rolls.append(Roll(both, folder / "real.png", cut))
+            jobs.append((folder / "real.mid", folder / f"real.{ext}"))
             real_features.append(piece_features(p.real, p.real_seconds))
         else:
             real_features.append(None)
@@ -238,10 +242,12 @@ def run_comparison(
                 sid = f"s-{rng.getrandbits(40):010x}"
             midi = folder / f"{sid}.mid"
             tok.write_midi(primer.ids[1:] + new, midi)
-            save_piano_roll(
-                tok.decode(primer.ids[1:] + new), folder / f"{sid}.png", primer_end=primer.seconds
-            )
-            jobs.append((midi, midi.with_suffix(".wav")))
+            # Decode with the primer before it: the continuation inherits the primer's last
+            # velocity and closes its held notes (decoded alone, its notes would get the
+            # default velocity). Then keep the notes that start after the cut, as for `real`.
+            full = notes_from_pretty(tok.decode(primer.ids[1:] + new))
+            rolls.append(Roll(full, folder / f"{sid}.png", primer.seconds, tok))
+            jobs.append((midi, midi.with_suffix(f".{ext}")))
             seconds = result.seconds
             samples[sid] = {
                 "model": label,
@@ -252,29 +258,33 @@ def run_comparison(
                 "stopped_by": result.stopped_by,
             }
             rel = f"{p.folder}/{sid}"
-            clips[(p.number, label)] = Clip(f"{rel}.mid", f"{rel}.png", f"{rel}.wav")
-            # Decode with the primer before it: the continuation inherits the primer's last
-            # velocity and closes its held notes (decoded alone, its notes would get the
-            # default velocity). Then keep the notes that start after the cut, as for `real`.
-            full = notes_from_pretty(tok.decode(primer.ids[1:] + new))
+            clips[(p.number, label)] = Clip(f"{rel}.mid", f"{rel}.png", f"{rel}.{ext}")
             new_notes = notes_after(full, primer.seconds, max(seconds, 1e-3))
             features[label].append(
                 piece_features(new_notes, max(seconds, 1e-3)) if len(new_notes) else None
             )
+        draw_rolls(p.path, rolls)
 
-    audio = render_all(jobs, soundfont, workers, quiet)
-    rendered = {str(w.relative_to(out)) for w in audio.rendered}
+    if audio is None:
+        rendered_audio = RenderReport(available=False, reason="--audio none")
+    else:
+        rendered_audio = render_all(jobs, soundfont, workers, quiet)
+    rendered = {str(w.relative_to(out)) for w in rendered_audio.rendered}
 
-    metrics = _metrics(labels, loaded, features, real_features, data, split, device)
-    pairs, sections = _pairs_and_sections(usable, labels, clips, rendered, rng)
+    nll = {
+        label: model_nll(loaded[label], data, split, device) if data is not None else None
+        for label in labels
+    }
+    metrics = report_metrics(nll, features, real_features)
+    pairs, sections = _pairs_and_sections(usable, labels, clips, rendered, rng, ext, sampling)
     report_id = f"{sampling.seed:x}-{rng.getrandbits(48):012x}"
     key = {"report_id": report_id, "models": labels, "pairs": pairs, "samples": samples}
     atomic_write_json(out / KEY_FILE, key)
     atomic_write_json(out / "metrics.json", metrics)
     notes = []
-    if not audio.available:
-        notes.append(f"No audio: {audio.reason}. MIDI files and piano rolls were made.")
-    notes += [f"Audio failed for {m.name}: {why}" for m, why in audio.failed]
+    if not rendered_audio.available:
+        notes.append(f"No audio: {rendered_audio.reason}. MIDI files and piano rolls were made.")
+    notes += [f"Audio failed for {m.name}: {why}" for m, why in rendered_audio.failed]
     notes += [f"Skipped primer: {s['reason']}" for s in skipped]
     title = "Listening comparison: " + " vs ".join(labels)
     atomic_write_text(out / "index.html", build_page(report_id, title, sections, metrics, notes))
@@ -285,14 +295,26 @@ def run_comparison(
         "report_id": report_id,
         "models": {label: str(loaded[label].directory) for label in labels},
         "sampling": {**sampling.record(), "max_new_tokens": sampling.max_new_tokens},
-        "primers": [{"path": str(p.path), "folder": p.folder} for p in usable],
+        "primers": [
+            {
+                "path": str(p.path),
+                "folder": p.folder,
+                "cut": round(p.cut, 3),
+                "requested_cut": p.requested_cut,
+                "piece_seconds": round(p.piece_seconds, 3),
+                "real_seconds": round(p.real_seconds, 3),
+                "note": p.cut_note(sampling.seconds),
+            }
+            for p in usable
+        ],
         "skipped": skipped,
         "audio": {
-            "available": audio.available,
-            "reason": audio.reason,
-            "soundfont": audio.soundfont,
-            "rendered": len(audio.rendered),
-            "failed": [{"midi": str(m), "reason": r} for m, r in audio.failed],
+            "format": audio,
+            "available": rendered_audio.available,
+            "reason": rendered_audio.reason,
+            "soundfont": rendered_audio.soundfont,
+            "rendered": len(rendered_audio.rendered),
+            "failed": [{"midi": str(m), "reason": r} for m, r in rendered_audio.failed],
         },
         "pairs": len(pairs),
     }
@@ -300,30 +322,7 @@ def run_comparison(
     return report
 
 
-def _metrics(labels, loaded, features, real_features, data, split, device) -> dict[str, Any]:
-    models: dict[str, Any] = {}
-    for label in labels:
-        models[label] = {
-            "nll": _nll(loaded[label], data, split, device) if data is not None else None,
-            "paired": paired_metrics(features[label], real_features),
-            "mean": scalar_means(features[label]),
-            "set": set_metrics(features[label], real_features),
-        }
-    return {
-        "method": {
-            "summary": METHOD,
-            "histogram_distance": "overlapping area (paired, per primer); Yang & Lerch KDE "
-            "overlapping area and KL(intra ‖ inter) in nats (set level, ≥ 3 primers)",
-        },
-        "histogram_features": list(HISTOGRAM_BINS),
-        "scalar_features": list(SCALARS),
-        "primers_with_real_continuation": sum(r is not None for r in real_features),
-        "models": models,
-        "real": {"mean": scalar_means(real_features)},
-    }
-
-
-def _pairs_and_sections(usable, labels, clips, rendered, rng):
+def _pairs_and_sections(usable, labels, clips, rendered, rng, ext, sampling):
     def clip(c: Clip) -> Clip:
         return Clip(c.midi, c.image, c.audio if c.audio in rendered else None)
 
@@ -341,15 +340,17 @@ def _pairs_and_sections(usable, labels, clips, rendered, rng):
         real = None
         if p.real is not None:
             real = clip(
-                Clip(f"{p.folder}/real.mid", f"{p.folder}/real.png", f"{p.folder}/real.wav")
+                Clip(f"{p.folder}/real.mid", f"{p.folder}/real.png", f"{p.folder}/real.{ext}")
             )
         notes = [] if p.real is not None else ["This primer has no music after the cut."]
+        if (cut_note := p.cut_note(sampling.seconds)) is not None:
+            notes.append(cut_note)
         sections.append(
             PrimerSection(
                 p.number,
                 p.path.name,
                 p.tracks,
-                clip(Clip(f"{base}.mid", f"{base}.png", f"{base}.wav")),
+                clip(Clip(f"{base}.mid", f"{base}.png", f"{base}.{ext}")),
                 section_pairs,
                 real,
                 notes,

@@ -6,6 +6,11 @@ pairs it won and lost; "no preference" answers are TIES and are left out of the 
 sign test requires. The preference rate is wins / (wins + losses), and the two-sided exact
 sign test asks how likely a split at least this uneven would be if listeners had no
 preference (wins ~ Binomial(wins + losses, 1/2)).
+
+Each answers file counts once: one given twice (the same path, another path to it, or a copy
+under another name) would count one listener twice and make the test lie. Files are the same
+when their JSON content is; the page stamps every export with its time to the millisecond, so
+two listeners' files always differ, even with identical answers.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class Score:
     answered: int
     pairs: int
     unknown: list[str] = field(default_factory=list)  # answer ids not in the key
+    files: int = 0  # answers files counted
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (ignored, same as)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +85,8 @@ class Score:
                 {"model": x, "against": y, **t.to_dict()} for (x, y), t in self.head_to_head.items()
             ],
             "unknown_answers": self.unknown,
+            "answer_files": self.files,
+            "duplicate_files": [{"file": d, "same_as": o} for d, o in self.duplicates],
         }
 
 
@@ -102,6 +111,11 @@ def load_key(report_dir: str | Path) -> dict[str, Any]:
 
 def load_answers(path: str | Path, report_id: str) -> dict[str, str]:
     """Pair id → choice from an exported answers file, checked against the report."""
+    return _load_answers(path, report_id)[1]
+
+
+def _load_answers(path: str | Path, report_id: str) -> tuple[str, dict[str, str]]:
+    """(canonical JSON of the whole file, its answers): the first identifies the file."""
     data = _load_json(Path(path), "answers file")
     if not isinstance(data, dict) or data.get("format") != ANSWERS_FORMAT:
         raise AnswersError(f"{path} is not an answers file exported by a comparison page")
@@ -115,11 +129,12 @@ def load_answers(path: str | Path, report_id: str) -> dict[str, str]:
     for pair, choice in answers.items():
         if choice not in CHOICES:
             raise AnswersError(f"{path}: answer {choice!r} for {pair!r} is not one of A, B, none")
-    return answers
+    return json.dumps(data, sort_keys=True, ensure_ascii=False), answers
 
 
 def score_answers(report_dir: str | Path, answers_paths: Sequence[str | Path]) -> Score:
-    """Pool the answers of one or more listeners (files) and score them against key.json."""
+    """Pool the answers of one or more listeners (files) and score them against key.json.
+    A file given twice, or a copy of one, counts once (see the module docstring)."""
     key = load_key(report_dir)
     pairs: dict[str, dict[str, str]] = key["pairs"]
     models = {m: Tally() for m in key.get("models", [])}
@@ -127,8 +142,15 @@ def score_answers(report_dir: str | Path, answers_paths: Sequence[str | Path]) -
     answered, unknown = 0, []
     if not answers_paths:
         raise AnswersError("give at least one answers file")
+    seen: dict[str, str] = {}  # canonical content → the first file that had it
+    duplicates: list[tuple[str, str]] = []
     for path in answers_paths:
-        for pair_id, choice in load_answers(path, key.get("report_id")).items():
+        content, answers = _load_answers(path, key.get("report_id"))
+        if content in seen:
+            duplicates.append((str(path), seen[content]))
+            continue
+        seen[content] = str(path)
+        for pair_id, choice in answers.items():
             if pair_id not in pairs:
                 unknown.append(pair_id)
                 continue
@@ -144,15 +166,19 @@ def score_answers(report_dir: str | Path, answers_paths: Sequence[str | Path]) -
                         t.wins += 1
                     else:
                         t.losses += 1
-    return Score(models, dict(sorted(head.items())), answered, len(pairs), unknown)
+    return Score(
+        models, dict(sorted(head.items())), answered, len(pairs), unknown, len(seen), duplicates
+    )
 
 
 def format_score(score: Score) -> str:
     """The table `music-transformer compare score` prints."""
+    plural = "s" if score.files != 1 else ""
+    files = f" from {score.files} answers file{plural}" if score.files else ""
     lines = [
-        f"{score.answered} answers for {score.pairs} blind pairs. Preference rate = pairs won / "
-        'pairs decided; "no preference" answers are ties and are excluded from the two-sided '
-        "exact sign test.",
+        f"{score.answered} answers{files} for {score.pairs} blind pairs. Preference rate = "
+        'pairs won / pairs decided; "no preference" answers are ties and are excluded from the '
+        "two-sided exact sign test.",
         "",
         f"{'model':<28} {'won':>5} {'lost':>5} {'ties':>5} {'rate':>7} {'p (sign test)':>14}",
     ]
@@ -167,4 +193,7 @@ def format_score(score: Score) -> str:
         lines += [row(f"{x} vs {y}", t) for (x, y), t in score.head_to_head.items() if x < y]
     if score.unknown:
         lines += ["", f"ignored {len(score.unknown)} answers for pairs not in this report"]
+    if score.duplicates:
+        lines.append("")
+    lines += [f"counted once: {d} is the same answers file as {f}" for d, f in score.duplicates]
     return "\n".join(lines)

@@ -41,6 +41,11 @@ def _describe(record: dict) -> str:
 @click.option("--num-samples", type=int, default=1, show_default=True, help="Write OUT-1 … OUT-N.")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Samples per batch.")
 @click.option("--continuation-only", is_flag=True, help="Write only the new music.")
+@click.option(
+    "--sustain-pedal",
+    is_flag=True,
+    help="Write the continuation's pedalled notes as key lifts plus sustain pedal (CC64).",
+)
 @audio_options
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @quiet_option
@@ -53,6 +58,7 @@ def continue_(
     num_samples: int,
     batch_size: int,
     continuation_only: bool,
+    sustain_pedal: bool,
     force: bool,
     quiet: bool,
     **options,
@@ -84,6 +90,7 @@ def continue_(
             num_samples=num_samples,
             batch_size=batch_size,
             continuation_only=continuation_only,
+            sustain_pedal=sustain_pedal,
             force=force,
             device=device,
             progress=progress,
@@ -139,6 +146,11 @@ def _render_all(midis: list[Path], suffix: str, soundfont: Path | None, quiet: b
 @model_options
 @length_options
 @sampling_options
+@click.option(
+    "--sustain-pedal",
+    is_flag=True,
+    help="Write pedalled notes of the continuations as key lifts plus sustain pedal (CC64).",
+)
 @audio_options
 @click.option("--force", is_flag=True, help="Overwrite an existing manifest and outputs.")
 @quiet_option
@@ -151,6 +163,7 @@ def generate(
     primers: tuple[Path, ...],
     model: str | None,
     device: str,
+    sustain_pedal: bool,
     force: bool,
     quiet: bool,
     **options,
@@ -187,6 +200,7 @@ def generate(
             force=force,
             device=device,
             progress=progress,
+            sustain_pedal=sustain_pedal,
         )
     for entry in manifest["skipped"]:
         click.echo(f"skipped {entry['reason']}", err=True)

@@ -12,6 +12,7 @@ that is not part of a release is caught by a pedal (its end lies outside every p
 from __future__ import annotations
 
 import numpy as np
+import pretty_midi
 
 from .notes import Notes
 
@@ -70,3 +71,20 @@ def sounding_ends(notes: Notes, spans: list[tuple[float, float]]) -> np.ndarray:
         held = (ends > down) & (ends < up)
         ends[held] = up
     return ends
+
+
+def with_pedal(pm: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
+    """The same music with each instrument's pedal-held notes unfolded into CC64 presses."""
+    for inst in pm.instruments:
+        if inst.is_drum or not inst.notes:
+            continue
+        notes = Notes(*(np.array([getattr(n, f) for n in inst.notes]) for f in
+                        ("start", "end", "pitch", "velocity")))  # fmt: skip
+        keys, spans = unfold_sustain(notes)
+        for n, end in zip(inst.notes, keys.end.tolist()):
+            n.end = end
+        for down, up in spans:
+            inst.control_changes += [pretty_midi.ControlChange(64, 127, down),
+                                     pretty_midi.ControlChange(64, 0, up)]  # fmt: skip
+        inst.control_changes.sort(key=lambda c: c.time)
+    return pm

@@ -127,3 +127,18 @@ def test_a_chorale_with_a_new_meter_and_tempo_changes(tiny_run, bach_midi_dir, t
     conductor = {m.type: m for m in c.tracks[0] if m.is_meta}
     assert conductor["time_signature"].numerator == 3 and conductor["set_tempo"].tempo == 750000
     assert c.tracks[-1].name == "Continuation" and len(c.tracks) == 2
+
+
+def test_sustain_pedal_option_writes_cc64_where_notes_were_held(tiny_run, tmp_path) -> None:
+    primer = shared_path("maestro-samples", "Maestro_1.mid")
+    out = tmp_path / "pedal.mid"
+    sidecar = continue_(primer, out, tiny_run, "--primer-seconds", 10, "--tokens", 400,
+                        "--sustain-pedal", "--max-note-seconds", 8)  # fmt: skip
+    assert sidecar["midi"]["pedal_spans"] >= 0
+    track = mido.MidiFile(str(out)).tracks[-1]
+    pedals = sum(m.type == "control_change" and m.control == 64 for m in track)
+    assert pedals == 2 * sidecar["midi"]["pedal_spans"]  # a press and a release each
+    unconditional = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "g"),
+        "--model", str(tiny_run), "--tokens", "300", "--sustain-pedal", "-q"])  # fmt: skip
+    assert unconditional.exit_code == 0, unconditional.output
+    pretty_midi.PrettyMIDI(str(tmp_path / "g" / "sample-1.mid"))

@@ -40,6 +40,7 @@ def generate_pieces(
     settings: SamplingSettings | None = None,
     batch_size: int = 16,
     force: bool = False,
+    sustain_pedal: bool = False,
     device: str | torch.device | None = "auto",
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
@@ -53,6 +54,7 @@ def generate_pieces(
         settings: how to sample and how much; piece j (in manifest order) uses seed + j.
         batch_size: pieces computed together (rows of one sampler call).
         force: overwrite an existing manifest and outputs.
+        sustain_pedal: write pedalled notes as key lifts + CC64 (`midi_data.pedal`).
         device: "auto", "cpu", "cuda", ...
         progress: progress(new_tokens, new_seconds) after every sampler step.
 
@@ -99,7 +101,7 @@ def generate_pieces(
             written = write_piece(
                 loaded, outs[start + i], primer, result,
                 settings=replace(settings, seed=seed), model_name=name, batch=len(batch),
-                force=force,
+                force=force, pedal=sustain_pedal,
             )  # fmt: skip
             entries.append(
                 {

@@ -31,6 +31,7 @@ def continue_midi(
     num_samples: int = 1,
     batch_size: int = 16,
     continuation_only: bool = False,
+    sustain_pedal: bool = False,
     force: bool = False,
     device: str | torch.device | None = "auto",
     progress: ProgressFn | None = None,
@@ -46,6 +47,7 @@ def continue_midi(
         num_samples: continuations to write, ≥ 1 (sample i uses seed + i - 1).
         batch_size: continuations computed together.
         continuation_only: write only the new music, not the primer before it.
+        sustain_pedal: write pedalled notes as key lifts + CC64 (`midi_data.pedal`).
         force: overwrite existing outputs.
         device: "auto", "cpu", "cuda", ...
         progress: progress(new_tokens, new_seconds) after every sampler step.
@@ -75,6 +77,7 @@ def continue_midi(
                     model_name=model or DEFAULT_MODEL,
                     batch=rows,
                     continuation_only=continuation_only,
+                    pedal=sustain_pedal,
                     force=force,
                 )
             )

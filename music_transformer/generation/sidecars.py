@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from midi_data.files import TargetExistsError, atomic_write_json
+from midi_data.files import TargetExistsError, atomic_write, atomic_write_json
+from midi_data.pedal import with_pedal
 from midi_data.splice import splice
 
 from ..checkpoint import LoadedModel, package_version
@@ -48,20 +49,26 @@ def settings_record(settings: SamplingSettings, batch: int | None = None) -> dic
     return record
 
 
-def _write_midi(tok, out: Path, primer, new, continuation_only: bool, exclusive: bool):
+def _write_midi(tok, out: Path, primer, new, continuation_only: bool, exclusive: bool, pedal):
     """The primer's own file spliced with the continuation (`midi_data.splice`), or, without
     a primer file (or one mido cannot parse event by event), the decoded tokens alone."""
     ids = new if continuation_only else (primer.ids[1:] if primer else []) + new
     reason = "no primer file"
     if primer is not None and primer.path is not None:
         try:
-            done = splice(tok, primer.path, primer.ids[1:], new, out, continuation_only, exclusive)
+            done = splice(
+                tok, primer.path, primer.ids[1:], new, out, continuation_only, exclusive, pedal
+            )
             return {"layout": "primer file verbatim + continuation track", **asdict(done)}
         except TargetExistsError:
             raise
         except (OSError, ValueError, EOFError, KeyError, IndexError) as e:  # what mido raises
             reason = f"the primer file could not be kept as it is ({type(e).__name__}: {e})"
-    tok.write_midi(ids, out, exclusive=exclusive)
+    if pedal:
+        pm = with_pedal(tok.decode(ids))
+        atomic_write(out, lambda p: pm.write(str(p)), exclusive)
+    else:
+        tok.write_midi(ids, out, exclusive=exclusive)
     return {"layout": f"decoded tokens, one track at 120 BPM ({reason})"}
 
 
@@ -76,6 +83,7 @@ def write_piece(
     batch: int = 1,
     continuation_only: bool = False,
     force: bool = False,
+    pedal: bool = False,
 ) -> Output:
     """Write the MIDI (primer + continuation, or continuation only) and its sidecar.
 
@@ -83,7 +91,9 @@ def write_piece(
     created exclusively: if another process made either meanwhile, TargetExistsError."""
     tok = loaded.tokenizer
     primer_events = primer.ids[1:] if primer is not None else []
-    written = _write_midi(tok, out, primer, result.tokens, continuation_only, exclusive=not force)
+    written = _write_midi(
+        tok, out, primer, result.tokens, continuation_only, exclusive=not force, pedal=pedal
+    )
     record = {
         "output": out.name,
         "model": model_record(loaded, model_name),

@@ -244,8 +244,16 @@ def progress_bar(rows: int, sampling: Any, quiet: bool) -> Iterator[Callable[[in
         step = seconds if by_seconds else tokens
         bar.update(min(step, total - bar.n))  # the last step may overshoot a row's duration
 
+    reading: list[Any] = []
+
+    def prefill(done: int, total: int) -> None:  # a long primer being read (the LSTM)
+        if not reading:
+            reading.append(tqdm(total=total, desc="reading primer", unit="tok", leave=False))
+        reading[0].update(done - reading[0].n)
+
+    update.prefill = prefill  # type: ignore[attr-defined]
     try:
         yield update
     finally:
-        for bar in bars:
+        for bar in bars + reading:
             bar.close()

@@ -302,3 +302,23 @@ def test_generate_reports_why_each_row_stopped_and_how_it_ran() -> None:
     assert timed.stopped_by == "time_limit" and 0 < len(timed.tokens) < 100_000
     lstm = generate(tiny_model("lstm"), [p], SamplingSettings(tokens=3, precision="fp32"))[0]
     assert lstm.window is None and len(lstm.tokens) == 3
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_long_primer_read_in_chunks_gives_the_same_continuation(arch, monkeypatch) -> None:
+    from music_transformer.generation import sampler
+
+    model = tiny_model(arch)
+    primers = [primer(70, seed=3), primer(45, seed=4)]  # left padding inside the first chunk
+    settings = SamplingSettings(tokens=30, temperature=0, window=512, precision="fp32")
+    whole = [g.tokens for g in generate(model, primers, settings)]
+    read: list[tuple[int, int]] = []
+
+    def progress(tokens: int, seconds: float) -> None:
+        pass
+
+    progress.prefill = lambda done, total: read.append((done, total))
+    monkeypatch.setattr(sampler, "PREFILL_CHUNK", 16)
+    chunked = [g.tokens for g in generate(model, primers, settings, progress=progress)]
+    assert chunked == whole
+    assert read[-1] == (70, 70) and len(read) == 5  # 16, 32, 48, 64, 70

@@ -39,6 +39,11 @@ from .settings import SamplingSettings
 # add, both summed over the rows still running.
 ProgressFn = Callable[[int, float], None]
 
+# Primer columns per forward when reading a long primer (the LSTM reads all of it): a progress
+# callback with a `prefill(done, total)` method hears after each, so a minute of reading is
+# not silent. Same result as one forward (the cache or state carries over between chunks).
+PREFILL_CHUNK = 2048
+
 # Why a row stopped, as recorded in sidecars and manifests.
 STOP_REASONS = ("eos", "seconds", "tokens", "time_limit")
 _RUNNING, _EOS, _SECONDS, _TOKENS, _TIME = range(5)
@@ -132,7 +137,8 @@ def generate(
         settings: temperature, filters, seed (row i uses seed + i), budget in tokens and/or
             seconds of music, window (None: `default_window(model)`), precision, time limit.
         tokens: the tokenizer's special ids and token durations (default: no EOS, pad 0).
-        progress: called after every step as progress(new_tokens, new_seconds).
+        progress: called after every step as progress(new_tokens, new_seconds); if it has a
+            `prefill(done, total)` method, that hears how far a long primer has been read.
         device: where to run; default the model's device (the model is not moved).
 
     Returns:
@@ -183,8 +189,14 @@ class _Run:
 
     def prefill(self, tails: list[list[int]]) -> tuple[torch.Tensor, Any]:
         tokens, valid = _left_pad(tails, self.tokens.pad_id, self.device)  # (B, T), (B, T)|None
-        logits, cache = self.model(tokens, cache=None, valid=valid)  # (B, T, V)
-        return logits[:, -1], cache  # (B, V)
+        width, cache = tokens.shape[1], None
+        report = getattr(self.progress, "prefill", None)
+        for a in range(0, width, PREFILL_CHUNK):
+            part = valid[:, a : a + PREFILL_CHUNK] if valid is not None else None
+            logits, cache = self.model(tokens[:, a : a + PREFILL_CHUNK], cache=cache, valid=part)
+            if report is not None and width > PREFILL_CHUNK:
+                report(min(a + PREFILL_CHUNK, width), width)
+        return logits[:, -1], cache  # (B, V), the last column of the last chunk
 
     def sample(self) -> tuple[list[list[int]], list[int], list[float]]:
         s, budget, batch = self.settings, self.settings.max_new_tokens, len(self.primers)

@@ -63,7 +63,8 @@ COLUMNS = {
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", required=True, help="comma-separated bundled names or dirs")
-    p.add_argument("--data", required=True, help="prepared data dir (its manifest's test split)")
+    p.add_argument("--data", required=True, help="prepared data dir (its manifest's split)")
+    p.add_argument("--split", default="test", help="valid to choose settings, test to report")
     p.add_argument("--pieces", help="source folder of the manifest's paths (default: its own)")
     p.add_argument("--primer-seconds", type=float, default=12.0)
     p.add_argument("--seconds", type=float, default=60.0, help="continuation length")
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         if not names:
             raise ValueError("--models names no model")
         models = load_all(names, args.device)
-        pieces = split_pieces(args.data, args.pieces)
+        pieces = split_pieces(args.data, args.pieces, args.split)
     except ValueError as e:  # SamplingError, CheckpointError, a bad data folder
         print(f"pianist: {e}", file=sys.stderr)
         return 2
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(cuts) < MIN_PRIMERS:
         print(f"pianist: warning: only {len(cuts)} primers can be cut", file=sys.stderr)
     cuts = cuts[: args.max_primers] if args.max_primers else cuts
-    print(f"{len(cuts)} primers from {len(pieces)} test pieces", file=sys.stderr)
+    print(f"{len(cuts)} primers from {len(pieces)} {args.split} pieces", file=sys.stderr)
     results = run_models(models, cuts, settings, args.batch_size)
     nll = {}
     if args.nll:

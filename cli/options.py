@@ -45,7 +45,7 @@ model_options = _stack(
         "model",
         metavar="NAME_OR_DIR",
         default=None,
-        help="Bundled model name or checkpoint/run directory [default: bach-transformer].",
+        help="Bundled model name or checkpoint/run directory [default: piano-transformer].",
     ),
     click.option(
         "--device",

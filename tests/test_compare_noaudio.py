@@ -130,7 +130,11 @@ def test_short_primers_are_cut_earlier(models, tmp_path: Path) -> None:
     """The bundled 12-s primers with 6 s asked for: cut at 6 s (not 10) so that 6 s of the real
     piece follow, as long as each model's continuation; the page says so per primer. An
     explicit --primer-seconds is kept, and the page says how little real music follows."""
-    folder = next(iter(bundled_models().values())).parent / "primers"
+    bundled = next(iter(bundled_models().values())).parent / "primers"
+    folder = tmp_path / "chorales"  # the three Bach primers (12 s each)
+    folder.mkdir()
+    for primer in sorted(bundled.glob("bwv*.mid")):
+        (folder / primer.name).write_bytes(primer.read_bytes())
     out = tmp_path / "report"
     args = ["compare", "--models", ",".join(map(str, models)), "--primers", folder, "--out", out,
             "--seconds", 6, "--seed", 3, "--audio", "none", "--quiet"]  # fmt: skip

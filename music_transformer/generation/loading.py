@@ -13,7 +13,7 @@ from ..runtime import pick_device
 from .sampler import Generated, ProgressFn, TokenInfo, generate
 from .settings import SamplingSettings
 
-DEFAULT_MODEL = "bach-transformer"
+DEFAULT_MODEL = "piano-transformer"
 
 
 def load_model(
@@ -27,8 +27,8 @@ def load_model(
         if DEFAULT_MODEL not in bundled_models():
             raise CheckpointError(
                 f"the default model {DEFAULT_MODEL!r} is not installed; train one "
-                "(music-transformer prepare music21:bach --out data/bach && music-transformer "
-                "train --data data/bach --out runs/bach) and pass --model runs/bach"
+                "(music-transformer prepare MIDI_FOLDER --out data/mine && music-transformer "
+                "train --data data/mine --out runs/mine) and pass --model runs/mine"
             )
         model = DEFAULT_MODEL
     return load_checkpoint(model, pick_device(device))

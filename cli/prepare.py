@@ -62,7 +62,9 @@ def prepare(
 
     tokenizer = None
     if tokenizer_from is not None:
-        tokenizer = _model_tokenizer(tokenizer_from)
+        from music_transformer.checkpoint import model_tokenizer
+
+        tokenizer = model_tokenizer(tokenizer_from)
         source = ctx.get_parameter_source("preset")
         if source == click.core.ParameterSource.COMMANDLINE and preset != tokenizer.preset:
             raise UserError(
@@ -81,12 +83,3 @@ def prepare(
     click.echo(
         f"{result.directory}: {counts}; {len(result.skipped)} skipped; {result.seconds:.1f} s"
     )
-
-
-def _model_tokenizer(name_or_dir: str):
-    """The tokenizer a bundled model or checkpoint/run directory was trained with."""
-    from midi_data import load_tokenizer
-    from music_transformer.checkpoint import TOKENIZER_FILE, resolve_model_dir
-
-    directory = resolve_model_dir(name_or_dir)
-    return load_tokenizer(directory / TOKENIZER_FILE)

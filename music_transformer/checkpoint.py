@@ -178,6 +178,14 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {directory / CONFIG_FILE}: {e}") from None
 
 
+def model_tokenizer(name_or_dir: str | Path) -> Any:
+    """The tokenizer a bundled model or checkpoint/run directory was trained with."""
+    directory = resolve_model_dir(name_or_dir)
+    if not (directory / TOKENIZER_FILE).is_file():
+        raise CheckpointError(f"model directory {directory} has no {TOKENIZER_FILE}")
+    return load_tokenizer(directory / TOKENIZER_FILE)
+
+
 def check_model_dir(directory: Path, config: AnyConfig, tokenizer: Any = None) -> None:
     """Refuse, in one line, a model directory whose weights would not fit in memory, do not
     match its config (names, shapes, truncation), or whose tokenizer has another vocabulary

@@ -1,7 +1,7 @@
 """Checks on a model directory before anything is built from it: a config.json may ask for
 any size, and a model.safetensors may be truncated or hold other shapes.
 
-    check_fits(config)            the weights fit in the memory this machine has
+    check_fits(shapes)            the weights fit in the memory this machine has
     check_weights(path, config)   the safetensors header names exactly the config's tensors,
                                   with their shapes, and the file holds all their bytes
 
@@ -47,12 +47,6 @@ def available_memory() -> int | None:
         return None
 
 
-def expected_shapes(config: AnyConfig) -> dict[str, tuple[int, ...]]:
-    """Every tensor of the model of `config`, with its shape (built on the meta device).
-    Tied weights are listed once, under their first name."""
-    return {names[0]: shape for names, shape in _tensors(config)}
-
-
 def _tensors(config: AnyConfig) -> list[tuple[list[str], tuple[int, ...]]]:
     """(names, shape) of each distinct tensor; tied weights have several names."""
     with torch.device("meta"):
@@ -66,9 +60,9 @@ def _tensors(config: AnyConfig) -> list[tuple[list[str], tuple[int, ...]]]:
     return [(groups[k], shapes[k]) for k in groups]
 
 
-def check_fits(config: AnyConfig, shapes: dict[str, tuple[int, ...]] | None = None) -> int:
-    """Raise ModelCheckError when the fp32 weights would not fit; return their bytes."""
-    shapes = shapes if shapes is not None else expected_shapes(config)
+def check_fits(shapes: dict[str, tuple[int, ...]]) -> int:
+    """Raise ModelCheckError when fp32 weights of these shapes would not fit; return their
+    bytes."""
     need = 4 * sum(math.prod(s) for s in shapes.values())
     have = available_memory()
     if have is not None and need > MEMORY_SHARE * have:
@@ -117,7 +111,7 @@ def read_header(path: Path) -> dict[str, dict]:
 def check_weights(path: Path, config: AnyConfig) -> None:
     """The file holds exactly the config's tensors, each with its shape (and all its bytes)."""
     tensors = _tensors(config)
-    check_fits(config, {names[0]: shape for names, shape in tensors})
+    check_fits({names[0]: shape for names, shape in tensors})
     header = read_header(path)
     known = {name for names, _ in tensors for name in names}
     extra = sorted(set(header) - known)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import TOKENIZER_FILE, read_meta, resolve_model_dir
+from ..checkpoint import model_tokenizer, read_meta, resolve_model_dir
 from ..nn import AnyConfig, make_config
 from ..nn.config import config_from_dict
 from .options import TrainError, TrainOptions
@@ -17,10 +17,8 @@ TUNABLE = {"dropout", "attn_chunk", "grad_checkpoint"}
 
 def init_checkpoint(options: TrainOptions, tokenizer: Any) -> Path:
     """The checkpoint `--init` names; its tokenizer must be the data's, id for id."""
-    from midi_data import load_tokenizer
-
     directory = resolve_model_dir(options.init)
-    theirs = load_tokenizer(directory / TOKENIZER_FILE)
+    theirs = model_tokenizer(directory)
     if theirs.vocab != tokenizer.vocab:
         raise TrainError(
             f"data {options.data_dir} was prepared with another tokenizer "

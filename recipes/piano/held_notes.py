@@ -1,0 +1,43 @@
+"""Count what a continuation holds and how it plays: notes sounding over 10 s, the longest
+note, velocity spread — on the "Continuation" track of `continue` outputs, pedal folded in
+(what sounds). Writes OUT.png piano rolls beside each file.
+
+Usage: python recipes/piano/held_notes.py OUT.mid [OUT.mid ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+
+from midi_data.notes import notes_from_pretty
+from midi_data.pianoroll import save_piano_roll
+
+
+def main() -> None:
+    if len(sys.argv) < 2:
+        sys.exit(__doc__.strip().splitlines()[-1])
+    for arg in sys.argv[1:]:
+        path = Path(arg)
+        pm = pretty_midi.PrettyMIDI(str(path))
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        part = pretty_midi.PrettyMIDI()
+        part.instruments = [i for i in pm.instruments if i.name == "Continuation"]
+        notes = notes_from_pretty(part)
+        held, vel = notes.end - notes.start, notes.velocity
+        print(
+            f"{path.name}: {sidecar['continuation']['seconds']} s, {len(notes)} notes, "
+            f"held > 10 s: {int((held > 10).sum())}, longest {held.max():.2f} s, velocity "
+            f"{vel.mean():.1f} ± {vel.std():.1f} ({vel.min()}–{vel.max()}, "
+            f"{len(np.unique(vel))} values), median note {np.median(held):.2f} s"
+        )
+        cut = pm.tick_to_time(sidecar["midi"]["cut_tick"])
+        save_piano_roll(pm, path.with_suffix(".png"), primer_end=cut)
+
+
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from music_transformer import runtime
+from music_transformer.calibration import choose_decode_threads, choose_precision
+from music_transformer.generation import sampler
 from music_transformer.generation.sampler import generate, generate_without_cache
 from music_transformer.generation.settings import SamplingSettings
 from music_transformer.nn import build_model
@@ -114,7 +115,7 @@ def main() -> None:
         "preset": "small",
         "parameters": sum(p.numel() for p in model.parameters()),
         "window": WINDOW,
-        "decode_threads": runtime.DECODE_THREADS_CPU,
+        "decode_threads": choose_decode_threads(torch.device("cpu"), model.config, 1, WINDOW),
     }
     print(env, flush=True)
     generate(model, [[1, 2, 3]], SamplingSettings(tokens=32, seed=0))  # warm-up
@@ -122,13 +123,11 @@ def main() -> None:
     # Every batch size and length at the precision "auto" picks for it; the other precision
     # at the shortest length only (for the comparison, without doubling the long runs).
     runs = []
-    default_threads = runtime.DECODE_THREADS_CPU
+    cpu = torch.device("cpu")
     for batch in batches:
-        auto = (
-            "fp32"
-            if runtime.autocast_dtype("auto", torch.device("cpu"), "decode", batch=batch) is None
-            else "bf16"
-        )
+        auto = choose_precision("auto", cpu, "decode", model.config, batch=batch, length=WINDOW)
+        auto = auto.name
+        default_threads = choose_decode_threads(cpu, model.config, batch, WINDOW)
         for precision in precisions:
             for new in lengths if precision == auto else lengths[:1]:
                 runs.append((precision, batch, new, precision == auto, default_threads))
@@ -136,9 +135,10 @@ def main() -> None:
         runs.append((auto, batch, lengths[0], True, torch.get_num_threads()))
     throughput, positions = [], {}
     for precision, batch, new, is_auto, threads in runs:
-        runtime.DECODE_THREADS_CPU = threads
+        # the sampler asks calibration for its decoding threads: here the bench decides
+        sampler.choose_decode_threads = lambda *_, n=threads: n
         elapsed, stamps = timed_generate(model, batch, new, precision)
-        runtime.DECODE_THREADS_CPU = default_threads
+        sampler.choose_decode_threads = choose_decode_threads
         row = {
             "precision": precision,
             "auto": is_auto,

@@ -9,6 +9,7 @@ import click
 
 from cli.errors import user_errors
 from cli.options import OneLineCommand
+from music_transformer.generation.settings import DEFAULT_TEMPERATURE
 
 
 def _fmt(value: Any) -> str:
@@ -45,10 +46,10 @@ def models(as_json: bool) -> None:
             " and `music-transformer train`, then pass its run directory as --model."
         )
         return
-    rows = [("NAME", "KIND", "PARAMS", "TOKENIZER", "VALID NLL", "FOR")]
+    rows = [("NAME", "KIND", "PARAMS", "TOKENIZER", "VALID NLL", "TEMP", "FOR")]
     for info in infos:
         if "error" in info:
-            rows.append((info["name"], "broken", "-", "-", "-", info["error"]))
+            rows.append((info["name"], "broken", "-", "-", "-", "-", info["error"]))
             continue
         training = info["training"]
         nll = training.get("best_valid_nll", training.get("valid_nll"))
@@ -59,6 +60,7 @@ def models(as_json: bool) -> None:
                 f"{info['parameters'] / 1e6:.2f}M",
                 _fmt(info["tokenizer"].get("preset")),
                 _fmt(nll),
+                _fmt(info.get("sampling", {}).get("temperature", DEFAULT_TEMPERATURE)),
                 _fmt(info.get("suits")),
             )
         )
@@ -82,9 +84,10 @@ def info(model: str, as_json: bool) -> None:
       music-transformer info bach-transformer
       music-transformer info runs/bach --json
     """
-    from music_transformer.catalog import model_info
+    from music_transformer.catalog import model_info, precision_here
 
     data = model_info(model)
+    data["precision_here"] = precision_here(data)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -95,6 +98,11 @@ def info(model: str, as_json: bool) -> None:
     click.echo(f"version:    {_fmt(data['version'])}")
     if data.get("suits"):
         click.echo(f"suits:      {data['suits']}")
+    temperature = data.get("sampling", {}).get("temperature", DEFAULT_TEMPERATURE)
+    click.echo(f"temperature: {temperature} (the default of continue, generate and compare)")
+    click.echo("precision (--precision auto on this machine):")
+    for workload, choice in data["precision_here"].items():
+        click.echo(f"  {workload:<7} {choice['precision']}: {choice['why']}")
     for title in ("config", "tokenizer", "training"):
         click.echo(f"{title}:")
         _echo_section(data[title] or {"(none recorded)": None}, "  ")

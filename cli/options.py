@@ -60,8 +60,8 @@ sampling_options = _stack(
         "--temperature",
         type=float,
         default=default("temperature"),
-        show_default=True,
-        help="Softmax temperature, ≥ 0; 0 is greedy.",
+        help="Softmax temperature, ≥ 0; 0 is greedy [default: the model's recommended "
+        "temperature (`music-transformer models`), else 1.0].",
     ),
     click.option("--top-k", type=int, default=None, help="Sample among the K most likely tokens."),
     click.option(
@@ -89,7 +89,15 @@ sampling_options = _stack(
         default=None,
         metavar="S",
         help="No note sounds longer than S seconds [default: the model's own limit, the "
-        "99.9th percentile note length of its training data].",
+        "99.9th percentile note length of its training data, and for performance tokens at "
+        "most twice the primer's longest note, at least 2 s].",
+    ),
+    click.option(
+        "--no-primer-note-limit",
+        "primer_note_limit",
+        flag_value=False,
+        default=None,
+        help="Do not bound note lengths by the primer's (performance tokens).",
     ),
     click.option(
         "--allow-early-end",
@@ -202,6 +210,7 @@ SAMPLING_KEYS = (
     "primer_seconds",
     "time_limit",
     "max_note_seconds",
+    "primer_note_limit",
     "allow_early_end",
     "allow_voice_crossing",
     "no_repeat_ngram",

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .calibration import choose_precision
 from .checkpoint import (
     TOKENIZER_FILE,
     CheckpointError,
@@ -18,6 +19,7 @@ from .checkpoint import (
 )
 from .nn import ConfigError, count_parameters
 from .nn.config import config_from_dict, config_to_dict
+from .runtime import pick_device
 
 # Keys of tokenizer.json worth showing, when present (the rest is the vocabulary itself).
 _TOKENIZER_KEYS = (
@@ -47,7 +49,8 @@ def model_info(name_or_dir: str | Path) -> dict[str, Any]:
     """Describe a bundled model or checkpoint/run directory.
 
     Returns:
-        {"name", "directory", "config", "parameters", "tokenizer", "training", "version"}.
+        {"name", "directory", "config", "parameters", "tokenizer", "training", "suits",
+        "sampling" (the card's recommended sampling settings), "version"}.
 
     Raises:
         CheckpointError: not a model, no weights, unreadable or bad config.json.
@@ -67,6 +70,7 @@ def model_info(name_or_dir: str | Path) -> dict[str, Any]:
         "tokenizer": _tokenizer_summary(directory, meta),
         "training": meta.get("training", {}),
         "suits": meta.get("card", {}).get("suits"),
+        "sampling": meta.get("card", {}).get("sampling", {}),
         "version": meta.get("version"),
     }
 
@@ -80,3 +84,18 @@ def bundled_info() -> list[dict[str, Any]]:
         except CheckpointError as e:
             infos.append({"name": name, "error": str(e)})
     return infos
+
+
+def precision_here(info: dict[str, Any], device: str = "auto") -> dict[str, dict[str, str]]:
+    """What `--precision auto` picks for this model on this machine, and why: training
+    (batch 8), scoring and decoding one row, at the model's training length (`calibration`;
+    measured once, then cached)."""
+    config = config_from_dict(info["config"])
+    length = int(info["training"].get("seq_len") or 1024)
+    dev = pick_device(device)
+    batch = {"train": 8, "eval": 4, "decode": 1}
+    out = {}
+    for workload, rows in batch.items():
+        choice = choose_precision("auto", dev, workload, config, batch=rows, length=length)
+        out[workload] = {"precision": choice.name, "why": choice.reason}
+    return out

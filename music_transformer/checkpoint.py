@@ -162,6 +162,13 @@ class LoadedModel:
         value = self.meta.get("training", {}).get("max_note_seconds")
         return float(value) if value else None
 
+    @property
+    def temperature(self) -> float | None:
+        """The sampling temperature the model's card recommends (chosen on its validation
+        split, see MODEL_CARD.md), or None when it recommends none."""
+        value = (self.meta.get("card") or {}).get("sampling", {}).get("temperature")
+        return float(value) if isinstance(value, int | float) and value >= 0 else None
+
     def context_window(self, asked: int | None = None) -> int | None:
         """The window to sample with: `asked`, else the training length, else the model's
         attention span; None for the LSTM (its state needs no window)."""

@@ -2,9 +2,12 @@
 device, which precision (fp32, or bf16 autocast) and how many threads decoding uses.
 
     pick_device("auto")                       → cuda (this rank's GPU) when available, else cpu
-    autocast_dtype("auto", device, "train")   → torch.bfloat16 or None (plain fp32)
+    autocast_dtype("bf16", device)            → torch.bfloat16, or None (plain fp32)
     with autocast(device, dtype): ...          → autocast when dtype is set, else nothing
-    with decode_threads(device): ...          → one intra-op thread for decoding on small CPUs
+    with decode_threads(device, n): ...       → n intra-op threads for decoding steps
+
+What `--precision auto` and the decoding threads should be is measured, per model shape, by
+`calibration` (a layer above this one).
 """
 
 from __future__ import annotations
@@ -19,11 +22,6 @@ import torch
 DEVICES = ("auto", "cpu", "cuda")  # `cuda:N` is accepted too
 PRECISIONS = ("auto", "fp32", "bf16")
 Workload = Literal["train", "eval", "decode"]
-
-# On this project's AMX CPU, bf16 autocast made a decoding step of the `small` Transformer
-# slower at batch 1 (~4×: per-step casts and small-M bf16 kernels cost more than they save)
-# and faster at batch 16 (~1.5×); see bench/results/generate.md. "auto" follows that.
-AUTO_BF16_MIN_BATCH_CPU = 8
 
 # Decoding steps are chains of small ops (M ≤ 16 rows). On this project's 2-core CPU one
 # intra-op thread decoded as fast as two at batch 1 and fp32, 5-8% faster in bf16 at batch 16
@@ -68,30 +66,12 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def autocast_dtype(
-    precision: str,
-    device: torch.device,
-    workload: Workload = "train",
-    *,
-    batch: int = 1,
-    arch: str | None = "transformer",
-) -> torch.dtype | None:
-    """The autocast dtype for `precision` (None = plain fp32).
-
-    'fp32' → None; 'bf16' → bf16 (honoured even where it is emulated); 'auto' → bf16 where it
-    measured faster: on CUDA with bf16; on AMX CPUs for training and evaluation, and for
-    decoding Transformers at batch ≥ AUTO_BF16_MIN_BATCH_CPU. Elsewhere fp32.
-    """
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `precision` (None = plain fp32) when no model shape is known:
+    'bf16' → bf16, 'fp32' and 'auto' → fp32. A caller with a model asks
+    `calibration.choose_precision`, which measures what 'auto' should mean."""
     check_precision(precision)
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if not bf16_is_fast(device):
-        return None
-    if device.type == "cuda" or workload != "decode":
-        return torch.bfloat16
-    return torch.bfloat16 if arch == "transformer" and batch >= AUTO_BF16_MIN_BATCH_CPU else None
+    return torch.bfloat16 if precision == "bf16" else None
 
 
 def precision_name(dtype: torch.dtype | None) -> str:
@@ -107,34 +87,26 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 
 
 @contextlib.contextmanager
-def decode_threads(device: torch.device) -> Iterator[None]:
-    """Run the block on DECODE_THREADS_CPU intra-op threads when decoding on a small CPU."""
+def decode_threads(device: torch.device, threads: int | None = None) -> Iterator[None]:
+    """Run the block on `threads` intra-op threads on the CPU (as `calibration` measured);
+    None: DECODE_THREADS_CPU on a small CPU, else unchanged."""
     before = torch.get_num_threads()
-    if device.type != "cpu" or not DECODE_THREADS_CPU < before <= SMALL_CPU_THREADS:
+    if threads is None and DECODE_THREADS_CPU < before <= SMALL_CPU_THREADS:
+        threads = DECODE_THREADS_CPU
+    if device.type != "cpu" or threads is None or threads == before:
         yield
         return
-    torch.set_num_threads(DECODE_THREADS_CPU)
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
         torch.set_num_threads(before)
 
 
-def bf16_is_fast(device: torch.device) -> bool:
-    """True where bf16 matrix multiply is native and measured faster: CUDA with bf16, AMX CPUs."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_has_amx()
-
-
 def cpu_has_amx() -> bool:
-    """True when the CPU has AMX bf16 tile units.
-
-    Only AMX made bf16 faster than fp32 on this project's Intel CPUs. On a Xeon with
-    AVX512-BF16 but no AMX, training the paper-size JSB Transformer (L 1024, batch 8, 2
-    threads) ran at 1,253 tokens/s in bf16 against 1,475 in fp32, so AVX512-BF16 alone does
-    not count.
-    """
+    """True when the CPU has AMX bf16 tile units: reported beside benchmark figures. It does
+    not decide the precision (`calibration` measures that): on a Xeon with AVX512-BF16 but no
+    AMX bf16 trained 18% slower than fp32, on an EPYC with the same flags 2× faster."""
     get_caps = getattr(torch.cpu, "get_capabilities", None)
     if get_caps is not None:
         return bool(get_caps().get("amx_bf16"))

@@ -460,3 +460,33 @@ def test_default_bundled_model_continues_a_bundled_primer(tmp_path) -> None:
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["model"]["name"] == DEFAULT_MODEL and side["continuation"]["tokens"] > 0
     check_continuation(out, notes(primer), side["primer"]["seconds"])
+
+
+def test_temperature_defaults_to_the_models_card(tiny_run, primer_file, tmp_path) -> None:
+    """No --temperature: the card's recommended temperature runs (the same notes as asking
+    for it), and the sidecar records it; a model without one samples at 1.0."""
+    loaded = load_checkpoint(tiny_run)
+    carded = save_checkpoint(
+        tmp_path / "carded", loaded.model, loaded.config, loaded.tokenizer,
+        loaded.meta.get("training"), card={"sampling": {"temperature": 0.5}},
+    )  # fmt: skip
+    common = ("--tokens", "48", "--seed", "3", "-q")
+    runs = {
+        "card": ("--model", carded),
+        "asked": ("--model", carded, "--temperature", "0.5"),
+        "plain": ("--model", tiny_run),
+        "plain-1.0": ("--model", tiny_run, "--temperature", "1.0"),
+    }
+    sides, tokens = {}, {}
+    for name, args in runs.items():
+        out = tmp_path / f"{name}.mid"
+        result = cli("continue", primer_file, "-o", out, *args, *common)
+        assert result.exit_code == 0, result.output
+        sides[name] = json.loads(out.with_suffix(".json").read_text())
+        tokens[name] = out.read_bytes()
+    assert sides["card"]["sampling"]["temperature"] == 0.5
+    assert sides["plain"]["sampling"]["temperature"] == 1.0  # nothing recommended
+    assert tokens["card"] == tokens["asked"] and tokens["plain"] == tokens["plain-1.0"]
+    assert tokens["card"] != tokens["plain"]
+    listing = cli("info", carded)
+    assert "temperature: 0.5" in listing.output

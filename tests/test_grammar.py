@@ -4,6 +4,7 @@ order, the repeat guard — on tiny models with the real tokenizers, pushed towa
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -91,6 +92,29 @@ def test_a_model_that_never_lets_go_still_plays_no_note_past_the_limit(ptok) -> 
         assert 18.0 <= row.seconds <= 22.0 and row.stopped_by == "seconds"
 
 
+def test_each_row_holds_no_note_longer_than_twice_its_primers_longest(ptok) -> None:
+    """The primer's own note lengths bound its continuation's: a 0.5-s chord → 2 s (the
+    floor), a 3-s note → 6 s, no notes → the model's limit; a model that never lets go shows
+    each row reaching its own bound, not a shared one."""
+    model, info = tiny(ptok.vocab_size, bias=no_note_off_bias(ptok)), TokenInfo.of(ptok)
+    short = primer_ids(ptok)
+    on, off = short[1], short[5]  # NOTE_ON / NOTE_OFF of C4
+    held = [ptok.bos_id, on, *[short[4]] * 6, off]  # C4 held 6 × 0.5 s
+    settings = SamplingSettings(seconds=20.0, seed=1, precision="fp32", max_note_seconds=9.0,
+                                primer_note_limit=True)  # fmt: skip
+    primers = [short, held, [ptok.bos_id]]
+    rows = generate(model, primers, settings, info)
+    longest = []
+    for primer, row in zip(primers, rows):
+        notes, open_at_end = performance_notes(ptok, row.tokens)
+        assert open_at_end == 0 and notes
+        longest.append(max(e - s for s, e, _ in notes))
+    assert longest[0] <= 2.0 + 1e-9 and longest[1] <= 6.0 + 1e-9 and longest[2] <= 9.0 + 1e-9
+    assert longest[1] > 2.0 + 1e-9 and longest[2] > 6.0 + 1e-9  # each row its own bound
+    off_by_default = SamplingSettings(seconds=5.0, max_note_seconds=9.0)
+    assert SamplingSettings(seconds=5.0).primer_note_limit and not off_by_default.primer_note_limit
+
+
 @pytest.mark.parametrize("arch", ["transformer", "transformer-absolute", "lstm"])
 def test_endings_fall_between_nine_and_eleven_tenths_with_nothing_sounding(ptok, arch) -> None:
     model, p = tiny(ptok.vocab_size, arch), primer_ids(ptok)
@@ -170,7 +194,7 @@ def test_score_tokens_come_as_whole_notes_no_longer_than_the_limit() -> None:
 
 def test_the_repeat_guard_breaks_greedy_loops(ptok) -> None:
     model, p, info = tiny(ptok.vocab_size), primer_ids(ptok), TokenInfo.of(ptok)
-    greedy = SamplingSettings(tokens=300, temperature=0.0)
+    greedy = SamplingSettings(tokens=300, temperature=0.0, primer_note_limit=False)
 
     def repeated(ids: list[int], n: int) -> int:
         grams = [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
@@ -178,7 +202,7 @@ def test_the_repeat_guard_breaks_greedy_loops(ptok) -> None:
 
     looped = generate(model, [p], greedy, info)[0].tokens
     assert repeated(p + looped, 8) > 0  # a random model's greedy decoding loops
-    guarded = SamplingSettings(tokens=300, temperature=0.0, no_repeat_ngram=8)
+    guarded = replace(greedy, no_repeat_ngram=8)
     assert repeated(p + generate(model, [p], guarded, info)[0].tokens, 8) == 0
 
 

@@ -4,7 +4,7 @@ cli                      ← nothing imports it
 comparison  training     ← may use everything below
 generation  evaluation  catalog
 checkpoint
-model_checks
+model_checks  calibration
 nn  runtime              ← import nothing of the package
 midi_data                ← knows nothing of models (music_transformer) or the CLI
 """
@@ -23,6 +23,7 @@ RANK = {
     "nn": 0,
     "runtime": 0,
     "model_checks": 1,
+    "calibration": 1,
     "checkpoint": 2,
     "catalog": 3,
     "generation": 3,

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from music_transformer import calibration
 from music_transformer.generation.filters import SamplingError
-from music_transformer.generation.sampler import TokenInfo, generate, generate_without_cache
+from music_transformer.generation.sampler import (
+    TokenInfo,
+    default_window,
+    generate,
+    generate_without_cache,
+)
 from music_transformer.generation.settings import SamplingSettings
 from tests.helpers import sharpened_model
 
@@ -263,21 +269,21 @@ def test_empty_primers_and_unknown_ids_are_refused() -> None:
             gen(tiny_model(), primers, max_new_tokens=3)
 
 
-def test_decoding_steps_use_one_thread_on_a_small_cpu_and_give_the_threads_back() -> None:
+def test_decoding_steps_use_the_measured_threads_and_give_them_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSIC_TRANSFORMER_CACHE", str(tmp_path))
+    calibration.forget()
     model, before = tiny_model(), torch.get_num_threads()
     seen: list[int] = []
     try:
         torch.set_num_threads(2)  # this project's CPU
         gen(model, [primer(5)], max_new_tokens=6, seed=0,
                  progress=lambda n, s: seen.append(torch.get_num_threads()))  # fmt: skip
-        assert seen == [1] * 6 and torch.get_num_threads() == 2
-        torch.set_num_threads(4)  # a larger CPU keeps its threads (not measured)
-        seen.clear()
-        gen(model, [primer(5)], max_new_tokens=3, seed=0,
-                 progress=lambda n, s: seen.append(torch.get_num_threads()))  # fmt: skip
-        assert seen == [4] * 3
+        window = default_window(model)
+        chosen = calibration.choose_decode_threads(torch.device("cpu"), model.config, 1, window)
+        assert chosen in (1, 2) and seen == [chosen] * 6 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+        calibration.forget()
 
 
 def test_generate_reports_why_each_row_stopped_and_how_it_ran() -> None:

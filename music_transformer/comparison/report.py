@@ -35,7 +35,7 @@ from midi_data.notes import Notes, notes_from_pretty
 from midi_data.render import RenderError, find_renderer
 
 from ..checkpoint import LoadedModel, bundled_models, package_version
-from ..generation.loading import load_model, sample_batch
+from ..generation.loading import load_model, model_settings, sample_batch
 from ..generation.primers import PrimerError, find_primers
 from ..generation.sampler import Generated
 from ..generation.settings import SamplingSettings, check_counts
@@ -139,7 +139,8 @@ def run_comparison(
         out_dir: the report folder (created; an existing report needs `force`).
         models: two or more bundled names or checkpoint/run directories.
         primers: MIDI files and/or folders (searched recursively).
-        sampling: sampling settings, the same for every model (default SamplingSettings(); its
+        sampling: sampling settings, the same for every model (default SamplingSettings(); what
+            they leave open, such as the temperature, each model takes from its card; its
             primer_seconds defaults to 10 s here, earlier in a file too short for `seconds`
             to follow: the rest of the file is the held-out real continuation).
         soundfont: .sf2 for FluidSynth (default: the usual places).
@@ -295,6 +296,9 @@ def run_comparison(
         "report_id": report_id,
         "models": {label: str(loaded[label].directory) for label in labels},
         "sampling": {**sampling.record(), "max_new_tokens": sampling.max_new_tokens},
+        "sampling_by_model": {
+            label: model_settings(loaded[label], sampling).record() for label in labels
+        },
         "primers": [
             {
                 "path": str(p.path),

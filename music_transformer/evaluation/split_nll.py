@@ -23,9 +23,10 @@ from typing import Any
 
 from midi_data import eval_windows, open_data
 
+from ..calibration import choose_precision
 from ..checkpoint import load_checkpoint
 from ..nn.config import ModelConfig
-from ..runtime import autocast_dtype, pick_device, precision_name
+from ..runtime import pick_device, precision_name
 from .nll import Bucket, position_buckets, window_nll
 
 
@@ -130,7 +131,10 @@ def evaluate(
         raise EvaluationError(f"split {split!r} of {data_dir} has no piece of 2 or more tokens")
     buckets = position_buckets(int(train_len), context)
     pad_id = int(data.tokenizer.pad_id)
-    dtype = autocast_dtype(precision, dev, "eval", arch=config.arch)
+    choice = choose_precision(
+        precision, dev, "eval", config, batch=batch_size, length=min(context, window or context)
+    )
+    dtype = choice.dtype
     total, count = window_nll(
         loaded.model, windows, pad_id, batch_size, dev, dtype=dtype, window=window,
         buckets=buckets, progress=progress,

@@ -11,7 +11,7 @@ import torch
 from ..checkpoint import CheckpointError, LoadedModel, bundled_models, load_checkpoint
 from ..runtime import pick_device
 from .sampler import Generated, ProgressFn, TokenInfo, generate
-from .settings import SamplingSettings
+from .settings import DEFAULT_TEMPERATURE, SamplingSettings
 
 DEFAULT_MODEL = "piano-transformer"
 
@@ -34,20 +34,31 @@ def load_model(
     return load_checkpoint(model, pick_device(device))
 
 
+def model_settings(loaded: LoadedModel, settings: SamplingSettings) -> SamplingSettings:
+    """`settings` with what they leave open taken from the model: its training length as the
+    window, its longest note as the note limit and its card's temperature (else
+    DEFAULT_TEMPERATURE)."""
+    return replace(
+        settings,
+        window=loaded.context_window(settings.window),
+        max_note_seconds=settings.max_note_seconds or loaded.max_note_seconds,
+        temperature=next(
+            t
+            for t in (settings.temperature, loaded.temperature, DEFAULT_TEMPERATURE)
+            if t is not None
+        ),
+    )
+
+
 def sample_batch(
     loaded: LoadedModel,
     primers: list[list[int]],
     settings: SamplingSettings,
     progress: ProgressFn | None = None,
 ) -> list[Generated]:
-    """`generate` for a loaded model: its tokenizer's specials, durations and grammar, its
-    training length as the window and its longest note as the note limit, unless `settings`
-    say otherwise."""
-    settings = replace(
-        settings,
-        window=loaded.context_window(settings.window),
-        max_note_seconds=settings.max_note_seconds or loaded.max_note_seconds,
-    )
+    """`generate` for a loaded model: its tokenizer's specials, durations and grammar, and
+    `model_settings` for what `settings` leave open."""
+    settings = model_settings(loaded, settings)
     return generate(
         loaded.model, primers, settings, TokenInfo.of(loaded.tokenizer), progress=progress
     )

@@ -105,7 +105,7 @@ class Rules:
         if tokens.tokenizer is not None and settings.grammar:
             self.grammar = grammar_for(
                 tokens.tokenizer, primers, device, settings.max_note_seconds,
-                settings.allow_voice_crossing,
+                settings.allow_voice_crossing, settings.primer_note_limit,
             )  # fmt: skip
         self.guard = None
         if settings.no_repeat_ngram:

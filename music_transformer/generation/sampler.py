@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..calibration import choose_decode_threads, choose_precision
 from ..nn.config import attention_span
 from ..runtime import autocast, autocast_dtype, decode_threads, precision_name
 from .filters import SamplingError
@@ -73,8 +74,21 @@ def model_device(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def _arch(model: nn.Module) -> str | None:
-    return getattr(getattr(model, "config", None), "arch", None)
+DEFAULT_CALIBRATION_WINDOW = 1024  # for the LSTM, which has no window
+
+
+def _decode_runtime(
+    model: nn.Module, precision: str, device: torch.device, batch: int, window: int | None
+) -> tuple[torch.dtype | None, int | None]:
+    """(autocast dtype, intra-op threads for the steps) as measured for this model's shape
+    (`calibration`); a model of another kind gets the static rule and unchanged threads."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return autocast_dtype(precision, device), None
+    length = window or DEFAULT_CALIBRATION_WINDOW
+    dtype = choose_precision(precision, device, "decode", config, batch=batch, length=length)
+    threads = choose_decode_threads(device, config, batch, length)
+    return dtype.dtype, threads
 
 
 def default_window(model: nn.Module) -> int | None:
@@ -86,7 +100,8 @@ def default_window(model: nn.Module) -> int | None:
 
 
 def _is_absolute(model: nn.Module) -> bool:
-    return _arch(model) == "transformer" and model.config.position == "absolute"
+    config = getattr(model, "config", None)
+    return getattr(config, "arch", None) == "transformer" and config.position == "absolute"
 
 
 def _left_pad(
@@ -150,11 +165,9 @@ def generate(
         raise SamplingError("a length in seconds needs the tokenizer's token durations")
     window = settings.window if settings.window is not None else default_window(model)
     device = torch.device(device) if device is not None else model_device(model)
-    dtype = autocast_dtype(
-        settings.precision, device, "decode", batch=len(primers), arch=_arch(model)
-    )
+    dtype, threads = _decode_runtime(model, settings.precision, device, len(primers), window)
     picker = TokenPicker(
-        len(primers), device, settings.temperature, settings.top_k, settings.top_p,
+        len(primers), device, settings.temperature_used, settings.top_k, settings.top_p,
         settings.seed, tokens.suppress_ids,
     )  # fmt: skip
     # Autocast keeps its bf16 copies of the weights for the whole `with` block only outside
@@ -166,7 +179,7 @@ def generate(
     try:
         with no_autograd, autocast(device, dtype):
             run = _Run(model, primers, settings, tokens, window, picker, device, progress)
-            rows, reasons, seconds = run.sample()
+            rows, reasons, seconds = run.sample(threads)
     finally:
         model.train(was_training)
     return [
@@ -198,7 +211,7 @@ class _Run:
                 report(min(a + PREFILL_CHUNK, width), width)
         return logits[:, -1], cache  # (B, V), the last column of the last chunk
 
-    def sample(self) -> tuple[list[list[int]], list[int], list[float]]:
+    def sample(self, threads: int | None) -> tuple[list[list[int]], list[int], list[float]]:
         s, budget, batch = self.settings, self.settings.max_new_tokens, len(self.primers)
         window, device = self.window, self.device
         logits, cache = self.prefill(
@@ -217,7 +230,7 @@ class _Run:
             lengths = torch.where(rows, length, lengths)
             reason = torch.where(rows, code, reason)
 
-        with decode_threads(device):
+        with decode_threads(device, threads):
             for step in range(budget):
                 token = self.pick(rules.constrain(logits, seconds))  # (B,)
                 token = rules.rewrite(token, seconds)
@@ -289,7 +302,7 @@ def generate_without_cache(
     tokens = tokens or TokenInfo()
     device = model_device(model)
     s = settings
-    pick = TokenPicker(1, device, s.temperature, s.top_k, s.top_p, s.seed, tokens.suppress_ids)
+    pick = TokenPicker(1, device, s.temperature_used, s.top_k, s.top_p, s.seed, tokens.suppress_ids)
     history = list(primer)
     was_training = model.training
     model.eval()

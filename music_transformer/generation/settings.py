@@ -15,6 +15,7 @@ from ..runtime import PRECISIONS
 from .filters import SamplingError, check_top_k, check_top_p
 
 DEFAULT_SECONDS = 30.0
+DEFAULT_TEMPERATURE = 1.0  # for models whose card recommends none
 # With --seconds only, a token ceiling still stops a model that never advances time;
 # expressive piano runs ~33 tokens per second of music (MIDI_NOTES.md), dense passages ~3× that.
 MAX_TOKENS_PER_SECOND = 150
@@ -26,7 +27,8 @@ class SamplingSettings:
     """How to sample and how much. Checked on construction (SamplingError: a ValueError).
 
     Attributes:
-        temperature: softmax temperature, ≥ 0; 0 is greedy.
+        temperature: softmax temperature, ≥ 0; 0 is greedy. None: the model's recommended
+            temperature (its card's, when it has one), else DEFAULT_TEMPERATURE.
         top_k: keep only the k most likely tokens (None: off).
         top_p: nucleus mass in (0, 1] (None: off).
         seed: base seed; row i of a batch uses seed + i. None draws one (`with_seed`).
@@ -40,12 +42,15 @@ class SamplingSettings:
             `seconds`, end at a musical point between 0.9 and 1.1 × seconds.
         max_note_seconds: no note sounds longer (None: the model's own limit, from its
             training data, when it records one).
+        primer_note_limit: for `performance` tokens, also keep each row's notes within twice
+            its primer's longest note, at least 2 s (`grammar.PRIMER_NOTE_FACTOR`). None: on
+            when max_note_seconds is not given, off when it is.
         allow_early_end: let the model end a piece (EOS) before the length asked for.
         allow_voice_crossing: four-part grids (`jsb`) may put a lower voice above a higher one.
         no_repeat_ngram: never play the same n tokens twice in a row's history (None: off).
     """
 
-    temperature: float = 1.0
+    temperature: float | None = None
     top_k: int | None = None
     top_p: float | None = None
     seed: int | None = None
@@ -57,16 +62,18 @@ class SamplingSettings:
     time_limit: float | None = None
     grammar: bool = True
     max_note_seconds: float | None = None
+    primer_note_limit: bool | None = None
     allow_early_end: bool = False
     allow_voice_crossing: bool = False
     no_repeat_ngram: int | None = None
 
     def __post_init__(self) -> None:
         t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, int | float):
-            raise SamplingError(f"temperature must be a number ≥ 0, got {t!r}")
-        if not t >= 0.0 or t == math.inf:
-            raise SamplingError(f"temperature must be a finite number ≥ 0, got {t!r}")
+        if t is not None:
+            if isinstance(t, bool) or not isinstance(t, int | float):
+                raise SamplingError(f"temperature must be a number ≥ 0, got {t!r}")
+            if not t >= 0.0 or t == math.inf:
+                raise SamplingError(f"temperature must be a finite number ≥ 0, got {t!r}")
         check_top_k(self.top_k)
         check_top_p(self.top_p)
         if self.seconds is None and self.tokens is None:
@@ -84,7 +91,9 @@ class SamplingSettings:
             raise SamplingError(f"tokens must be ≥ 1, got {self.tokens}")
         if self.no_repeat_ngram is not None and self.no_repeat_ngram < 2:
             raise SamplingError(f"no_repeat_ngram must be ≥ 2, got {self.no_repeat_ngram}")
-        for name in ("grammar", "allow_early_end", "allow_voice_crossing"):
+        if self.primer_note_limit is None:  # resolved once: later replace() calls keep it
+            object.__setattr__(self, "primer_note_limit", self.max_note_seconds is None)
+        for name in ("grammar", "primer_note_limit", "allow_early_end", "allow_voice_crossing"):
             if not isinstance(getattr(self, name), bool):
                 raise SamplingError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.window is not None and self.window < 2:
@@ -102,6 +111,11 @@ class SamplingSettings:
         if self.tokens is not None:
             return self.tokens
         return max(64, math.ceil(self.seconds * MAX_TOKENS_PER_SECOND))
+
+    @property
+    def temperature_used(self) -> float:
+        """The temperature sampling uses: `temperature`, else DEFAULT_TEMPERATURE."""
+        return DEFAULT_TEMPERATURE if self.temperature is None else float(self.temperature)
 
     def with_seed(self) -> SamplingSettings:
         """These settings with a concrete seed (drawn now if none was given)."""

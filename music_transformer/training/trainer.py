@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from midi_data import WindowBatches, eval_windows, open_data
 from midi_data.files import atomic_write_json, replace_dir, temp_dir_beside
 
+from ..calibration import PrecisionChoice, choose_precision
 from ..checkpoint import (
     OPTIONS_FILE,
     WEIGHTS_FILE,
@@ -32,7 +34,7 @@ from ..checkpoint import (
 )
 from ..evaluation.nll import window_nll
 from ..nn import build_model
-from ..runtime import autocast, autocast_dtype, precision_name
+from ..runtime import autocast, precision_name
 from . import state as st
 from .distributed import Dist, all_sum, barrier
 from .model_choice import arch_name, init_checkpoint, model_config
@@ -72,11 +74,12 @@ class Trainer:
         # the sampler's default note limit, recorded beside the weights (rank 0 writes them)
         self.max_note_seconds = self.data.note_length_quantile() if place.is_main else None
         self.pad_id = int(self.tokenizer.pad_id)
-        self.amp_dtype = autocast_dtype(options.precision, device, "train")
         resume_state = self._resume_state() if options.resume else None
         self.init_dir = init_checkpoint(options, self.tokenizer) if options.init else None
         resumed = resume_state["meta"]["model"] if resume_state is not None else None
         self.config = model_config(options, self.tokenizer, resumed, self.init_dir)
+        self.precision = self._choose_precision()
+        self.amp_dtype = self.precision.dtype
         torch.manual_seed(options.seed)  # identical initial weights on every rank
         self.model = build_model(self.config).to(device)
         if self.init_dir is not None and resume_state is None:
@@ -120,6 +123,21 @@ class Trainer:
         return self.place, self.device
 
     # --- setup --------------------------------------------------------------------------------
+
+    def _choose_precision(self) -> PrecisionChoice:
+        """`--precision` for this model's shape; under DDP rank 0 measures for every rank
+        (ranks that chose differently would not train alike)."""
+        o = self.opt
+        mine = None
+        if o.precision != "auto" or self.place.is_main:
+            mine = choose_precision(
+                o.precision, self.device, "train", self.config,
+                batch=o.batch_size, length=o.seq_len,
+            )  # fmt: skip
+        if o.precision != "auto" or not self.place.enabled:
+            return mine
+        bf16 = all_sum([float(mine is not None and mine.dtype is not None)], *self._on)[0] > 0
+        return mine or PrecisionChoice(torch.bfloat16 if bf16 else None, "auto: as rank 0 chose")
 
     def _check_run_dir(self) -> None:
         """Refuse to overwrite a run, and find out early whether RUN_DIR is writable."""
@@ -261,6 +279,7 @@ class Trainer:
             "lr": o.lr,
             "schedule": o.schedule,
             "precision": precision_name(self.amp_dtype),
+            "precision_why": self.precision.reason,
             "seed": o.seed,
             "data_dir": str(Path(o.data_dir).resolve()),
             "valid_nll": self.last_valid,
@@ -342,6 +361,10 @@ class Trainer:
             atomic_write_json(
                 self.run_dir / OPTIONS_FILE, {**recorded, "out_dir": str(self.run_dir.resolve())}
             )
+        name, why = self.precision.name, self.precision.reason
+        self.log({"step": self.step, "split": "setup", "precision": name, "why": why})
+        if self.place.is_main and not o.quiet:
+            print(f"precision: {name} ({why})", file=sys.stderr, flush=True)
         bar = Progress(o.max_steps, self.step, disabled=o.quiet or not self.place.is_main)
         stopped_early = False
         saved_at = self.step

@@ -1,12 +1,16 @@
 """Ship a trained piano run as a bundled model (bf16 weights), and cut the bundled piano primers.
 
 Usage: python recipes/piano/bundle.py RUN_DIR NAME [--data DATA_DIR] [--primers N]
+                                      [--temperature T]
   RUN_DIR: a run of recipes/piano/transformer.toml or lstm.toml; its best checkpoint (lowest
   valid NLL) goes to music_transformer/bundled/NAME/ (piano-transformer, piano-lstm).
   --data: the prepared piano data (default data/piano); with --primers N (default 0), the
   openings of its first N test-split pieces (12 s each; recipes/piano/primers.py) are written
   to music_transformer/bundled/primers/piano-<piece>.mid. The pieces are piano-midi.de's,
   CC BY-SA 3.0 DE (Bernd Krueger): see music_transformer/bundled/primers/NOTICE.md.
+  --temperature: the sampling temperature the card recommends (the default of continue,
+  generate and compare for this model), chosen on the valid split with
+  `recipes/piano/pianist.py --split valid`.
 """
 
 from __future__ import annotations
@@ -38,8 +42,11 @@ def main() -> None:
     ap.add_argument("name")
     ap.add_argument("--data", default="data/piano")
     ap.add_argument("--primers", type=int, default=0)
+    ap.add_argument("--temperature", type=float, default=None)
     args = ap.parse_args()
     card = {"suits": SUITS.get(args.name, "expressive solo piano (performance MIDI)")}
+    if args.temperature is not None:
+        card["sampling"] = {"temperature": args.temperature}
     out = export_checkpoint(args.run, BUNDLED_DIR / args.name, dtype=torch.bfloat16, card=card)
     size = (out / "model.safetensors").stat().st_size / 1e6
     params = count_parameters(load_checkpoint(out).config)

@@ -31,7 +31,8 @@ for m in transformer lstm; do
     "${again[@]}"
 done
 
-"$PY" "$here/bundle.py" "$RUNS/transformer" piano-transformer --data "$DATA" --primers 3
+"$PY" "$here/bundle.py" "$RUNS/transformer" piano-transformer --data "$DATA" --primers 3 \
+  --temperature 0.9
 "$PY" "$here/bundle.py" "$RUNS/lstm" piano-lstm --data "$DATA"
 for m in piano-transformer piano-lstm; do
   "$MT" evaluate "$m" --data "$DATA" --split test --json -q > "$RUNS/eval-$m.json"

@@ -60,7 +60,8 @@ def test_prepare_keeps_the_official_split(jsb_pieces, jsb_data: Path) -> None:
 
 
 def test_training_windows_start_at_step_boundaries(jsb_data: Path) -> None:
-    # Every window starts with BOS or a soprano token, so a token's voice is its position mod 4
+    # Every window starts with BOS or a step's last (bass) token, as evaluation windows of a
+    # length divisible by 4 do, so the token at window position i ≥ 1 is voice (i − 1) mod 4
     # (a window starting mid-step would leave the model to guess which voice comes next).
     from midi_data import WindowBatches
 
@@ -70,9 +71,9 @@ def test_training_windows_start_at_step_boundaries(jsb_data: Path) -> None:
     for step in range(20):
         for row in WindowBatches(data, seq_len=64, batch_size=8, seed=5, augment=False)[step]:
             row = row.numpy()
-            grid = tok.decode_grid(row[1:] if row[0] == tok.bos_id else row)
+            grid = tok.decode_grid(row[1:])
             starts.add(int(row[0]) == tok.bos_id)
-            # decoding from the window's first token (voice S) reproduces the piece's grid: a
+            # decoding from the window's second token (voice S) reproduces the piece's grid: a
             # shifted phase would put bass pitches in the soprano line and fail this check.
             assert np.all((grid[:, 0] == REST) | (grid[:, 0] >= grid[:, 3]))
     assert False in starts  # mid-piece windows were drawn too, not only piece starts

@@ -28,6 +28,11 @@ MODELS = {
     "relative": {},
     "shared-table": {"rel_shared_heads": True},
     "absolute": {"arch": "transformer-absolute"},
+    # the inputs of the paper's Table 2 rows: concatenated position sinusoids, voice labels
+    "concat-voice": {"concat_positions": 8, "voice_dims": 4, "frame": 4},
+    "absolute-concat-voice": {
+        "arch": "transformer-absolute", "concat_positions": 6, "voice_dims": 4, "frame": 4,
+    },
 }
 
 
@@ -194,7 +199,10 @@ def test_state_dict_round_trips_through_safetensors(model, tmp_path):
 
 
 def _kind(model):
+    """The MODELS entry a model was built from."""
     c = model.config
+    if c.voice_dims:
+        return "absolute-concat-voice" if c.position == "absolute" else "concat-voice"
     return "absolute" if c.position == "absolute" else "shared-table" * c.rel_shared_heads
 
 

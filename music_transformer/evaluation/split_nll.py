@@ -126,6 +126,11 @@ def evaluate(
     pieces = data.pieces(split)
     if max_pieces:
         pieces = pieces[:max_pieces]
+    if getattr(config, "voice_dims", 0) and context % config.frame:
+        raise EvaluationError(
+            f"a model with voice labels scores windows whose length is a multiple of its "
+            f"{config.frame} tokens per step: --context {context} is not"
+        )
     windows = eval_windows(pieces, context)
     if not windows:
         raise EvaluationError(f"split {split!r} of {data_dir} has no piece of 2 or more tokens")

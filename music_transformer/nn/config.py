@@ -31,6 +31,11 @@ class ModelConfig:
     position: Literal["relative", "absolute"] = "relative"  # absolute = paper's baseline
     max_abs_len: int = 8192  # longest position the absolute (sinusoid) baseline encodes
     tie_embeddings: bool = False  # output projection shares the input embedding matrix
+    # What the input tells the model besides the token (Table 2 of the paper). Each is
+    # concatenated to the token embedding, which gets d_model minus their widths:
+    concat_positions: int = 0  # channels of sinusoids of the token's position; 0 = off
+    voice_dims: int = 0  # channels of a learned voice label (needs frame > 1); 0 = off
+    frame: int = 1  # tokens per time step of a grid preset (jsb: 4 voices, S A T B)
     # Memory options (same weights and outputs, only peak memory vs speed changes):
     attn_chunk: int = 0  # queries per attention chunk (recomputed in backward); 0 = automatic
     grad_checkpoint: bool = False  # recompute each block in backward (training only)
@@ -48,10 +53,30 @@ class ModelConfig:
             raise ConfigError("dropout must be in [0, 1)")
         if self.attn_chunk < 0:
             raise ConfigError("attn_chunk must be ≥ 0 (0 = automatic)")
+        _check_positive(self, ("frame",))
+        if self.concat_positions < 0 or self.voice_dims < 0:
+            raise ConfigError("concat_positions and voice_dims must be ≥ 0 (0 = off)")
+        if self.voice_dims and self.frame < 2:
+            raise ConfigError(
+                "voice_dims needs a token preset with voices (frame > 1, e.g. jsb); "
+                "this one has none"
+            )
+        if self.token_dims < 1:
+            raise ConfigError(
+                f"concat_positions + voice_dims = {self.concat_positions + self.voice_dims} "
+                f"leave no channel of d_model={self.d_model} for the token"
+            )
+        if self.tie_embeddings and self.token_dims != self.d_model:
+            raise ConfigError("tie_embeddings needs the whole d_model for the token embedding")
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
+
+    @property
+    def token_dims(self) -> int:
+        """Channels of the token embedding: d_model minus what is concatenated to it."""
+        return self.d_model - self.concat_positions - self.voice_dims
 
 
 @dataclass(frozen=True)

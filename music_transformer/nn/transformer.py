@@ -87,7 +87,11 @@ class MusicTransformer(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.embed = nn.Embedding(config.vocab_size, config.token_dims)
+        # voice labels: one row per voice of a time step (`frame` tokens), learned
+        self.voice_emb = None
+        if config.voice_dims:
+            self.voice_emb = nn.Embedding(config.frame, config.voice_dims)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layers))
         self.norm = nn.LayerNorm(config.d_model)
@@ -114,6 +118,8 @@ class MusicTransformer(nn.Module):
         # steps on the Bach chorales (untied: 1.7).
         std = 0.02 if self.config.tie_embeddings else self.config.d_model**-0.5
         nn.init.normal_(self.embed.weight, 0.0, std)
+        if self.voice_emb is not None:  # unit-variance channels, like the sinusoids beside it
+            nn.init.normal_(self.voice_emb.weight, 0.0, 1.0)
 
     def forward(
         self,
@@ -147,9 +153,7 @@ class MusicTransformer(nn.Module):
         seen = cache.seen if cache is not None else tokens.new_zeros(b)
         n_new = valid.sum(1) if valid is not None else t
 
-        x = self.embed(tokens) * math.sqrt(self.config.d_model)  # (B, T, D)
-        if self.config.position == "absolute":
-            x = x + sinusoids(_positions(seen, valid, b, t), self.config.d_model).to(x.dtype)
+        x = self._inputs(tokens, _positions(seen, valid, b, t))  # (B, T, D)
         x = self.drop(x)
         p = _Pass(CacheWriter(cache, len(self.blocks), t), key_valid, window)
         for block in self.blocks:
@@ -159,6 +163,25 @@ class MusicTransformer(nn.Module):
                 x = block(x, p)
         logits = self.head(self.norm(x))  # (B, T, V)
         return logits, p.writer.finish(key_valid, seen + n_new)
+
+    def _inputs(self, tokens: Tensor, positions: Tensor) -> Tensor:
+        """(B, T) tokens and their positions → (B, T, D) block inputs: the scaled token
+        embedding, then (concatenated) sinusoids of the position and the voice label, then
+        (added) the absolute baseline's sinusoids. Positions count from the first token fed
+        (the sampler and the data feed windows that start one token before a time step, so
+        for a grid preset the voice is (position − 1) mod frame)."""
+        c = self.config
+        x = self.embed(tokens) * math.sqrt(c.d_model)  # (B, T, token_dims)
+        parts = [x]
+        if c.concat_positions:
+            parts.append(sinusoids(positions, c.concat_positions).to(x.dtype))
+        if self.voice_emb is not None:
+            parts.append(self.voice_emb((positions - 1) % c.frame).to(x.dtype))
+        if len(parts) > 1:
+            x = torch.cat(parts, dim=-1)  # (B, T, D)
+        if c.position == "absolute":
+            x = x + sinusoids(positions, c.d_model).to(x.dtype)
+        return x
 
 
 def _merge_valid(cache: KVCache | None, valid: Tensor | None, b: int, t: int, device):

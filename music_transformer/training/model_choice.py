@@ -50,7 +50,15 @@ def model_config(
                 f"{shaping[0]!r} cannot change it (only {', '.join(sorted(TUNABLE))})"
             )
         return config_from_dict({**read_meta(init_dir)["model"], **overrides})
-    return make_config(options.arch, options.preset, tokenizer.vocab_size, **overrides)
+    if options.arch != "lstm":  # the token preset's frame: voice labels follow from it
+        overrides.setdefault("frame", int(getattr(tokenizer, "frame", 1)))
+    config = make_config(options.arch, options.preset, tokenizer.vocab_size, **overrides)
+    if getattr(config, "voice_dims", 0) and options.seq_len % config.frame:
+        raise TrainError(
+            f"voice labels need a seq_len divisible by the preset's {config.frame} tokens per "
+            f"step, not {options.seq_len}"
+        )
+    return config
 
 
 def arch_name(config: AnyConfig) -> str:

@@ -42,7 +42,7 @@ from music_transformer.comparison.pianist import (
     pianist_record,
 )
 from music_transformer.comparison.primers import notes_after
-from music_transformer.generation.loading import load_model, sample_batch
+from music_transformer.generation.loading import load_model, model_settings, sample_batch
 from music_transformer.generation.primers import read_primer
 from music_transformer.generation.settings import SamplingSettings
 
@@ -68,7 +68,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pieces", help="source folder of the manifest's paths (default: its own)")
     p.add_argument("--primer-seconds", type=float, default=12.0)
     p.add_argument("--seconds", type=float, default=60.0, help="continuation length")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument(
+        "--temperature", type=float, default=None, help="default: each model's card's (else 1.0)"
+    )
+    p.add_argument(
+        "--no-primer-note-limit", action="store_true",
+        help="bound notes by the model's limit only, not also by twice the primer's longest",
+    )  # fmt: skip
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-primers", type=int, default=None)
@@ -234,6 +240,7 @@ def run_models(
             records, facts = continuations(loaded, paths, cuts, settings, batch_size)
             results[name] = {
                 "directory": str(loaded.directory),
+                "sampling": model_settings(loaded, settings).record(),  # what this model ran
                 "aggregate": aggregate(records),
                 "records": [{**f, **r.to_dict()} for f, r in zip(facts, records)],
             }
@@ -245,7 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     try:
         settings = SamplingSettings(
-            seconds=args.seconds, temperature=args.temperature, top_p=args.top_p, seed=args.seed
+            seconds=args.seconds,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            primer_note_limit=not args.no_primer_note_limit,
         )
         if not names:
             raise ValueError("--models names no model")

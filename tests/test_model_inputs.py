@@ -1,0 +1,65 @@
+"""What the input tells the model besides the token — the paper's Table 2 options:
+position sinusoids concatenated to the token embedding, and voice labels for grid presets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from music_transformer.generation.sampler import _last, generate
+from music_transformer.generation.settings import SamplingSettings
+from music_transformer.nn import ConfigError, make_config
+from music_transformer.nn.transformer import sinusoids
+from tests.helpers import sharpened_model
+
+V = 40
+VOICES = {"concat_positions": 8, "voice_dims": 4, "frame": 4}
+
+
+def test_options_are_checked_and_shape_the_embedding() -> None:
+    config = make_config("transformer", "tiny", V, **VOICES)
+    assert config.token_dims == 64 - 8 - 4
+    for bad, why in [
+        ({"voice_dims": 4}, "frame"),  # no voices in this preset
+        ({"concat_positions": 40, "voice_dims": 24, "frame": 4}, "no channel"),
+        ({"concat_positions": 8, "tie_embeddings": True}, "tie_embeddings"),
+        ({"concat_positions": -1}, "≥ 0"),
+    ]:
+        with pytest.raises(ConfigError, match=why):
+            make_config("transformer", "tiny", V, **bad)
+
+
+@torch.no_grad()
+def test_inputs_concatenate_token_position_and_voice() -> None:
+    model = sharpened_model("transformer", V, 0, **VOICES)
+    tokens = torch.randint(0, V, (2, 11))
+    positions = torch.arange(11).expand(2, 11)
+    x = model._inputs(tokens, positions)  # (B, T, D)
+    d_tok = model.config.token_dims
+    torch.testing.assert_close(x[..., :d_tok], model.embed(tokens) * 8.0)  # √64
+    torch.testing.assert_close(x[..., d_tok : d_tok + 8], sinusoids(positions, 8))
+    voices = model.voice_emb.weight[(positions - 1) % 4]  # position 0: BOS or a step's bass
+    torch.testing.assert_close(x[..., d_tok + 8 :], voices)
+    # the voice label changes the output: the same tokens one voice later differ
+    assert not torch.allclose(model(tokens)[0][:, 1:], model(tokens[:, 1:])[0], atol=1e-3)
+
+
+def test_tails_start_on_a_time_step() -> None:
+    row = list(range(23))  # BOS, then steps of 4 tokens (+ two of the next)
+    assert _last(row, None, 4) == row and _last(row, 30, 4) == row
+    assert _last(row, 10, 4) == row[16:]  # index 16: the bass of a step, then a soprano
+    assert _last(row, 11, 4) == row[12:] and _last(row, 10, 1) == row[13:]
+
+
+@torch.no_grad()
+def test_decoding_past_the_window_keeps_the_voices() -> None:
+    """A relative model with voice labels, sampled greedily past its window with the cache
+    sliding, equals the one-pass forward with that window over the whole row — so the voice
+    of every position stayed right while the cache slid."""
+    model, w = sharpened_model("transformer", V, 2, voice_dims=4, frame=4), 12
+    primer = [1] + torch.randint(3, V, (8,)).tolist()  # BOS + 2 steps
+    settings = SamplingSettings(tokens=30, temperature=0.0, window=w, precision="fp32")
+    new = generate(model, [primer], settings)[0].tokens
+    row = torch.tensor([primer + new])
+    logits = model(row, window=w)[0]  # (1, T, V)
+    assert logits[0, len(primer) - 1 : -1].argmax(-1).tolist() == new

@@ -31,7 +31,10 @@ MODELS = {
     # the inputs of the paper's Table 2 rows: concatenated position sinusoids, voice labels
     "concat-voice": {"concat_positions": 8, "voice_dims": 4, "frame": 4},
     "absolute-concat-voice": {
-        "arch": "transformer-absolute", "concat_positions": 6, "voice_dims": 4, "frame": 4,
+        "arch": "transformer-absolute",
+        "concat_positions": 6,
+        "voice_dims": 4,
+        "frame": 4,
     },
 }
 

@@ -57,7 +57,7 @@ def test_decoding_past_the_window_keeps_the_voices() -> None:
     sliding, equals the one-pass forward with that window over the whole row — so the voice
     of every position stayed right while the cache slid."""
     model, w = sharpened_model("transformer", V, 2, voice_dims=4, frame=4), 12
-    primer = [1] + torch.randint(3, V, (8,)).tolist()  # BOS + 2 steps
+    primer = [1, *torch.randint(3, V, (8,)).tolist()]  # BOS + 2 steps
     settings = SamplingSettings(tokens=30, temperature=0.0, window=w, precision="fp32")
     new = generate(model, [primer], settings)[0].tokens
     row = torch.tensor([primer + new])

@@ -143,17 +143,19 @@ def test_recipe_configs_build_their_models(recipe: Path) -> None:
 def test_voice_labels_and_concatenated_positions_train_evaluate_and_continue(
     jsb_data: Path, chorale: Path, tmp_path: Path
 ) -> None:
-    """The paper's Table 2 inputs on the real grid: a tiny model with voice labels and
-    concatenated position sinusoids trains (its config records the jsb frame), scores the
-    valid split, refuses a context that would shift the voices, and continues a chorale."""
+    """The paper's Table 2 inputs on the real grid: a tiny model with voice labels,
+    concatenated position sinusoids and relative pitch and time trains (its config records
+    the jsb frame and pitch tokens), scores the valid split, refuses a context that would
+    shift the voices, and continues a chorale past its training length."""
     options = cpu_train_options(
         jsb_data, tmp_path / "run", max_steps=20, seq_len=L, batch_size=8, lr=1e-2,
         warmup_steps=5, eval_every=20, eval_batches=2, save_every=20,
-        model={"voice_dims": 8, "concat_positions": 8},
+        model={"voice_dims": 8, "concat_positions": 8, "rel_pitch_time": 16},
     )  # fmt: skip
     run = train(options)
     config = json.loads((run / "best" / "config.json").read_text())["model"]
     assert (config["frame"], config["voice_dims"], config["concat_positions"]) == (4, 8, 8)
+    assert (config["pitch_token0"], config["pitch_tokens"]) == (4, 46)
     assert math.isfinite(_valid_nll(str(run), jsb_data, 4))
     args = ["evaluate", str(run), "--data", str(jsb_data), "--split", "valid", "--device",
             "cpu", "--max-pieces", "2", "--context", "30"]  # fmt: skip

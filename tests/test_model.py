@@ -204,6 +204,8 @@ def test_state_dict_round_trips_through_safetensors(model, tmp_path):
 def _kind(model):
     """The MODELS entry a model was built from."""
     c = model.config
+    if c.rel_pitch_time:
+        return "pitch-time"
     if c.voice_dims:
         return "absolute-concat-voice" if c.position == "absolute" else "concat-voice"
     return "absolute" if c.position == "absolute" else "shared-table" * c.rel_shared_heads

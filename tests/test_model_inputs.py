@@ -63,3 +63,25 @@ def test_decoding_past_the_window_keeps_the_voices() -> None:
     row = torch.tensor([primer + new])
     logits = model(row, window=w)[0]  # (1, T, V)
     assert logits[0, len(primer) - 1 : -1].argmax(-1).tolist() == new
+
+
+def test_pitch_and_time_logits_are_what_the_paper_describes() -> None:
+    """Each query/key pair gets q·(P[interval] + E[steps apart]), written out pair by pair:
+    tokens 4…33 are semitones, others no pitch; step = (position − 1) // 4."""
+    config = make_config("transformer", "tiny", V, frame=4, rel_pitch_time=3, pitch_token0=4,
+                         pitch_tokens=30)  # fmt: skip
+    table = sharpened_model("transformer", V, 1, **{
+        k: getattr(config, k) for k in ("frame", "rel_pitch_time", "pitch_token0", "pitch_tokens")
+    }).blocks[0].attn.pitch_time  # fmt: skip
+    tokens = torch.tensor([[1, 10, 12, 3, 20, 5, 33, 2, 9, 10, 11, 12, 13]])  # (1, K)
+    positions = torch.arange(13)[None]
+    q = torch.randn(1, 4, 5, 16)  # the last 5 positions query
+    got = table(q, tokens, positions)  # (1, H, 5, K)
+    for i in range(5):
+        qi = 8 + i
+        for j in range(13):
+            a, b = int(tokens[0, qi]) - 4, int(tokens[0, j]) - 4
+            row = a - b + 29 if 0 <= a < 30 and 0 <= b < 30 else 59
+            steps = min(max((qi - 1) // 4 - (j - 1) // 4, 0), 2)
+            want = q[0, :, i] @ table.pitch_emb[:, row].T + q[0, :, i] @ table.time_emb[:, steps].T
+            torch.testing.assert_close(got[0, :, i, j], want.diagonal())

@@ -103,6 +103,7 @@ def relative_attention(
     key_valid: Tensor | None = None,
     window: int | None = None,
     impl: Impl = "auto",
+    extra: Tensor | None = None,
 ) -> Tensor:
     """Causal attention with learned relative-position logits.
 
@@ -117,6 +118,8 @@ def relative_attention(
             what decoding with a cache trimmed to W-1 before every step computes).
         impl: "fused" (scaled_dot_product_attention with an additive bias), "explicit"
             (softmax written out) or "auto" (fused; it measured faster, see bench/).
+        extra: optional (B, H, Tq, Tk) logits added to the rest, already scaled (relative
+            pitch and time in the first layer).
 
     Returns:
         (B, H, Tq, Dh) attention output, in the dtype of `q`.
@@ -127,9 +130,13 @@ def relative_attention(
     scale = 1.0 / math.sqrt(q.shape[-1])
     v = v.to(q.dtype)
     sees_all = tq == 1 and (window is None or window >= tk)  # a decoding step: no mask
-    if rel_emb is None and key_valid is None and (sees_all or (window is None and tq == tk)):
+    plain = rel_emb is None and key_valid is None and extra is None
+    if plain and (sees_all or (window is None and tq == tk)):
         return F.scaled_dot_product_attention(q, k, v, is_causal=not sees_all)
-    bias = attention_bias(q * scale, rel_emb, tk, key_valid, window).to(q.dtype)
+    bias = attention_bias(q * scale, rel_emb, tk, key_valid, window)
+    if extra is not None:
+        bias = bias + extra  # (B, H, Tq, Tk)
+    bias = bias.to(q.dtype)
     # bias: (B|1, H|1, Tq, Tk)
     if impl == "explicit":
         logits = (q @ k.transpose(-1, -2)) * scale + bias  # (B, H, Tq, Tk)

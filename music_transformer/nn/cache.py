@@ -43,11 +43,23 @@ class KVCache:
         valid: (B, S) bool, False at left-padding positions, or None when nothing is padded.
         seen: (B,) int64, real (non-padding) tokens each row has consumed in total, trimmed or
             not — the absolute position of the row's next token (used by position="absolute").
+        tokens, positions: (B, S) int64 token id and position of every cached position, kept
+            only for models whose first layer needs them (relative pitch and time), else None.
     """
 
-    def __init__(self, store: _Store, start: int, end: int, valid: Tensor | None, seen: Tensor):
+    def __init__(
+        self,
+        store: _Store,
+        start: int,
+        end: int,
+        valid: Tensor | None,
+        seen: Tensor,
+        tokens: Tensor | None = None,
+        positions: Tensor | None = None,
+    ):
         self._store, self._start, self._end = store, start, end
         self.valid, self.seen = valid, seen
+        self.tokens, self.positions = tokens, positions
 
     @property
     def length(self) -> int:
@@ -74,8 +86,14 @@ class KVCache:
         if window >= self.length:
             return self
         start = self._end - window
-        valid = None if self.valid is None else self.valid[:, self.length - window :]
-        return KVCache(self._store, start, self._end, valid, self.seen)
+
+        def keep(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t[:, self.length - window :]
+
+        return KVCache(
+            self._store, start, self._end, keep(self.valid), self.seen,
+            keep(self.tokens), keep(self.positions),
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"KVCache(batch={self.batch_size}, length={self.length}, layers={self.n_layers})"
@@ -131,12 +149,19 @@ class CacheWriter:
                 out.append(buf)
         return _Store(keys, values, fill=0), 0
 
-    def finish(self, new_valid: Tensor | None, new_seen: Tensor) -> KVCache:
-        """The cache after this call. `new_valid`: (B, S+T) bool or None."""
+    def finish(
+        self,
+        new_valid: Tensor | None,
+        new_seen: Tensor,
+        tokens: Tensor | None = None,
+        positions: Tensor | None = None,
+    ) -> KVCache:
+        """The cache after this call. `new_valid`: (B, S+T) bool or None; `tokens` and
+        `positions`: (B, S+T) int64, kept when given."""
         total = (0 if self.cache is None else self.cache.length) + self.t_new
         if self.store is not None:
             end = self.start + total
             self.store.fill = end
-            return KVCache(self.store, self.start, end, new_valid, new_seen)
+            return KVCache(self.store, self.start, end, new_valid, new_seen, tokens, positions)
         store = _Store(list(self.keys), list(self.values), fill=total)  # type: ignore[arg-type]
-        return KVCache(store, 0, total, new_valid, new_seen)
+        return KVCache(store, 0, total, new_valid, new_seen, tokens, positions)

@@ -36,6 +36,13 @@ class ModelConfig:
     concat_positions: int = 0  # channels of sinusoids of the token's position; 0 = off
     voice_dims: int = 0  # channels of a learned voice label (needs frame > 1); 0 = off
     frame: int = 1  # tokens per time step of a grid preset (jsb: 4 voices, S A T B)
+    # First layer only: logits get q · (E_pitch[pitch_q − pitch_k] + E_time[step_q − step_k])
+    # for every query/key pair (O(L²·H) memory). rel_pitch_time: time distances told apart,
+    # in steps (0 = off); token ids pitch_token0 … pitch_token0 + pitch_tokens − 1 are
+    # consecutive semitones (set from the tokenizer).
+    rel_pitch_time: int = 0
+    pitch_token0: int = 0
+    pitch_tokens: int = 0
     # Memory options (same weights and outputs, only peak memory vs speed changes):
     attn_chunk: int = 0  # queries per attention chunk (recomputed in backward); 0 = automatic
     grad_checkpoint: bool = False  # recompute each block in backward (training only)
@@ -54,8 +61,13 @@ class ModelConfig:
         if self.attn_chunk < 0:
             raise ConfigError("attn_chunk must be ≥ 0 (0 = automatic)")
         _check_positive(self, ("frame",))
-        if self.concat_positions < 0 or self.voice_dims < 0:
-            raise ConfigError("concat_positions and voice_dims must be ≥ 0 (0 = off)")
+        for name in ("concat_positions", "voice_dims", "rel_pitch_time", "pitch_tokens"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be ≥ 0 (0 = off)")
+        if self.rel_pitch_time and (self.frame < 2 or self.pitch_tokens < 1):
+            raise ConfigError(
+                "rel_pitch_time needs a grid preset with voices and pitch tokens (e.g. jsb)"
+            )
         if self.voice_dims and self.frame < 2:
             raise ConfigError(
                 "voice_dims needs a token preset with voices (frame > 1, e.g. jsb); "

@@ -29,6 +29,8 @@ class _Pass:
     writer: CacheWriter  # collects each layer's new keys/values into the next cache
     key_valid: Tensor | None  # (B, S+T) bool, False at padded keys; None when none is padded
     window: int | None  # attend only to the last W positions (None: all)
+    key_tokens: Tensor | None = None  # (B, S+T) ids of every key (relative pitch and time)
+    key_positions: Tensor | None = None  # (B, S+T) their positions
 
 
 class SelfAttention(nn.Module):
@@ -44,6 +46,9 @@ class SelfAttention(nn.Module):
             r, dh = config.max_rel_dist, config.head_dim
             shape = (r, dh) if config.rel_shared_heads else (config.n_heads, r, dh)
             self.rel_emb = nn.Parameter(torch.randn(*shape) * dh**-0.5)
+        self.pitch_time: PitchTime | None = None
+        if config.rel_pitch_time and layer == 0:
+            self.pitch_time = PitchTime(config)
 
     def forward(self, x: Tensor, p: _Pass) -> Tensor:
         """x: (B, T, D). Returns (B, T, D)."""
@@ -52,6 +57,10 @@ class SelfAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
         k, v = p.writer.append(self.layer, k, v)  # (B, H, S+T, Dh)
         mask = {"key_valid": p.key_valid, "window": p.window}
+        if self.pitch_time is not None:  # O(T·(S+T)) extra logits: one pass, no chunks
+            extra = self.pitch_time(q * self.head_dim**-0.5, p.key_tokens, p.key_positions)
+            y = relative_attention(q, k, v, self.rel_emb, extra=extra, **mask)
+            return self.proj(y.transpose(1, 2).reshape(b, t, d))  # (B, T, D)
         chunk = self.chunk or auto_chunk(b, self.n_heads, k.shape[2])
         if t > chunk:
             y = chunked_relative_attention(q, k, v, self.rel_emb, chunk, **mask)
@@ -59,6 +68,40 @@ class SelfAttention(nn.Module):
             y = relative_attention(q, k, v, self.rel_emb, **mask)
         y = y.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
         return self.proj(y)
+
+
+class PitchTime(nn.Module):
+    """Relative pitch and relative time-step logits of the first layer (the paper's JSB
+    Table 2, last row): q_i · (P[pitch_i − pitch_j] + E[step_i − step_j]) for every
+    query/key pair, with one pitch row for pairs where either token is not a pitch, and time
+    distances clipped to rel_pitch_time − 1 steps. A token's step is (position − 1) // frame."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        h, dh = config.n_heads, config.head_dim
+        self.first, self.count, self.frame = config.pitch_token0, config.pitch_tokens, config.frame
+        # rows: intervals −(count−1) … count−1, then "no pitch"
+        self.pitch_emb = nn.Parameter(torch.randn(h, 2 * self.count, dh) * dh**-0.5)
+        self.time_emb = nn.Parameter(torch.randn(h, config.rel_pitch_time, dh) * dh**-0.5)
+
+    def forward(self, q_scaled: Tensor, tokens: Tensor, positions: Tensor) -> Tensor:
+        """q_scaled: (B, H, T, Dh) queries × 1/√Dh, the last T of the keys; tokens and
+        positions: (B, S+T) of the keys. Returns (B, H, T, S+T) logits."""
+        b, h, t, _ = q_scaled.shape
+        index = tokens - self.first  # (B, K) pitch index, valid in [0, count)
+        is_pitch = (index >= 0) & (index < self.count)
+        interval = index[:, -t:, None] - index[:, None, :] + (self.count - 1)  # (B, T, K)
+        both = is_pitch[:, -t:, None] & is_pitch[:, None, :]
+        pitch_row = torch.where(both, interval, 2 * self.count - 1)  # (B, T, K)
+        step = torch.div(positions - 1, self.frame, rounding_mode="floor")  # (B, K)
+        apart = step[:, -t:, None] - step[:, None, :]  # (B, T, K), < 0 only for future keys
+        time_row = apart.clamp(0, self.time_emb.shape[1] - 1)
+        by_pitch = q_scaled @ self.pitch_emb.transpose(-1, -2).to(q_scaled.dtype)  # (B,H,T,2P)
+        by_time = q_scaled @ self.time_emb.transpose(-1, -2).to(q_scaled.dtype)  # (B,H,T,R_t)
+        k = tokens.shape[1]
+        return by_pitch.gather(-1, pitch_row[:, None].expand(b, h, t, k)) + by_time.gather(
+            -1, time_row[:, None].expand(b, h, t, k)
+        )  # (B, H, T, K)
 
 
 class Block(nn.Module):
@@ -103,7 +146,7 @@ class MusicTransformer(nn.Module):
     def _init_weights(self) -> None:
         std = 0.02
         for name, p in self.named_parameters():
-            if name.endswith("rel_emb") or p.dim() < 2:
+            if name.endswith(("rel_emb", "pitch_emb", "time_emb")) or p.dim() < 2:
                 continue  # tables keep their own init; LayerNorm and biases keep torch's
             # residual-branch outputs are scaled down with depth (GPT-2) so the sum stays O(1)
             deep = name.endswith(("proj.weight", "ff.2.weight"))
@@ -153,16 +196,21 @@ class MusicTransformer(nn.Module):
         seen = cache.seen if cache is not None else tokens.new_zeros(b)
         n_new = valid.sum(1) if valid is not None else t
 
-        x = self._inputs(tokens, _positions(seen, valid, b, t))  # (B, T, D)
-        x = self.drop(x)
+        positions = _positions(seen, valid, b, t)  # (B, T)
+        x = self.drop(self._inputs(tokens, positions))  # (B, T, D)
         p = _Pass(CacheWriter(cache, len(self.blocks), t), key_valid, window)
+        if self.config.rel_pitch_time:  # the first layer needs every key's token and position
+            p.key_tokens, p.key_positions = tokens, positions
+            if cache is not None and cache.length:
+                p.key_tokens = torch.cat([cache.tokens, tokens], dim=1)  # (B, S+T)
+                p.key_positions = torch.cat([cache.positions, positions], dim=1)
         for block in self.blocks:
             if self.config.grad_checkpoint and torch.is_grad_enabled() and self.training:
                 x = checkpoint(block, x, p, use_reentrant=False)
             else:
                 x = block(x, p)
         logits = self.head(self.norm(x))  # (B, T, V)
-        return logits, p.writer.finish(key_valid, seen + n_new)
+        return logits, p.writer.finish(key_valid, seen + n_new, p.key_tokens, p.key_positions)
 
     def _inputs(self, tokens: Tensor, positions: Tensor) -> Tensor:
         """(B, T) tokens and their positions → (B, T, D) block inputs: the scaled token

@@ -52,6 +52,8 @@ def model_config(
         return config_from_dict({**read_meta(init_dir)["model"], **overrides})
     if options.arch != "lstm":  # the token preset's frame: voice labels follow from it
         overrides.setdefault("frame", int(getattr(tokenizer, "frame", 1)))
+        if overrides.get("rel_pitch_time"):
+            overrides.update(pitch_tokens(tokenizer))
     config = make_config(options.arch, options.preset, tokenizer.vocab_size, **overrides)
     if getattr(config, "voice_dims", 0) and options.seq_len % config.frame:
         raise TrainError(
@@ -59,6 +61,19 @@ def model_config(
             f"step, not {options.seq_len}"
         )
     return config
+
+
+def pitch_tokens(tokenizer: Any) -> dict[str, int]:
+    """{"pitch_token0", "pitch_tokens"}: the tokenizer's run of pitch tokens, consecutive ids
+    for consecutive semitones (what relative pitch embeddings need)."""
+    pitches = getattr(tokenizer, "pitches", None)
+    first = getattr(tokenizer, "rest_id", None)
+    if not pitches or first is None or list(pitches) != list(range(pitches[0], pitches[-1] + 1)):
+        raise TrainError(
+            "rel_pitch_time needs a grid preset whose pitch tokens are consecutive semitones "
+            f"(jsb); {getattr(tokenizer, 'preset', '?')} tokens are not"
+        )
+    return {"pitch_token0": int(first) + 1, "pitch_tokens": len(pitches)}
 
 
 def arch_name(config: AnyConfig) -> str:

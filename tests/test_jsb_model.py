@@ -128,16 +128,22 @@ RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes" / "jsb").glob(
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
 def test_recipe_configs_build_their_models(recipe: Path) -> None:
+    from midi_data.presets import make_tokenizer
+    from music_transformer.training.model_choice import model_config
+
     options = build_options({"data_dir": "d", "out_dir": "o"}, recipe)
-    config = make_config(options.arch, options.preset, 50, **options.model)
+    config = model_config(options, make_tokenizer("jsb"))  # as `train` builds it
     assert options.seq_len == 1024 and options.eval_every > 0  # paper length; select on valid
     if recipe.stem.startswith("relative"):  # the paper's relative Transformer on JSB
         assert (config.n_layers, config.d_model, config.d_ff, config.n_heads) == (5, 512, 512, 8)
         assert config.position == "relative" and config.max_rel_dist == 256
-    elif recipe.stem == "absolute":  # the paper's baseline Transformer
+    elif recipe.stem.startswith("absolute"):  # the paper's baseline Transformer
         assert (config.n_layers, config.d_model, config.d_ff, config.n_heads) == (5, 256, 1024, 8)
         assert config.position == "absolute"
-    assert options.augment == ("transpose" in recipe.stem)  # the name says which ablation
+    table2_inputs = ("concat" in recipe.stem) or ("pitch" in recipe.stem)
+    assert bool(config.arch == "transformer" and config.concat_positions) == table2_inputs
+    # the name says which ablation; the Table 2 input rows are all augmented alike
+    assert options.augment == ("transpose" in recipe.stem or table2_inputs)
 
 
 def test_voice_labels_and_concatenated_positions_train_evaluate_and_continue(

@@ -33,7 +33,8 @@ class ModelConfig:
     tie_embeddings: bool = False  # output projection shares the input embedding matrix
     # What the input tells the model besides the token (Table 2 of the paper). Each is
     # concatenated to the token embedding, which gets d_model minus their widths:
-    concat_positions: int = 0  # channels of sinusoids of the token's position; 0 = off
+    concat_positions: int = 0  # channels of sinusoids of the position (absolute: instead of
+    # adding them); 0 = off
     voice_dims: int = 0  # channels of a learned voice label (needs frame > 1); 0 = off
     frame: int = 1  # tokens per time step of a grid preset (jsb: 4 voices, S A T B)
     # First layer only: logits get q · (E_pitch[pitch_q − pitch_k] + E_time[step_q − step_k])

@@ -214,8 +214,8 @@ class MusicTransformer(nn.Module):
 
     def _inputs(self, tokens: Tensor, positions: Tensor) -> Tensor:
         """(B, T) tokens and their positions → (B, T, D) block inputs: the scaled token
-        embedding, then (concatenated) sinusoids of the position and the voice label, then
-        (added) the absolute baseline's sinusoids. Positions count from the first token fed
+        embedding, then (concatenated) sinusoids of the position and the voice label; the
+        absolute baseline adds its sinusoids instead when none are concatenated. Positions count from the first token fed
         (the sampler and the data feed windows that start one token before a time step, so
         for a grid preset the voice is (position − 1) mod frame)."""
         c = self.config
@@ -227,7 +227,7 @@ class MusicTransformer(nn.Module):
             parts.append(self.voice_emb((positions - 1) % c.frame).to(x.dtype))
         if len(parts) > 1:
             x = torch.cat(parts, dim=-1)  # (B, T, D)
-        if c.position == "absolute":
+        if c.position == "absolute" and not c.concat_positions:  # the paper's baseline adds
             x = x + sinusoids(positions, c.d_model).to(x.dtype)
         return x
 

@@ -83,6 +83,11 @@ def test_report_files(report, model_dirs: list[Path]) -> None:
     meta = json.loads((out / "report.json").read_text())
     assert len(meta["primers"]) == 3 and len(meta["skipped"]) == 1
     assert meta["sampling"]["seed"] == 7 and meta["pairs"] == len(key["pairs"]) == 3
+    # what each model ran: the shared settings, with what they left open (the temperature:
+    # none of these models' cards recommends one) filled in per model
+    assert meta["sampling"]["temperature"] is None
+    assert {m["temperature"] for m in meta["sampling_by_model"].values()} == {1.0}
+    assert list(meta["sampling_by_model"]) == labels
     assert meta["audio"]["available"], meta["audio"]  # FluidSynth is on this machine
     assert meta["audio"]["format"] == "mp3"
     for sid, sample in key["samples"].items():

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from cli.main import main
 from midi_data.jsb import REST, midi_to_grid
 from midi_data.shards import prepare
-from music_transformer.nn.config import make_config
 from music_transformer.training import build_options, train
 from tests.helpers import SHARED_DATA, cpu_train_options, shared_path
 

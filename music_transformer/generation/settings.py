@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from ..runtime import PRECISIONS
+from ..runtime import RuntimeChoiceError, check_precision
 from .filters import SamplingError, check_top_k, check_top_p
 
 DEFAULT_SECONDS = 30.0
@@ -100,10 +100,10 @@ class SamplingSettings:
             raise SamplingError(f"window must be ≥ 2, got {self.window}")
         if self.seed is not None and not 0 <= self.seed < SEED_LIMIT:
             raise SamplingError(f"seed must be in 0 … {SEED_LIMIT - 1}, got {self.seed}")
-        if self.precision not in PRECISIONS:
-            raise SamplingError(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
+        try:
+            check_precision(self.precision)
+        except RuntimeChoiceError as e:  # the same message as training's, as a SamplingError
+            raise SamplingError(str(e)) from None
 
     @property
     def max_new_tokens(self) -> int:

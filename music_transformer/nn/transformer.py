@@ -215,9 +215,10 @@ class MusicTransformer(nn.Module):
     def _inputs(self, tokens: Tensor, positions: Tensor) -> Tensor:
         """(B, T) tokens and their positions → (B, T, D) block inputs: the scaled token
         embedding, then (concatenated) sinusoids of the position and the voice label; the
-        absolute baseline adds its sinusoids instead when none are concatenated. Positions count from the first token fed
-        (the sampler and the data feed windows that start one token before a time step, so
-        for a grid preset the voice is (position − 1) mod frame)."""
+        absolute baseline adds its sinusoids instead when none are concatenated. Positions
+        count from the first token fed (the sampler and the data feed windows that start one
+        token before a time step, so for a grid preset the voice is (position − 1) mod
+        frame)."""
         c = self.config
         x = self.embed(tokens) * math.sqrt(c.d_model)  # (B, T, token_dims)
         parts = [x]

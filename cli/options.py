@@ -75,7 +75,8 @@ sampling_options = _stack(
         type=click.Choice(PRECISIONS),
         default=default("precision"),
         show_default=True,
-        help="auto: bf16 where it measured faster (GPUs with bf16; AMX CPUs at batch ≥ 8).",
+        help="auto: bf16 only where it measured faster on this machine for this model and "
+        "batch (cached; `music-transformer info MODEL` says what it picks).",
     ),
     click.option(
         "--window",

@@ -80,7 +80,8 @@ from music_transformer.training.options import default as d
     "--precision",
     type=click.Choice(PRECISIONS),
     default=d("precision"),
-    help="auto: bf16 on CUDA with bf16 and on CPUs with AMX (elsewhere fp32 was faster).",
+    help="auto: bf16 only where one training step of this model's shape measured faster on "
+    "this machine (cached; the run's first line says what and why).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context

@@ -100,7 +100,7 @@ def choose_precision(
     if precision == "fp32":
         return PrecisionChoice(None, "fp32 as asked")
     if precision == "bf16":
-        error = _bf16_error(device, config)
+        error = bf16_error(device, config)
         if error:
             raise RuntimeChoiceError(
                 f"bf16 does not run for this {config.arch} model on this machine ({error}); "
@@ -334,7 +334,7 @@ def _sync(device: torch.device) -> None:
 _bf16_errors: dict[str, str | None] = {}
 
 
-def _bf16_error(device: torch.device, config: AnyConfig) -> str | None:
+def bf16_error(device: torch.device, config: AnyConfig) -> str | None:
     """Why one tiny forward of this model's kind fails in bf16 here, or None when it runs."""
     key = f"{machine_key(device)} {config.arch}"
     if key not in _bf16_errors:

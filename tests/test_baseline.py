@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_model, save_model
 
+from music_transformer.calibration import bf16_error
 from music_transformer.nn import build_model
 from music_transformer.nn.config import make_config
 from music_transformer.nn.lstm import PerformanceRNN
@@ -95,6 +96,9 @@ def test_state_dict_round_trips_through_safetensors(tmp_path):
 
 def test_bf16_autocast_and_dropout_in_train_mode_only():
     model, x = _model(dropout=0.3), _tokens(2, 12)
+    why = bf16_error(torch.device("cpu"), model.config)
+    if why:  # oneDNN has no bf16 LSTM on CPUs without AVX512 (`--precision bf16` says so)
+        pytest.skip(f"bf16 LSTMs do not run on this CPU: {why}")
     with torch.no_grad():
         assert torch.equal(model(x)[0], model(x)[0])
     model.train()

@@ -51,12 +51,17 @@ def test_resume_equals_one_go_bit_for_bit(bach_data_dir: Path, tmp_path) -> None
     sb = load_train_state(two / "last" / "train_state.pt")["optimizer"]["state"]
     for k in sa:
         assert torch.equal(sa[k]["exp_avg_sq"], sb[k]["exp_avg_sq"])
-    # metrics.jsonl reads as if the run had never stopped (timings aside).
+    # metrics.jsonl reads as if the run had never stopped (timings aside), except that each
+    # start says which precision it chose and why
     assert _no_timing(read_metrics(one)) == _no_timing(read_metrics(two))
+    starts = [r["step"] for r in read_metrics(two) if r["split"] == "setup"]
+    assert starts == [0, 6] and [r["step"] for r in read_metrics(one) if "why" in r] == [0]
 
 
 def _no_timing(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in rows]
+    return [
+        {k: v for k, v in r.items() if k != "tokens_per_s"} for r in rows if r["split"] != "setup"
+    ]
 
 
 def test_resume_refuses_another_vocabulary(

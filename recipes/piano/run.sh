@@ -33,7 +33,7 @@ done
 
 "$PY" "$here/bundle.py" "$RUNS/transformer" piano-transformer --data "$DATA" --primers 3 \
   --temperature 0.9
-"$PY" "$here/bundle.py" "$RUNS/lstm" piano-lstm --data "$DATA"
+"$PY" "$here/bundle.py" "$RUNS/lstm" piano-lstm --data "$DATA" --temperature 1.0
 for m in piano-transformer piano-lstm; do
   "$MT" evaluate "$m" --data "$DATA" --split test --json -q > "$RUNS/eval-$m.json"
   "$MT" evaluate "$m" --data "$DATA" --split test --window 1024 -q

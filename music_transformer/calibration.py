@@ -35,6 +35,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from midi_data.corpus import cache_dir
+from midi_data.files import atomic_write_json
+
 from .nn import AnyConfig, build_model
 from .runtime import RuntimeChoiceError, Workload, check_precision
 
@@ -65,12 +68,8 @@ class PrecisionChoice:
 
 
 def cache_path() -> Path:
-    base = os.environ.get("MUSIC_TRANSFORMER_CACHE")
-    if base:
-        return Path(base) / CACHE_FILE
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    root = Path(xdg) if xdg else Path.home() / ".cache"
-    return root / "music-transformer" / CACHE_FILE
+    """calibration.json in the user cache directory the converted corpora use."""
+    return cache_dir() / CACHE_FILE
 
 
 def machine_key(device: torch.device) -> str:
@@ -181,9 +180,7 @@ def _write_cache(table: dict[str, Any]) -> None:
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        atomic_write_json(path, table)
     except OSError:  # a read-only home: measure again next time, nothing else is lost
         pass
 

@@ -43,6 +43,12 @@ def test_evaluate_reports_consistent_buckets(tiny_run: Path, bach_data_dir: Path
     # The model learned something: within training length it beats the uniform guess.
     vocab = json.loads((tiny_run / "best" / "config.json").read_text())["model"]["vocab_size"]
     assert result.buckets[0].nll < math.log(vocab) - 0.5
+    # BOS is never a target and each piece ends in one EOS: the event tally leaves those out.
+    assert result.event_tokens == result.tokens - result.pieces
+    eos_share = (result.nll * result.tokens - result.nll_events * result.event_tokens) / (
+        result.tokens - result.event_tokens
+    )  # mean NLL of the EOS targets alone: a real, finite loss
+    assert 0 < eos_share < 50
 
 
 def test_evaluate_at_training_length_matches_validation(

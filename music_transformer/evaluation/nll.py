@@ -3,6 +3,8 @@ trainer's validation, `music-transformer evaluate` and the tests.
 
 NLL is in nats per predicted token: every token of a window after its first is a target
 (rests, time shifts, BOS→first event and the final EOS included); PAD targets never count.
+An `events` tally can also sum only the targets that are not special tokens (the final EOS
+left out: the figure comparable with NLLs reported over the musical events alone).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def window_nll(
     dtype: torch.dtype | None = None,
     window: int | None = None,
     buckets: Sequence[Bucket] = (),
+    events: Bucket | None = None,
+    special_ids: Sequence[int] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[float, int]:
     """Total NLL (nats) and number of scored tokens over `windows` (each (n,) token ids).
@@ -64,6 +68,7 @@ def window_nll(
         dtype: autocast dtype (None: fp32), as `runtime.autocast_dtype` decides.
         window: attend only to the last W positions in every layer (None: full attention).
         buckets: per-position sums are added into these too.
+        events: the sums over targets whose id is not in `special_ids` are added into it.
         progress: called after every batch as progress(windows done, windows in all).
     """
     was_training = model.training
@@ -92,6 +97,11 @@ def window_nll(
                 b.nll_sum += float(nll[:, b.start : b.end].sum())
                 b.tokens += int(keep[:, b.start : b.end].sum())
             total, count = total + float(nll.sum()), count + int(keep.sum())
+            if events is not None:
+                special = torch.tensor(list(special_ids), dtype=torch.long, device=device)
+                event = keep & ~torch.isin(targets, special)  # (B, T)
+                events.nll_sum += float((nll * event).sum())
+                events.tokens += int(event.sum())
             if progress is not None:
                 progress(min(i + batch_size, len(order)), len(order))
     finally:

@@ -47,6 +47,8 @@ class EvalResult:
     windows: int
     tokens: int  # scored tokens (pads excluded)
     nll: float  # nats/token over all scored tokens
+    event_tokens: int  # scored tokens that are not special (EOS left out)
+    nll_events: float  # nats/token over those
     buckets: list[Bucket] = field(default_factory=list)
 
     @property
@@ -136,13 +138,15 @@ def evaluate(
         raise EvaluationError(f"split {split!r} of {data_dir} has no piece of 2 or more tokens")
     buckets = position_buckets(int(train_len), context)
     pad_id = int(data.tokenizer.pad_id)
+    events = Bucket(0, context)
+    special = [int(data.tokenizer.bos_id), int(data.tokenizer.eos_id)]
     choice = choose_precision(
         precision, dev, "eval", config, batch=batch_size, length=min(context, window or context)
     )
     dtype = choice.dtype
     total, count = window_nll(
         loaded.model, windows, pad_id, batch_size, dev, dtype=dtype, window=window,
-        buckets=buckets, progress=progress,
+        buckets=buckets, events=events, special_ids=special, progress=progress,
     )  # fmt: skip
     return EvalResult(
         model_dir=str(loaded.directory),
@@ -156,6 +160,8 @@ def evaluate(
         windows=len(windows),
         tokens=count,
         nll=total / max(count, 1),
+        event_tokens=events.tokens,
+        nll_events=events.nll if events.tokens else float("nan"),
         buckets=buckets,
     )
 
@@ -171,6 +177,7 @@ def format_table(result: EvalResult) -> str:
         f", {r.precision}",
         f"NLL     {r.nll:.4f} nats/token   perplexity {r.perplexity:.3f}   "
         f"over {r.tokens:,} tokens",
+        f"events  {r.nll_events:.4f} nats/token over the {r.event_tokens:,} non-special tokens",
         "",
         f"{'positions':>14}  {'tokens':>10}  {'NLL':>8}  {'ppl':>8}",
     ]

@@ -127,9 +127,10 @@ class WindowBatches(torch.utils.data.Dataset):
     Each row: a piece chosen with probability ∝ its length (so every token is about equally
     likely), a uniformly random start in it, L+1 tokens, `pad_id` after the end. For presets
     with a fixed frame (jsb: four voices per step) a window starts at BOS or at the last token
-    of a step, as `eval_windows` of a length that is a multiple of the frame do: so the token
-    at window position i ≥ 1 is always voice (i − 1) mod frame, and voice labels need no
-    offset.
+    of a step, `grain` tokens apart (jsb: a beat of four steps), as `eval_windows` of a length
+    that is a multiple of the grain do: so the token at window position i ≥ 1 is always voice
+    (i − 1) mod frame, at the same place in the beat as in a window from BOS — voice labels
+    need no offset, and positions tell the beat.
     With `augment`, each row is transposed by a random shift in −3..+3 among those that keep
     its pitches in range, and (performance preset) time-stretched by one of 0.95 … 1.05.
 
@@ -183,9 +184,9 @@ class WindowBatches(torch.utils.data.Dataset):
             length = int(self._lengths[piece])
             want = self.seq_len + 1 + self._margin
             start = int(rng.integers(max(1, length - want + 1)))
-            frame = self.data.tokenizer.frame
-            if frame > 1 and start > 0:  # BOS, then frames of `frame` tokens: start on
-                start = (start - 1) // frame * frame  # BOS or a frame's last token (context)
+            grain = max(self.data.tokenizer.frame, self.data.tokenizer.grain)
+            if grain > 1 and start > 0:  # BOS, then steps of `frame` tokens: start on BOS
+                start = (start - 1) // grain * grain  # or a step's last token (context)
             a = int(offsets[piece]) + start
             window = np.asarray(tokens[a : a + min(want, length - start)], dtype=np.int64)
             if self.augment:

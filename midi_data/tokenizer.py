@@ -62,6 +62,9 @@ class Tokenizer:
     # Tokens per time step in presets with a fixed frame (jsb: S A T B per 16th). Training
     # windows then start at a step boundary, so a token's role follows from its position.
     frame: ClassVar[int] = 1
+    # Tokens between the places a training window may start (a multiple of `frame`; jsb: 16,
+    # one quarter-note beat of four steps): a token's position then tells its beat phase too.
+    grain: ClassVar[int] = 1
 
     def __init__(self, config: miditok.TokenizerConfig) -> None:
         self.miditok = self.tokenizer_class(config)

@@ -59,24 +59,31 @@ def test_prepare_keeps_the_official_split(jsb_pieces, jsb_data: Path) -> None:
     assert data.num_tokens("train") == 4 * sum(len(g) for g in jsb_pieces["train"]) + 2 * 229
 
 
-def test_training_windows_start_at_step_boundaries(jsb_data: Path) -> None:
+def test_training_windows_start_on_beats(jsb_data: Path) -> None:
     # Every window starts with BOS or a step's last (bass) token, as evaluation windows of a
     # length divisible by 4 do, so the token at window position i ≥ 1 is voice (i − 1) mod 4
-    # (a window starting mid-step would leave the model to guess which voice comes next).
+    # (a window starting mid-step would leave the model to guess which voice comes next);
+    # and it starts on a quarter-note beat (16 tokens apart), so positions tell the beat.
     from midi_data import WindowBatches
 
     data = open_data(jsb_data)
     tok = data.tokenizer
+    where: dict[tuple[int, ...], set[int]] = {}  # first 8 tokens → their offsets in pieces
+    for piece in data.pieces("train"):
+        for k in range(len(piece) - 8):
+            where.setdefault(tuple(piece[k : k + 8].tolist()), set()).add(k)
     starts = set()
     for step in range(20):
         for row in WindowBatches(data, seq_len=64, batch_size=8, seed=5, augment=False)[step]:
             row = row.numpy()
             grid = tok.decode_grid(row[1:])
-            starts.add(int(row[0]) == tok.bos_id)
             # decoding from the window's second token (voice S) reproduces the piece's grid: a
             # shifted phase would put bass pitches in the soprano line and fail this check.
             assert np.all((grid[:, 0] == REST) | (grid[:, 0] >= grid[:, 3]))
-    assert False in starts  # mid-piece windows were drawn too, not only piece starts
+            offsets = where[tuple(row[:8].tolist())]
+            assert any(k % 16 == 0 for k in offsets), sorted(offsets)[:5]
+            starts.add(min(offsets))
+    assert len(starts) > 1 and max(starts) > 0  # mid-piece windows were drawn too
 
 
 def test_tokenizer_file_round_trips_ids(jsb_data: Path, tmp_path: Path) -> None:

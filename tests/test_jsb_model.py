@@ -160,6 +160,7 @@ def test_voice_labels_and_concatenated_positions_train_evaluate_and_continue(
     run = train(options)
     config = json.loads((run / "best" / "config.json").read_text())["model"]
     assert (config["frame"], config["voice_dims"], config["concat_positions"]) == (4, 8, 8)
+    assert config["grain"] == 16  # the sampler cuts its context on beats, as training did
     assert (config["pitch_token0"], config["pitch_tokens"]) == (4, 46)
     assert math.isfinite(_valid_nll(str(run), jsb_data, 4))
     args = ["evaluate", str(run), "--data", str(jsb_data), "--split", "valid", "--device",

@@ -49,6 +49,7 @@ def test_tails_start_on_a_time_step() -> None:
     assert _last(row, None, 4) == row and _last(row, 30, 4) == row
     assert _last(row, 10, 4) == row[16:]  # index 16: the bass of a step, then a soprano
     assert _last(row, 11, 4) == row[12:] and _last(row, 10, 1) == row[13:]
+    assert _last(row, 10, 16) == _last(row, 20, 16) == row[16:]  # a beat: 16 tokens
 
 
 @torch.no_grad()

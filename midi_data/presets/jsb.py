@@ -49,6 +49,8 @@ class JsbTokenizer(Tokenizer):
 
     preset = "jsb"
     frame = 4  # S, A, T, B tokens per 16th step
+    grain = 16  # windows start on a quarter-note beat: the chorales start on one (pickups
+    # are whole beats), so (position − 1) // 4 mod 4 is the 16th within the beat
     tokenizer_class = None
     pitch_prefixes = ("Pitch",)
 

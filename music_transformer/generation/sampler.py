@@ -108,16 +108,19 @@ def _is_absolute(model: nn.Module) -> bool:
     return config.position == "absolute" or config.concat_positions > 0
 
 
-def _frame(model: nn.Module) -> int:
-    return int(getattr(getattr(model, "config", None), "frame", 1))
+def _grain(model: nn.Module) -> int:
+    """Tokens between the places a grid model's context may start: its training windows'
+    grain (a beat), else its frame (a step)."""
+    config = getattr(model, "config", None)
+    return max(int(getattr(config, "frame", 1)), int(getattr(config, "grain", 1)))
 
 
-def _last(seq: Sequence[int], n: int | None, frame: int = 1) -> list[int]:
-    """The last ≤ n tokens of a row, starting on a frame boundary of the row (a multiple of
-    `frame` tokens after its start): a grid model's voice labels follow from the position."""
+def _last(seq: Sequence[int], n: int | None, grain: int = 1) -> list[int]:
+    """The last ≤ n tokens of a row, starting a multiple of `grain` tokens after its start:
+    a grid model's voice labels (and beat phase) follow from the position."""
     if n is None or len(seq) <= n:
         return list(seq)
-    start = -(-(len(seq) - n) // frame) * frame  # the first boundary at or after len − n
+    start = -(-(len(seq) - n) // grain) * grain  # the first boundary at or after len − n
     return list(seq[start:])
 
 
@@ -211,11 +214,11 @@ class _Run:
     def __init__(self, model, primers, settings, tokens, window, picker, device, progress):
         self.model, self.primers, self.settings, self.tokens = model, primers, settings, tokens
         self.window, self.pick, self.device, self.progress = window, picker, device, progress
-        self.absolute, self.frame = _is_absolute(model), _frame(model)
+        self.absolute, self.grain = _is_absolute(model), _grain(model)
         # absolute positions: leave room to grow after a re-encode
         self.keep = window // 2 if self.absolute and window else window
         # absolute positions: each row's context since its last re-encode, padding aside
-        self.segments = [_last(p, window, self.frame) for p in primers]
+        self.segments = [_last(p, window, self.grain) for p in primers]
 
     def prefill(self, tails: list[list[int]]) -> tuple[torch.Tensor, Any]:
         tokens, valid = _left_pad(tails, self.tokens.pad_id, self.device)  # (B, T), (B, T)|None
@@ -231,7 +234,7 @@ class _Run:
     def sample(self, threads: int | None) -> tuple[list[list[int]], list[int], list[float]]:
         s, budget, batch = self.settings, self.settings.max_new_tokens, len(self.primers)
         window, device = self.window, self.device
-        logits, cache = self.prefill([_last(p, window, self.frame) for p in self.primers])
+        logits, cache = self.prefill([_last(p, window, self.grain) for p in self.primers])
         rules = Rules(s, self.tokens, self.primers, device)
         out = torch.full((batch, budget), self.tokens.pad_id, dtype=torch.long, device=device)
         lengths = torch.full((batch,), budget, dtype=torch.long, device=device)
@@ -292,7 +295,7 @@ class _Run:
             seg.append(t)
         if any(full):
             self.segments = [
-                _last(s, self.keep, self.frame) if f else s for s, f in zip(self.segments, full)
+                _last(s, self.keep, self.grain) if f else s for s, f in zip(self.segments, full)
             ]
             return self.prefill(self.segments)
         logits, cache = self.model(token.unsqueeze(1), cache=cache)  # (B, 1, V)
@@ -326,7 +329,7 @@ def generate_without_cache(
     try:
         with torch.inference_mode():
             for _ in range(s.max_new_tokens):
-                context = _last(history, s.window, _frame(model))
+                context = _last(history, s.window, _grain(model))
                 batch = torch.tensor([context], dtype=torch.long, device=device)  # (1, T)
                 logits, _ = model(batch)  # (1, T, V)
                 history.append(int(pick(logits[:, -1])))

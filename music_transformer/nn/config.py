@@ -37,6 +37,8 @@ class ModelConfig:
     # adding them); 0 = off
     voice_dims: int = 0  # channels of a learned voice label (needs frame > 1); 0 = off
     frame: int = 1  # tokens per time step of a grid preset (jsb: 4 voices, S A T B)
+    grain: int = 1  # training windows started every `grain` tokens (jsb: 16, a beat); the
+    # sampler cuts its context there too, so positions keep the beat phase they had
     # First layer only: logits get q · (E_pitch[pitch_q − pitch_k] + E_time[step_q − step_k])
     # for every query/key pair (O(L²·H) memory). rel_pitch_time: time distances told apart,
     # in steps (0 = off); token ids pitch_token0 … pitch_token0 + pitch_tokens − 1 are
@@ -61,7 +63,9 @@ class ModelConfig:
             raise ConfigError("dropout must be in [0, 1)")
         if self.attn_chunk < 0:
             raise ConfigError("attn_chunk must be ≥ 0 (0 = automatic)")
-        _check_positive(self, ("frame",))
+        _check_positive(self, ("frame", "grain"))
+        if self.grain > 1 and self.grain % self.frame:
+            raise ConfigError(f"grain {self.grain} is not a multiple of frame {self.frame}")
         for name in ("concat_positions", "voice_dims", "rel_pitch_time", "pitch_tokens"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be ≥ 0 (0 = off)")

@@ -52,6 +52,7 @@ def model_config(
         return config_from_dict({**read_meta(init_dir)["model"], **overrides})
     if options.arch != "lstm":  # the token preset's frame: voice labels follow from it
         overrides.setdefault("frame", int(getattr(tokenizer, "frame", 1)))
+        overrides.setdefault("grain", int(getattr(tokenizer, "grain", 1)))
         if overrides.get("rel_pitch_time"):
             overrides.update(pitch_tokens(tokenizer))
     config = make_config(options.arch, options.preset, tokenizer.vocab_size, **overrides)

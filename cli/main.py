@@ -7,10 +7,13 @@ import os
 
 import click
 
+from music_transformer.allocator import keep_freed_memory
+
 # Before torch loads (commands import it lazily): spinning OpenMP workers made `continue` 12×
 # slower (23 s instead of 1.9 s for 300 tokens) when another process kept the other core busy.
 # A user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+keep_freed_memory()  # big buffers reused warm, not page-faulted afresh (allocator.py)
 
 # command name → "module:function". Modules are imported only when their command runs,
 # so `music-transformer --help` stays fast (torch is not imported for it).

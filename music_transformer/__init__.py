@@ -3,7 +3,8 @@
 Layers, lowest first; a module imports only from layers below its own (tests/test_layers.py):
 
     nn/  runtime      the network (attention, cache, models, configs) · device, precision and
-                      thread policy for training, sampling and evaluation alike
+                      thread policy for training, sampling and evaluation alike · allocator:
+                      freed buffers kept warm (glibc)
     model_checks      a model directory checked before it is built (memory, shapes, size)
     checkpoint        model directories: config.json · model.safetensors · tokenizer.json
     generation/       sampling settings, the KV-cached sampler, primers, outputs, sidecars

@@ -5,7 +5,7 @@ comparison  training     ← may use everything below
 generation  evaluation  catalog
 checkpoint
 model_checks  calibration
-nn  runtime              ← import nothing of the package
+nn  runtime  allocator   ← import nothing of the package
 midi_data                ← knows nothing of models (music_transformer) or the CLI
 """
 
@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RANK = {
     "nn": 0,
     "runtime": 0,
+    "allocator": 0,
     "model_checks": 1,
     "calibration": 1,
     "checkpoint": 2,

@@ -29,10 +29,12 @@ def train(options: TrainOptions) -> Path:
     """
     import torch.distributed as dist
 
+    from ..allocator import keep_freed_memory
     from .distributed import close_distributed, init_distributed
     from .trainer import Trainer
 
     options.validate()
+    keep_freed_memory()  # the step's big buffers reused warm (allocator.py)
     owned = not dist.is_initialized()
     place, device = init_distributed(options.device)
     try:

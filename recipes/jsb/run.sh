@@ -5,8 +5,10 @@
 # them on valid and test and write RUNS/results.md.
 #
 # Usage: recipes/jsb/run.sh [--resume] [MODEL...]
-#   MODEL       relative absolute lstm (default: these three), or any other
-#               recipes/jsb/<MODEL>.toml, e.g. the ablation relative-transpose.
+#   MODEL       default: every Table 2 row and the LSTM (absolute absolute-concat
+#               absolute-concat-voice relative relative-concat-voice relative-pitch-time
+#               lstm), or any other recipes/jsb/<MODEL>.toml, e.g. relative-transpose (the
+#               shipped jsb-relative) or first/relative (the first recipe).
 #   --resume    continue runs that were interrupted (finished runs are only re-evaluated).
 # Environment (defaults in brackets):
 #   JSB_JSON    [../shared/data/jsb-chorales/Jsb16thSeparated.json]
@@ -32,12 +34,13 @@ models=()
 for arg in "$@"; do
   case $arg in
     --resume) resume=1 ;;
-    -h|--help) sed -n '2,17p' "$0" | cut -c3-; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | cut -c3-; exit 0 ;;
     -*) echo "Error: unknown option $arg (see --help)" >&2; exit 2 ;;
     *) models+=("$arg") ;;
   esac
 done
-[ ${#models[@]} -gt 0 ] || models=(relative absolute lstm)
+[ ${#models[@]} -gt 0 ] || models=(absolute absolute-concat absolute-concat-voice relative
+  relative-concat-voice relative-pitch-time lstm)
 for m in "${models[@]}"; do
   [ -f "$here/$m.toml" ] || { echo "Error: no recipe $here/$m.toml" >&2; exit 2; }
 done

@@ -19,8 +19,13 @@ from music_transformer.nn.config import config_from_dict
 PAPER = {
     "absolute": "0.417 (baseline Transformer)",
     "relative": "0.357 (relative attention); best 0.335",
+    "first/absolute": "0.417",
+    "first/relative": "0.357",
     "relative-transpose": "0.357 / 0.335",
-    "relative-transpose-long": "0.357 / 0.335",
+    "absolute-concat": "0.398 (+ concatenated sinusoids)",
+    "absolute-concat-voice": "0.370 (+ concatenated sinusoids, instrument labels)",
+    "relative-concat-voice": "0.347 (relative + concatenated sinusoids, instrument labels)",
+    "relative-pitch-time": "0.335 (+ relative pitch and timing)",
 }
 TRAIN_LEN, WHOLE = 1024, 4096
 

@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed steps per process")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast shapes too")
     ap.add_argument("--quick", action="store_true", help="small preset, L=512 only")
-    ap.add_argument("--child", nargs=3, metavar=("PRESET", "L", "PRECISION"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=3, metavar=("PRESET", "L", "P"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         preset, L, precision = args.child
@@ -86,7 +86,10 @@ def main() -> None:
     from bench_train import matmul_roofline
     from profile_train import cpu_flags
 
-    roof = {"fp32": matmul_roofline(torch.float32), "bf16": matmul_roofline(torch.bfloat16)}
+    # the peak of each precision timed (bf16 matmul is emulated, and slow, on AVX2-only CPUs)
+    roof = {"fp32": matmul_roofline(torch.float32)}
+    if args.bf16:
+        roof["bf16"] = matmul_roofline(torch.bfloat16)
     shapes = [
         (preset, L, precision)
         for preset in (["small"] if args.quick else ["small", "paper"])

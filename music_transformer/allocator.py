@@ -4,10 +4,13 @@ A training step frees and reallocates the same multi-megabyte buffers (attention
 one query chunk, the skew's padded copy, their gradients) dozens of times. glibc serves
 blocks above its mmap threshold with fresh mmap()s, and trims freed heap above its trim
 threshold, so each of those buffers comes back as new pages that fault in on first touch:
-on a 2-core AMD EPYC VM, zero-filling one 16.8 MB gradient buffer took 40 ms (0.4 GB/s).
-Raising both thresholds keeps the buffers in the heap, warm: one training step of the small
-preset at L 512 / 1024 ran 27% / 17% faster there, the paper preset at L 1024 4%
-(bench/results/train-allocator.md). The cost is that up to TRIM_KEEP of freed memory stays
+on a 2-core AMD EPYC VM (AVX2) with the other core busy, zero-filling one 16.8 MB gradient
+buffer took 40 ms (0.4 GB/s). Raising both thresholds keeps the buffers in the heap, warm:
+with the other core busy, one fp32 training step (batch 2, one thread, alternating
+processes) took 1.10-1.27 s instead of 1.52-1.69 for the small preset at L 512, 3.39-3.45
+instead of 3.93-4.22 at L 1024, and 11.5-12.2 instead of 12.0-12.6 for the paper preset at
+L 1024. With the machine otherwise quiet (2 threads) the difference was within noise
+(bench/results/train-ab.md: 0.96-1.09×). The cost: up to TRIM_KEEP of freed memory stays
 mapped to the process.
 """
 

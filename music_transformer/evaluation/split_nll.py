@@ -48,7 +48,7 @@ class EvalResult:
     tokens: int  # scored tokens (pads excluded)
     nll: float  # nats/token over all scored tokens
     event_tokens: int  # scored tokens that are not special (EOS left out)
-    nll_events: float  # nats/token over those
+    nll_events: float | None  # nats/token over those (None: there are none)
     buckets: list[Bucket] = field(default_factory=list)
 
     @property
@@ -161,7 +161,7 @@ def evaluate(
         tokens=count,
         nll=total / max(count, 1),
         event_tokens=events.tokens,
-        nll_events=events.nll if events.tokens else float("nan"),
+        nll_events=events.nll,
         buckets=buckets,
     )
 
@@ -177,7 +177,7 @@ def format_table(result: EvalResult) -> str:
         f", {r.precision}",
         f"NLL     {r.nll:.4f} nats/token   perplexity {r.perplexity:.3f}   "
         f"over {r.tokens:,} tokens",
-        f"events  {r.nll_events:.4f} nats/token over the {r.event_tokens:,} non-special tokens",
+        f"events  {r.nll_events or 0:.4f} nats/token over the {r.event_tokens:,} non-special",
         "",
         f"{'positions':>14}  {'tokens':>10}  {'NLL':>8}  {'ppl':>8}",
     ]

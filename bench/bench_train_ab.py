@@ -84,7 +84,7 @@ def main() -> None:
     if not args.against:
         ap.error("--against REF is required")
     from bench_train import matmul_roofline
-    from profile_train import cpu_flags
+    from profile_train import run_env
 
     # the peak of each precision timed (bf16 matmul is emulated, and slow, on AVX2-only CPUs)
     roof = {"fp32": matmul_roofline(torch.float32)}
@@ -119,11 +119,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             rows.append(row)
     env = {
-        "cpu": cpu_flags(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        **run_env(),
         "ref": f"{args.against} ({sha[:10]})",
         "roofline_tflops": {k: round(v / 1e12, 3) for k, v in roof.items()},
     }

@@ -63,6 +63,17 @@ def cpu_flags() -> str:
     return f"{name}: {' '.join(sorted(set(wanted)))}"
 
 
+def run_env() -> dict:
+    """What a speed figure needs beside it: CPU flags, torch, threads, wait policy, load."""
+    return {
+        "cpu": cpu_flags(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def make_step(model, L: int, amp: torch.dtype | None):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     tokens = torch.randint(0, VOCAB, (BATCH, L + 1))
@@ -143,13 +154,7 @@ def main() -> None:
                     row["compile"] = compile_ratio(model, L, amp)
                 print(json.dumps({k: v for k, v in row.items() if k != "top_ops"}), flush=True)
                 rows.append(row)
-    env = {
-        "cpu": cpu_flags(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }
+    env = run_env()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "profile-train.json").write_text(json.dumps({"env": env, "rows": rows}, indent=1))
     (RESULTS / "profile-train.md").write_text(to_markdown(env, rows))

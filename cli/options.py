@@ -138,8 +138,8 @@ length_options = _stack(
         "--seconds",
         type=float,
         default=None,
-        help=f"Seconds of new music per sample [default: {DEFAULT_SECONDS:g} unless --tokens "
-        "is given].",
+        help=f"Seconds of new music per sample, at the primer file's tempo [default: "
+        f"{DEFAULT_SECONDS:g} unless --tokens is given].",
     ),
     click.option(
         "--tokens",
@@ -151,7 +151,7 @@ length_options = _stack(
         "--primer-seconds",
         type=float,
         default=None,
-        help="Use only the first S seconds of each primer.",
+        help="Use only the first S seconds of each primer (the file's seconds).",
     ),
 )
 

@@ -20,7 +20,6 @@ symusic and pretty_midi, normalizing their models, do not.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 from .files import atomic_write
 from .notes import notes_from_pretty
 from .pedal import unfold_sustain
+from .tempo_map import TempoMap, absolute_events, model_ticks
 from .tokenizer import Tokenizer
 
 CONTINUATION = "Continuation"
@@ -50,60 +50,6 @@ class Spliced:
     note_count: int  # notes on the continuation track(s)
     pedal_spans: int  # sustain pedal presses written on it (with `pedal`)
     rounding: str
-
-
-class TempoMap:
-    """Seconds ↔ ticks of one MIDI file (its set_tempo events; 120 BPM before the first)."""
-
-    def __init__(self, mf: mido.MidiFile):
-        changes = sorted(
-            (tick, msg.tempo) for tick, msg in _absolute(mido.merge_tracks(mf.tracks))
-            if msg.type == "set_tempo"
-        )  # fmt: skip
-        self.tpb, self.ticks, self.tempos, self.seconds = mf.ticks_per_beat, [0], [500000], [0.0]
-        for tick, tempo in changes:
-            self._add(tick, tempo)
-
-    def _add(self, tick: int, tempo: int) -> None:
-        if tick == self.ticks[-1]:
-            self.tempos[-1] = tempo
-            return
-        self.seconds.append(self.seconds[-1] + self._span(tick - self.ticks[-1], self.tempos[-1]))
-        self.ticks.append(tick)
-        self.tempos.append(tempo)
-
-    def _span(self, ticks: int, tempo: int) -> float:
-        return ticks * tempo / 1e6 / self.tpb
-
-    def to_tick(self, seconds: float) -> int:
-        """The nearest tick to `seconds` (the last tempo extends past the last change)."""
-        i = max(0, bisect.bisect_right(self.seconds, seconds) - 1)
-        return round(self.ticks[i] + (seconds - self.seconds[i]) * 1e6 * self.tpb / self.tempos[i])
-
-    def tempo_at(self, tick: int) -> int:
-        return self.tempos[max(0, bisect.bisect_right(self.ticks, tick) - 1)]
-
-
-def _absolute(track: Sequence[mido.Message]):
-    """(absolute tick, message) of a track."""
-    tick = 0
-    for msg in track:
-        tick += msg.time
-        yield tick, msg
-
-
-def model_ticks(tok: Tokenizer, mf: mido.MidiFile, tempo: TempoMap):
-    """token time (seconds, as `tok.seconds` counts) → file tick, for this preset."""
-    if tok.preset == "performance":
-        return tempo.to_tick
-    offset = 0
-    if tok.preset == "jsb":  # the grid starts at the first onset, on a 16th
-        first = min((t for tr in mf.tracks for t, m in _absolute(tr)
-                     if m.type == "note_on" and m.velocity > 0), default=0)  # fmt: skip
-        sixteenth = mf.ticks_per_beat / 4
-        offset = round(first / sixteenth) * sixteenth
-    # score and jsb count beats, decoded at 120 BPM: two beats a second
-    return lambda seconds: round(offset + seconds * 2 * mf.ticks_per_beat)
 
 
 def splice(
@@ -191,7 +137,7 @@ def _primer_part(track, cut: int, ends: dict[int, int]) -> mido.MidiTrack:
     events: list[tuple[int, mido.Message]] = []
     sounding: dict[tuple[int, int], int] = {}  # (channel, pitch) → onset tick
     pedal: dict[int, bool] = {}
-    for tick, m in _absolute(track):
+    for tick, m in absolute_events(track):
         if m.type == "end_of_track":
             continue
         if tick < cut or (tick == cut and m.is_meta and m.type in _KEEP_AT_CUT):
@@ -215,7 +161,7 @@ def _primer_part(track, cut: int, ends: dict[int, int]) -> mido.MidiTrack:
 def _conductor_at(mf: mido.MidiFile, cut: int) -> mido.MidiTrack:
     """Tempo, time and key signature in effect at the cut, at tick 0."""
     last: dict[str, mido.MetaMessage] = {}
-    for tick, m in _absolute(mido.merge_tracks(mf.tracks)):
+    for tick, m in absolute_events(mido.merge_tracks(mf.tracks)):
         if tick <= cut and m.is_meta and m.type in _KEEP_AT_CUT:
             last[m.type] = m
     return _track([(0, m.copy()) for m in last.values()])

@@ -4,7 +4,7 @@ Downbeats come from the file's time signatures (a bar of n/d is n · 4/d quarter
 ticks, so the last bar length simply repeats past the file's end, under the continuation. A
 roll's time is the file's seconds (through its tempo map) for the real continuation and for
 `performance` models, and beats at 120 BPM for `score`/`jsb` models; both maps are the ones
-`midi_data.splice` writes continuations with (`model_ticks`), inverted here numerically.
+`midi_data.splice` writes continuations with (`tempo_map.model_ticks`), inverted here numerically.
 A file without a time signature has no meter to draw: no bar lines.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from midi_data.splice import TempoMap, model_ticks
+from midi_data.tempo_map import TempoMap, model_ticks
 from midi_data.tokenizer import Tokenizer
 
 GRID = 0.005  # seconds: resolution of the inverted time map (a bar line is off by < 5 ms)

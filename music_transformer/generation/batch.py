@@ -76,7 +76,9 @@ def generate_pieces(
     skipped: list[dict[str, str]] = []
     for path in files:
         try:
-            usable.append(read_primer(loaded.tokenizer, path, settings.primer_seconds))
+            usable.append(
+                read_primer(loaded.tokenizer, path, settings.primer_seconds, file_time=True)
+            )
         except (PrimerError, OSError) as e:  # read_primer turns reader failures into these
             skipped.append({"path": str(path), "reason": str(e)})
     if files and not usable:
@@ -94,8 +96,9 @@ def generate_pieces(
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start : start + batch_size]
         rows = [p.ids if p is not None else [bos] for p in batch]
+        rates = [p.rate if p is not None else 1.0 for p in batch]
         generated = sample_batch(
-            loaded, rows, replace(settings, seed=settings.seed + start), progress
+            loaded, rows, replace(settings, seed=settings.seed + start), progress, rates
         )
         for i, (primer, result) in enumerate(zip(batch, generated)):
             seed = settings.seed + start + i

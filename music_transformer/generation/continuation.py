@@ -61,12 +61,14 @@ def continue_midi(
     check_outputs(outs, force)
     loaded = load_model(model, device)
     settings = model_settings(loaded, settings)  # what the records show is what ran
-    piece = read_primer(loaded.tokenizer, primer, settings.primer_seconds)
+    piece = read_primer(loaded.tokenizer, primer, settings.primer_seconds, file_time=True)
     results: list[Output] = []
     for start in range(0, num_samples, batch_size):
         rows = min(batch_size, num_samples - start)
         batch_settings = replace(settings, seed=settings.seed + start)
-        generated = sample_batch(loaded, [piece.ids] * rows, batch_settings, progress)
+        generated = sample_batch(
+            loaded, [piece.ids] * rows, batch_settings, progress, [piece.rate] * rows
+        )
         for i, result in enumerate(generated):
             results.append(
                 write_piece(

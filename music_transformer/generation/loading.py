@@ -3,6 +3,7 @@ sampler run for a loaded model with its tokenizer's conventions and training len
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,10 +56,10 @@ def sample_batch(
     primers: list[list[int]],
     settings: SamplingSettings,
     progress: ProgressFn | None = None,
+    rates: Sequence[float] | None = None,
 ) -> list[Generated]:
     """`generate` for a loaded model: its tokenizer's specials, durations and grammar, and
-    `model_settings` for what `settings` leave open."""
+    `model_settings` for what `settings` leave open; `rates` as `generate` takes them."""
     settings = model_settings(loaded, settings)
-    return generate(
-        loaded.model, primers, settings, TokenInfo.of(loaded.tokenizer), progress=progress
-    )
+    tokens = TokenInfo.of(loaded.tokenizer)
+    return generate(loaded.model, primers, settings, tokens, progress=progress, rates=rates)

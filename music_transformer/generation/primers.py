@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from midi_data.errors import MidiReadError
+from midi_data.tempo_map import FileClock
 
 MIDI_SUFFIXES = (".mid", ".midi")
 # A primer spanning more music than this is a corrupt file (a time that jumps by days), not a
@@ -26,11 +27,21 @@ class PrimerError(ValueError):
 
 @dataclass
 class Primer:
-    """A primer ready for the model: `ids` starts with BOS; `seconds` of music it spans."""
+    """A primer ready for the model: `ids` starts with BOS; `seconds` of music it spans in
+    the model's time. `file_seconds`: where it ends in its file's seconds; `rate`: the file's
+    seconds per model second at that point (`midi_data.tempo_map.FileClock`; 1.0 unless a
+    beat-time tokenizer reads a file whose tempo is not 120 BPM)."""
 
     path: Path | None
     ids: list[int]
     seconds: float
+    file_seconds: float | None = None
+    rate: float = 1.0
+
+    @property
+    def heard_seconds(self) -> float:
+        """Seconds of the primer as its file plays them."""
+        return self.seconds if self.file_seconds is None else self.file_seconds
 
 
 def find_primers(paths: Sequence[str | Path]) -> list[Path]:
@@ -56,12 +67,20 @@ def find_primers(paths: Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))  # a file named twice is used once
 
 
-def read_primer(tokenizer: Any, path: str | Path, primer_seconds: float | None = None) -> Primer:
+def read_primer(
+    tokenizer: Any,
+    path: str | Path,
+    primer_seconds: float | None = None,
+    file_time: bool = False,
+) -> Primer:
     """Tokenize a primer MIDI file (optionally only its first `primer_seconds`).
 
     The whole file goes through the tokenizer's own (lenient) reader; `primer_seconds` then
     cuts the token sequence before the first time step that would pass that many seconds, so
     notes still sounding at the cut stay open and the model decides when they end.
+    `primer_seconds` are the model's seconds, or with `file_time` the file's (its tempo map:
+    what matters when the continuation is spliced onto the file, see `FileClock`); with
+    `file_time` the Primer also knows its file's seconds and rate.
 
     Raises:
         PrimerError: the file is missing, is not MIDI, or holds no notes (in that span).
@@ -78,8 +97,10 @@ def read_primer(tokenizer: Any, path: str | Path, primer_seconds: float | None =
     except Exception as e:  # any reader failure on an untrusted file is the file's fault
         reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise PrimerError(f"{path}: cannot read ({type(e).__name__}: {reason})") from None
+    clock = _clock(tokenizer, path) if file_time else None
     if primer_seconds is not None:
-        events = crop_tokens(events, tokenizer.token_seconds, primer_seconds)
+        cut = clock.model_seconds(primer_seconds) if clock else primer_seconds
+        events = crop_tokens(events, tokenizer.token_seconds, cut)
     if not events:
         span = f" in its first {primer_seconds:g} s" if primer_seconds else ""
         raise PrimerError(f"{path}: no notes to continue{span}")
@@ -89,7 +110,19 @@ def read_primer(tokenizer: Any, path: str | Path, primer_seconds: float | None =
             f"{path}: spans {seconds / 3600:.1f} hours of music, more than a primer may "
             f"({MAX_PRIMER_SECONDS / 3600:g} h; likely corrupt); --primer-seconds uses its start"
         )
-    return Primer(path, [tokenizer.bos_id, *events], seconds)
+    if clock is None:
+        return Primer(path, [tokenizer.bos_id, *events], seconds)
+    file_seconds, rate = clock.file_seconds(seconds), clock.rate(seconds)
+    return Primer(path, [tokenizer.bos_id, *events], seconds, file_seconds, rate)
+
+
+def _clock(tokenizer: Any, path: Path) -> FileClock:
+    """The file's clock; the model's own when mido cannot read the file event by event (the
+    output is then written from the decoded tokens, at the model's tempo)."""
+    try:
+        return FileClock(tokenizer, path)
+    except Exception:  # mido's failures on a file symusic read leniently
+        return FileClock(tokenizer)
 
 
 def crop_tokens(ids: Sequence[int], token_seconds: Any, seconds: float) -> list[int]:

@@ -9,10 +9,13 @@ performance; a bar line in a score; at a step boundary of the chorale grid after
 a quarter note or longer); at the latest around 1.1·S, where time may no longer advance and
 the notes still sounding are closed first. Without a grammar a row stops the moment it
 reaches S. EOS is masked until 0.9·S (with `tokens` only: always), unless `allow_early_end`.
+S is in the seconds of the file a row is written into: with per-row `rates` (file seconds per
+model second, `Primer.rate`) each row's S becomes S / rate of the model's time.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,8 +97,14 @@ class Rules:
         tokens: TokenInfo,
         primers: Sequence[Sequence[int]],
         device: torch.device,
+        rates: Sequence[float] | None = None,
     ) -> None:
         self.s, self.eos, self.device = settings, tokens.eos_id, device
+        # (B,) file seconds per model second: seconds are counted in the model's time, and
+        # each row's length asked for (`settings.seconds`, the file's) is turned into it
+        rates = [1.0] * len(primers) if rates is None else list(rates)
+        self.rates = torch.tensor(rates, dtype=torch.float64, device=device)  # (B,)
+        self.target = None if settings.seconds is None else settings.seconds / self.rates
         self.durations = None
         if tokens.token_seconds is not None:
             self.durations = torch.as_tensor(
@@ -122,7 +131,7 @@ class Rules:
         """(B, V) logits with -inf wherever the rules forbid; `seconds` (B,) made so far."""
         s, mask = self.s, None
         if self.grammar is not None:
-            time_left = HARD_END * s.seconds - seconds if self.musical else None
+            time_left = HARD_END * self.target - seconds if self.musical else None
             mask = self.grammar.allowed(time_left)
         if self.eos is not None and self.grammar is not None:  # never end with notes sounding
             mask[:, self.eos] &= self.grammar.closed()
@@ -130,8 +139,8 @@ class Rules:
             if mask is None:
                 mask = torch.ones(logits.shape, dtype=torch.bool, device=logits.device)
             may_end = torch.zeros_like(seconds, dtype=torch.bool)
-            if s.seconds is not None:
-                soft = SOFT_END * s.seconds if self.musical else s.seconds
+            if self.target is not None:
+                soft = SOFT_END * self.target if self.musical else self.target
                 may_end = seconds >= soft - 1e-9
             mask[:, self.eos] &= may_end
         if self.guard is not None:
@@ -146,7 +155,7 @@ class Rules:
         """The tokens to take instead of those sampled (the grammar closes notes first)."""
         if self.grammar is None:
             return tokens
-        time_left = HARD_END * self.s.seconds - seconds if self.musical else None
+        time_left = HARD_END * self.target - seconds if self.musical else None
         return self.grammar.rewrite(tokens, time_left)
 
     def seconds_of(self, tokens: Tensor) -> Tensor:
@@ -165,19 +174,29 @@ class Rules:
         """(B,) rows that end at a musical point right before `tokens` (not kept)."""
         if not self.musical:
             return torch.zeros(len(tokens), dtype=torch.bool, device=tokens.device)
-        soft = SOFT_END * self.s.seconds
+        soft = SOFT_END * self.target
         return (seconds >= soft - 1e-9) & self.grammar.ends_before(tokens)
 
     def reached(self, seconds: Tensor) -> Tensor:
         """(B,) rows whose length is reached after the token just taken (kept)."""
-        if self.s.seconds is None:
+        if self.target is None:
             return torch.zeros_like(seconds, dtype=torch.bool)
         if not self.musical:
-            return seconds >= self.s.seconds - 1e-9
-        hard = HARD_END * self.s.seconds
+            return seconds >= self.target - 1e-9
+        hard = HARD_END * self.target
         return (seconds + self.step_seconds > hard + 1e-9) & self.grammar.closed()
 
-    def total_seconds(self, row: list[int]) -> float:
+    def budget(self) -> int:
+        """The token budget of a row: `settings.max_new_tokens`, stretched for rows whose
+        model time runs faster than their file's (rate < 1: a primer faster than 120 BPM)."""
+        s, fastest = self.s, float(self.rates.min())
+        if s.tokens is not None or fastest >= 1.0:
+            return s.max_new_tokens
+        return math.ceil(s.max_new_tokens / fastest)
+
+    def total_seconds(self, row: list[int], i: int) -> float:
+        """Seconds of music row `i`'s tokens span, in its file's time."""
         if self.durations is None or not row:
             return 0.0
-        return float(self.durations[torch.as_tensor(row, dtype=torch.long)].sum())
+        model = self.durations[torch.as_tensor(row, dtype=torch.long, device=self.device)].sum()
+        return float(model * self.rates[i])

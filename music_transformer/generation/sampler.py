@@ -161,6 +161,7 @@ def generate(
     *,
     progress: ProgressFn | None = None,
     device: str | torch.device | None = None,
+    rates: Sequence[float] | None = None,
 ) -> list[Generated]:
     """Continue each primer.
 
@@ -175,9 +176,13 @@ def generate(
         progress: called after every step as progress(new_tokens, new_seconds); if it has a
             `prefill(done, total)` method, that hears how far a long primer has been read.
         device: where to run; default the model's device (the model is not moved).
+        rates: (B,) seconds of the output file per second of the model's time, per row
+            (`Primer.rate`; default 1.0): `settings.seconds`, the progress and the results'
+            seconds are then the file's.
 
     Returns:
-        B results, each with at most `settings.max_new_tokens` new tokens.
+        B results, each with at most `settings.max_new_tokens` new tokens (stretched by
+        1 / rate for rows with rate < 1).
     """
     tokens = tokens or TokenInfo()
     _check_primers(model, primers)
@@ -198,7 +203,7 @@ def generate(
     model.eval()
     try:
         with no_autograd, autocast(device, dtype):
-            run = _Run(model, primers, settings, tokens, window, picker, device, progress)
+            run = _Run(model, primers, settings, tokens, window, picker, device, progress, rates)
             rows, reasons, seconds = run.sample(threads)
     finally:
         model.train(was_training)
@@ -211,9 +216,10 @@ def generate(
 class _Run:
     """One batch's decoding loop and its bookkeeping (lengths, seconds, stop reasons)."""
 
-    def __init__(self, model, primers, settings, tokens, window, picker, device, progress):
+    def __init__(self, model, primers, settings, tokens, window, picker, device, progress, rates):
         self.model, self.primers, self.settings, self.tokens = model, primers, settings, tokens
         self.window, self.pick, self.device, self.progress = window, picker, device, progress
+        self.rates = rates
         self.absolute, self.grain = _is_absolute(model), _grain(model)
         # absolute positions: leave room to grow after a re-encode
         self.keep = window // 2 if self.absolute and window else window
@@ -232,10 +238,11 @@ class _Run:
         return logits[:, -1], cache  # (B, V), the last column of the last chunk
 
     def sample(self, threads: int | None) -> tuple[list[list[int]], list[int], list[float]]:
-        s, budget, batch = self.settings, self.settings.max_new_tokens, len(self.primers)
+        s, batch = self.settings, len(self.primers)
         window, device = self.window, self.device
         logits, cache = self.prefill([_last(p, window, self.grain) for p in self.primers])
-        rules = Rules(s, self.tokens, self.primers, device)
+        rules = Rules(s, self.tokens, self.primers, device, self.rates)
+        budget = rules.budget()
         out = torch.full((batch, budget), self.tokens.pad_id, dtype=torch.long, device=device)
         lengths = torch.full((batch,), budget, dtype=torch.long, device=device)
         reason = torch.full((batch,), _RUNNING, dtype=torch.long, device=device)
@@ -262,7 +269,7 @@ class _Run:
                 rules.update(token)
                 stop(rules.reached(seconds), _SECONDS, step + 1)
                 if self.progress is not None:
-                    self.progress(int(running.sum()), float(added.sum()))
+                    self.progress(int(running.sum()), float((added * rules.rates).sum()))
                 if step == budget - 1:
                     stop(reason == _RUNNING, _TOKENS, budget)
                     break
@@ -273,7 +280,7 @@ class _Run:
                 logits, cache = self.step(token, cache)
 
         rows = [out[i, : int(lengths[i])].tolist() for i in range(batch)]
-        secs = [rules.total_seconds(r) for r in rows]
+        secs = [rules.total_seconds(r, i) for i, r in enumerate(rows)]
         return rows, reason.tolist(), secs
 
     def step(self, token: torch.Tensor, cache: Any):

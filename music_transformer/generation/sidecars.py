@@ -102,7 +102,7 @@ def write_piece(
         else {
             "path": str(primer.path) if primer.path else None,
             "tokens": len(primer_events),
-            "seconds": round(primer.seconds, 3),
+            "seconds": round(primer.heard_seconds, 3),
             "primer_seconds": settings.primer_seconds,
             "included": not continuation_only,
         },

@@ -36,6 +36,8 @@ MODELS = {
         "voice_dims": 4,
         "frame": 4,
     },
+    # the last row: relative pitch (tokens 4…33 are semitones) and time (3 steps) logits
+    "pitch-time": {"rel_pitch_time": 3, "pitch_token0": 4, "pitch_tokens": 30, "frame": 4},
 }
 
 
@@ -251,10 +253,11 @@ def test_no_future_token_reaches_past_logits(model):
     assert emb.grad[0, :8].abs().max() > 0
 
 
+@pytest.mark.parametrize("kind", ["relative", "pitch-time"])
 @pytest.mark.parametrize("options", [{"attn_chunk": 5}, {"grad_checkpoint": True}])
-def test_memory_options_keep_outputs_and_gradients(options):
+def test_memory_options_keep_outputs_and_gradients(options, kind):
     x = _tokens(2, 23)
-    plain, saving = _model(), _model(**options)
+    plain, saving = _model(**MODELS[kind]), _model(**MODELS[kind], **options)
     plain.train(), saving.train()  # dropout is 0 in `tiny`, so train mode is deterministic
     results = []
     for m in (plain, saving):

@@ -23,6 +23,7 @@ it (its backward, the mask cache, query chunking) are in `attention_kernels.py`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -33,6 +34,8 @@ from torch.utils.checkpoint import checkpoint
 from .attention_kernels import PAD_LOGIT, BiasedAttention, causal_mask, logit_dtype
 
 Impl = Literal["auto", "fused", "explicit"]
+# extra_fn(q_chunk (B, H, C, Dh), kv_end) → (B, H, C, kv_end) extra logits of a query chunk
+ExtraFn = Callable[[Tensor, int], Tensor]
 
 
 def relative_logits(q: Tensor, rel_emb: Tensor, tk: int) -> Tensor:
@@ -187,12 +190,15 @@ def chunked_relative_attention(
     *,
     key_valid: Tensor | None = None,
     window: int | None = None,
+    extra_fn: ExtraFn | None = None,
 ) -> Tensor:
     """`relative_attention` over query chunks, each against the keys up to its last query.
 
     Under autograd each chunk is recomputed in backward (activation checkpointing), so the
     (Tq, Tk) logits never exist at once: memory O(chunk·Tk) instead of O(Tq·Tk), and the small
     per-chunk buffers are reused warm instead of page-faulted fresh. Same shapes and result.
+    `extra_fn(q_chunk, kv_end)` gives a chunk's `extra` logits (B, H, chunk, kv_end), for
+    queries that are the last of its first kv_end keys.
     """
     tq, offset = q.shape[2], k.shape[2] - q.shape[2]
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
@@ -201,10 +207,11 @@ def chunked_relative_attention(
         e = min(tq, a + chunk)
         kv_end = offset + e  # the chunk's queries are the last (e - a) of these keys
         kv = key_valid[:, :kv_end] if key_valid is not None else None
-        args = (q[:, :, a:e], k[:, :, :kv_end], v[:, :, :kv_end], rel_emb, kv, window)
+        args = (q[:, :, a:e], k[:, :, :kv_end], v[:, :, :kv_end], rel_emb, kv, window, extra_fn)
         outs.append(checkpoint(_attend, *args, use_reentrant=False) if grad else _attend(*args))
     return torch.cat(outs, dim=2)  # (B, H, Tq, Dh)
 
 
-def _attend(q, k, v, rel_emb, key_valid, window):
-    return relative_attention(q, k, v, rel_emb, key_valid=key_valid, window=window)
+def _attend(q, k, v, rel_emb, key_valid, window, extra_fn=None):
+    extra = extra_fn(q, k.shape[2]) if extra_fn is not None else None
+    return relative_attention(q, k, v, rel_emb, key_valid=key_valid, window=window, extra=extra)

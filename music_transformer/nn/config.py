@@ -40,7 +40,8 @@ class ModelConfig:
     grain: int = 1  # training windows started every `grain` tokens (jsb: 16, a beat); the
     # sampler cuts its context there too, so positions keep the beat phase they had
     # First layer only: logits get q · (E_pitch[pitch_q − pitch_k] + E_time[step_q − step_k])
-    # for every query/key pair (O(L²·H) memory). rel_pitch_time: time distances told apart,
+    # for every query/key pair (O(L²·H) work, made a query chunk at a time like the rest of
+    # attention, so O(chunk·L·H) memory). rel_pitch_time: time distances told apart,
     # in steps (0 = off); token ids pitch_token0 … pitch_token0 + pitch_tokens − 1 are
     # consecutive semitones (set from the tokenizer).
     rel_pitch_time: int = 0

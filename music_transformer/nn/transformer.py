@@ -57,15 +57,19 @@ class SelfAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, Dh)
         k, v = p.writer.append(self.layer, k, v)  # (B, H, S+T, Dh)
         mask = {"key_valid": p.key_valid, "window": p.window}
-        if self.pitch_time is not None:  # O(T·(S+T)) extra logits: one pass, no chunks
-            extra = self.pitch_time(q * self.head_dim**-0.5, p.key_tokens, p.key_positions)
-            y = relative_attention(q, k, v, self.rel_emb, extra=extra, **mask)
-            return self.proj(y.transpose(1, 2).reshape(b, t, d))  # (B, T, D)
+        extra_fn = None
+        if self.pitch_time is not None:  # O(T·(S+T)) extra logits, made chunk by chunk
+
+            def extra_fn(q_chunk: Tensor, kv_end: int) -> Tensor:  # (B, H, C, kv_end)
+                keys = (p.key_tokens[:, :kv_end], p.key_positions[:, :kv_end])
+                return self.pitch_time(q_chunk * self.head_dim**-0.5, *keys)
+
         chunk = self.chunk or auto_chunk(b, self.n_heads, k.shape[2])
         if t > chunk:
-            y = chunked_relative_attention(q, k, v, self.rel_emb, chunk, **mask)
+            y = chunked_relative_attention(q, k, v, self.rel_emb, chunk, extra_fn=extra_fn, **mask)
         else:
-            y = relative_attention(q, k, v, self.rel_emb, **mask)
+            extra = extra_fn(q, k.shape[2]) if extra_fn is not None else None
+            y = relative_attention(q, k, v, self.rel_emb, extra=extra, **mask)
         y = y.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
         return self.proj(y)
 

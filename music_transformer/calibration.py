@@ -239,7 +239,7 @@ Run = Callable[[torch.dtype | None], None]
 def _step_probe(model, device: torch.device, train: bool, batch: int, length: int) -> Run:
     length = min(length, PROBE_MAX_TOKENS)
     rows = max(1, min(batch, PROBE_MAX_TOKENS // length))
-    tokens = torch.randint(0, model_vocab(model), (rows, length + 1), device=device)
+    tokens = torch.randint(0, _model_vocab(model), (rows, length + 1), device=device)
     model.train(train)
 
     def run(dtype: torch.dtype | None) -> None:
@@ -255,7 +255,7 @@ def _step_probe(model, device: torch.device, train: bool, batch: int, length: in
 
 def _decode_probe(model, device: torch.device, batch: int, window: int) -> Run:
     model.eval()
-    vocab = model_vocab(model)
+    vocab = _model_vocab(model)
     # The prefill is made once per precision and is not timed; steps continue a copy of it
     # (caches are values). A shorter context than the window changes little: a decoding
     # step's cost is mostly the weights' matmuls at B rows.
@@ -322,7 +322,7 @@ def _decode_threads(run: Callable[[], Any], device: torch.device) -> int:
     return 1 if best["1"] <= best["all"] / MARGIN else every
 
 
-def model_vocab(model) -> int:
+def _model_vocab(model) -> int:
     return model.config.vocab_size
 
 

@@ -72,6 +72,9 @@ def test_a_damaged_cache_is_measured_again(cache) -> None:
 def test_decoding_threads_are_measured_on_the_cpu(cache) -> None:
     config = make_config("transformer", "tiny", 64)
     threads = cal.choose_decode_threads(CPU, config, batch=2, window=64)
+    if torch.get_num_threads() == 1:  # e.g. OMP_NUM_THREADS=1: nothing to choose or measure
+        assert threads == 1 and not cache.exists()
+        return
     assert threads in (1, torch.get_num_threads())
     (entry,) = entries(cache).values()
     assert entry["threads"] == threads

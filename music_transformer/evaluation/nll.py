@@ -21,11 +21,9 @@ from ..runtime import autocast
 
 
 @dataclass
-class Bucket:
-    """NLL summed over the predictions made at positions [start, end) of their window."""
+class Tally:
+    """NLL summed over some predictions."""
 
-    start: int  # first position (0-based index of the predicted token's predecessor)
-    end: int  # one past the last position
     nll_sum: float = 0.0  # nats
     tokens: int = 0
 
@@ -34,13 +32,21 @@ class Bucket:
         return self.nll_sum / self.tokens if self.tokens else None
 
 
+@dataclass(kw_only=True)
+class Bucket(Tally):
+    """The Tally of the predictions made at positions [start, end) of their window."""
+
+    start: int  # first position (0-based index of the predicted token's predecessor)
+    end: int  # one past the last position
+
+
 def position_buckets(train_len: int, context: int) -> list[Bucket]:
     """[0, L), [L, 2L), [2L, 4L), [4L, 8L) … cut at `context`."""
     edges = [0, train_len]
     while edges[-1] < context:
         edges.append(edges[-1] * 2)
     edges = sorted({min(e, context) for e in edges})
-    return [Bucket(a, b) for a, b in itertools.pairwise(edges)]
+    return [Bucket(start=a, end=b) for a, b in itertools.pairwise(edges)]
 
 
 @torch.no_grad()
@@ -54,7 +60,7 @@ def window_nll(
     dtype: torch.dtype | None = None,
     window: int | None = None,
     buckets: Sequence[Bucket] = (),
-    events: Bucket | None = None,
+    events: Tally | None = None,
     special_ids: Sequence[int] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[float, int]:

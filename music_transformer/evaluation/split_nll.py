@@ -27,7 +27,7 @@ from ..calibration import choose_precision
 from ..checkpoint import load_checkpoint
 from ..nn.config import ModelConfig
 from ..runtime import pick_device, precision_name
-from .nll import Bucket, position_buckets, window_nll
+from .nll import Bucket, Tally, position_buckets, window_nll
 
 
 class EvaluationError(ValueError):
@@ -138,7 +138,7 @@ def evaluate(
         raise EvaluationError(f"split {split!r} of {data_dir} has no piece of 2 or more tokens")
     buckets = position_buckets(int(train_len), context)
     pad_id = int(data.tokenizer.pad_id)
-    events = Bucket(0, context)
+    events = Tally()
     special = [int(data.tokenizer.bos_id), int(data.tokenizer.eos_id)]
     choice = choose_precision(
         precision, dev, "eval", config, batch=batch_size, length=min(context, window or context)

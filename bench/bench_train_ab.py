@@ -10,7 +10,7 @@ ALTERNATELY, each in its own fresh process (`--child`) with the same timing harn
 the package imported from a different tree, and with the process set-up that version's
 trainer does (allocator thresholds where it has them). The ratio of medians over the rounds
 (new / ref tokens/s) is reported with MFU against the matmul peak measured in the same run.
-Results: bench/results/train-ab.md and .json, with the CPU's flags.
+Results: bench/results/train-ab.md and .json (or --name NAME), with the CPU's flags.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed steps per process")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast shapes too")
     ap.add_argument("--quick", action="store_true", help="small preset, L=512 only")
+    ap.add_argument("--name", default="train-ab", help="results file name [train-ab]")
     ap.add_argument("--child", nargs=3, metavar=("PRESET", "L", "P"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -124,7 +125,7 @@ def main() -> None:
         "roofline_tflops": {k: round(v / 1e12, 3) for k, v in roof.items()},
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "train-ab.json").write_text(json.dumps({"env": env, "rows": rows}, indent=1))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps({"env": env, "rows": rows}, indent=1))
     lines = [
         "# This checkout against an older commit (bench/bench_train_ab.py)",
         "",
@@ -143,7 +144,7 @@ def main() -> None:
             f"| {r['preset']} | {r['L']} | {r['precision']} | {r['ref_tokens_per_s']} | "
             f"{r['new_tokens_per_s']} | {r['new_over_ref']:.2f}× | {r['new_mfu']:.0%} |"
         )
-    (RESULTS / "train-ab.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

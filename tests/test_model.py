@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_model, save_model
 
+from music_transformer.nn import attention
 from tests.helpers import sharpened_model
 
 V = 40
@@ -254,8 +255,14 @@ def test_no_future_token_reaches_past_logits(model):
 
 
 @pytest.mark.parametrize("kind", ["relative", "pitch-time"])
-@pytest.mark.parametrize("options", [{"attn_chunk": 5}, {"grad_checkpoint": True}])
-def test_memory_options_keep_outputs_and_gradients(options, kind):
+@pytest.mark.parametrize(
+    "options, keep_bytes",
+    [({"attn_chunk": 5}, 1 << 30), ({"attn_chunk": 5}, 0), ({"grad_checkpoint": True}, 1 << 30)],
+    ids=["chunks", "chunks-recomputed", "blocks-recomputed"],
+)
+def test_memory_options_keep_outputs_and_gradients(options, keep_bytes, kind, monkeypatch):
+    # keep_bytes 0: every attention chunk is recomputed in backward (what long L does)
+    monkeypatch.setattr(attention, "KEEP_LOGITS_BYTES", keep_bytes)
     x = _tokens(2, 23)
     plain, saving = _model(**MODELS[kind]), _model(**MODELS[kind], **options)
     plain.train(), saving.train()  # dropout is 0 in `tiny`, so train mode is deterministic

@@ -37,6 +37,12 @@ Impl = Literal["auto", "fused", "explicit"]
 # extra_fn(q_chunk (B, H, C, Dh), kv_end) → (B, H, C, kv_end) extra logits of a query chunk
 ExtraFn = Callable[[Tensor, int], Tensor]
 
+# Chunked attention keeps each chunk's activations for backward while one layer's fp32 logits
+# (B·H·Tq·Tk·4 bytes) stay within this; above it, chunks are recomputed in backward. Keeping
+# them made a training step 1.20× faster for `small` at L 1,024, batch 2 (67 MB a layer) on an
+# AVX2 EPYC, 1 thread (bench/results/train-ab-keep-logits.md).
+KEEP_LOGITS_BYTES = 512 << 20
+
 
 def relative_logits(q: Tensor, rel_emb: Tensor, tk: int) -> Tensor:
     """S_rel[i, j] = q_i · E[R-1-min(i-j, R-1)] for the last Tq of Tk positions — the skew.
@@ -194,21 +200,27 @@ def chunked_relative_attention(
 ) -> Tensor:
     """`relative_attention` over query chunks, each against the keys up to its last query.
 
-    Under autograd each chunk is recomputed in backward (activation checkpointing), so the
-    (Tq, Tk) logits never exist at once: memory O(chunk·Tk) instead of O(Tq·Tk), and the small
-    per-chunk buffers are reused warm instead of page-faulted fresh. Same shapes and result.
+    The small per-chunk buffers are reused warm instead of page-faulted fresh. Under autograd
+    each chunk keeps what its backward needs (its bias, O(chunk·Tk)) while the whole layer's
+    logits would fit in KEEP_LOGITS_BYTES; past that each chunk is recomputed in backward
+    (activation checkpointing), so memory stays O(chunk·Tk) instead of O(Tq·Tk). Same shapes
+    and result either way.
     `extra_fn(q_chunk, kv_end)` gives a chunk's `extra` logits (B, H, chunk, kv_end), for
     queries that are the last of its first kv_end keys.
     """
     tq, offset = q.shape[2], k.shape[2] - q.shape[2]
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+    b, h, tk = q.shape[0], q.shape[1], k.shape[2]
+    recompute = grad and b * h * tq * tk * 4 > KEEP_LOGITS_BYTES  # checkpoint past the budget
     outs = []
     for a in range(0, tq, chunk):
         e = min(tq, a + chunk)
         kv_end = offset + e  # the chunk's queries are the last (e - a) of these keys
         kv = key_valid[:, :kv_end] if key_valid is not None else None
         args = (q[:, :, a:e], k[:, :, :kv_end], v[:, :, :kv_end], rel_emb, kv, window, extra_fn)
-        outs.append(checkpoint(_attend, *args, use_reentrant=False) if grad else _attend(*args))
+        outs.append(
+            checkpoint(_attend, *args, use_reentrant=False) if recompute else _attend(*args)
+        )
     return torch.cat(outs, dim=2)  # (B, H, Tq, Dh)
 
 

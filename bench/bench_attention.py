@@ -32,12 +32,13 @@ def _rss_mib() -> float:
 def worker(impl: str, t: int, dtype: str, reps: int) -> dict:
     import torch
 
+    from music_transformer.nn import attention
     from music_transformer.nn.attention import (
-        auto_chunk,
         chunked_relative_attention,
         naive_relative_attention,
         relative_attention,
     )
+    from music_transformer.nn.attention_kernels import auto_chunk
 
     dt = getattr(torch, dtype)
     g = torch.Generator().manual_seed(0)
@@ -47,7 +48,11 @@ def worker(impl: str, t: int, dtype: str, reps: int) -> dict:
         "naive": lambda: naive_relative_attention(q, k, v, e),
         "skewed": lambda: relative_attention(q, k, v, e),
         "skewed-chunked": lambda: chunked_relative_attention(q, k, v, e, auto_chunk(1, H, t)),
+        "chunked-kept": lambda: chunked_relative_attention(q, k, v, e, auto_chunk(1, H, t)),
     }
+    # skewed-chunked recomputes every chunk in backward; chunked-kept keeps each chunk's
+    # activations instead (what the model does while a layer's logits fit KEEP_LOGITS_BYTES)
+    attention.KEEP_LOGITS_BYTES = 1 << 40 if impl == "chunked-kept" else 0
     base = _rss_mib()
     times = []
     for _ in range(reps):
@@ -78,6 +83,7 @@ def main() -> None:
         "--naive-max", default="float32=1024,bfloat16=2048", help="longest T for the gather"
     )
     parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--name", default="attention", help="results file name [attention]")
     args = parser.parse_args()
     if args.worker:
         impl, t, dtype, reps = args.worker
@@ -89,28 +95,33 @@ def main() -> None:
         for t in map(int, args.lengths.split(",")):
             reps = 3 if t <= 2048 else 1
             naive_max = dict(x.split("=") for x in args.naive_max.split(","))
-            impls = ["skewed", "skewed-chunked"]
+            impls = ["skewed", "skewed-chunked", "chunked-kept"]
             impls += ["naive"] if t <= int(naive_max.get(dtype, 0)) else []
             for impl in impls:
                 row = run_case(impl, t, dtype, reps)
                 print(row, flush=True)
                 rows.append(row)
-    write_report(rows, load_before, os.getloadavg(), args.naive_max)
+    write_report(rows, load_before, os.getloadavg(), args.naive_max, args.name)
 
 
-def write_report(rows, load_before, load_after, naive_max) -> None:
+def write_report(rows, load_before, load_after, naive_max, name: str) -> None:
+    from profile_train import cpu_flags
+
     by = {(r["impl"], r["T"], r["dtype"]): r for r in rows}
     lines = [
         "# Relative attention, forward+backward (H=8, Dh=64, B=1, per-head table R=T)",
         "",
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
-        f"torch threads: 2, load average before/after: {load_before[0]:.2f} / "
+        f"CPU: {cpu_flags()}. OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, "
+        f"load average before/after: {load_before[0]:.2f} / "
         f"{load_after[0]:.2f} (2 cores shared with other engineers).",
         "Memory: peak RSS of the case's own process minus its RSS before the timed work.",
         f"The naive gather was run up to T = {naive_max} only: in fp32 at T=2048 its (H, T, T, Dh)",
         "table is 8.6 GB before its gradient, more than the shared machine can spare.",
-        "`skewed-chunked` always recomputes in backward; the model uses it only when T exceeds",
-        "`auto_chunk` (fp32 logits of one chunk ≤ 16 MiB), i.e. here from T=1024 on.",
+        "`skewed-chunked` recomputes every chunk in backward, `chunked-kept` keeps each chunk's",
+        "activations; the model chunks when T exceeds `auto_chunk` (fp32 logits of one chunk",
+        "≤ 16 MiB), i.e. here from T=1024 on, and keeps while a layer's fp32 logits fit",
+        "`attention.KEEP_LOGITS_BYTES` (512 MiB: here up to T=4096), else recomputes.",
         "",
         "| dtype | T | impl | seconds | peak extra MiB | naive/impl memory | naive/impl time |",
         "|---|---|---|---|---|---|---|",
@@ -132,8 +143,8 @@ def write_report(rows, load_before, load_after, naive_max) -> None:
     sys.path.insert(0, str(RESULTS.parents[1]))
     from midi_data.files import atomic_write_text
 
-    atomic_write_text(RESULTS / "attention.md", "\n".join(lines) + "\n")
-    atomic_write_text(RESULTS / "attention.json", json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(RESULTS / f"{name}.md", "\n".join(lines) + "\n")
+    atomic_write_text(RESULTS / f"{name}.json", json.dumps(rows, indent=1) + "\n")
     print("\n".join(lines))
 
 

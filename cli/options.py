@@ -91,7 +91,8 @@ sampling_options = _stack(
         metavar="S",
         help="No note sounds longer than S seconds [default: the model's own limit, the "
         "99.9th percentile note length of its training data, and for performance tokens at "
-        "most twice the primer's longest note, at least 2 s].",
+        "most twice the primer's longest note, at least 2 s]. For score/jsb models S is in seconds "
+        "at 120 BPM (2·S beats), whatever the primer's tempo.",
     ),
     click.option(
         "--no-primer-note-limit",

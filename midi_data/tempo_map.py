@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import mido
+import numpy as np
 
 from .tokenizer import Tokenizer
 
@@ -110,6 +111,17 @@ class FileClock:
         if not self.beats:
             return model_seconds
         return self.tempo.to_seconds(self.start + model_seconds * 2 * self.tpb)
+
+    def file_times(self, model_seconds: np.ndarray) -> np.ndarray:
+        """`file_seconds` of an array of model times, (N,) float64."""
+        t = np.asarray(model_seconds, dtype=np.float64)
+        if not self.beats:
+            return t
+        ticks = self.start + t * 2 * self.tpb
+        m = self.tempo
+        i = np.maximum(np.searchsorted(np.asarray(m.ticks), ticks, side="right") - 1, 0)
+        spb = np.asarray(m.tempos, dtype=np.float64)[i] / 1e6 / self.tpb  # seconds per tick
+        return np.asarray(m.seconds)[i] + (ticks - np.asarray(m.ticks)[i]) * spb
 
     def rate(self, model_seconds: float) -> float:
         """File seconds per model second from `model_seconds` on (the tempo in effect there;

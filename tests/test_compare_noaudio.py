@@ -183,3 +183,41 @@ def test_missing_metrics_say_why(models, primers, tmp_path: Path) -> None:
     assert any("no --data given" in r for r in reasons)
     assert any("3 or more primers" in r for r in reasons)
     assert any("4 s or more of music" in r for r in reasons)
+
+
+def test_a_beat_time_model_plays_on_the_primer_files_clock(bach_midi_dir, tmp_path) -> None:
+    """jsb tokens count beats at 120 BPM; at 80 BPM the sample must still be cut where the real
+    continuation starts and last the seconds asked, on the file's clock (it ran 1.5× fast)."""
+    import mido
+
+    folder = tmp_path / "primers"
+    folder.mkdir()
+    source = mido.MidiFile(str(sorted(bach_midi_dir.glob("*.mid"))[0]))
+    for track in source.tracks:
+        for i, m in enumerate(track):
+            if m.type == "set_tempo":
+                track[i] = m.copy(tempo=750000)  # 80 BPM
+    source.save(str(folder / "slow.mid"))
+    tok = make_tokenizer("jsb")
+    torch.manual_seed(0)
+    config = make_config("transformer", "tiny", tok.vocab_size)
+    model = build_model(config)
+    other = save_checkpoint(tmp_path / "tiny-jsb", model, config, tok, {"seq_len": 64})
+    out = tmp_path / "report"
+    args = ["compare", "--models", f"jsb-relative,{other}", "--primers", folder, "--out", out,
+            "--primer-seconds", 6, "--seconds", 8, "--audio", "none", "--seed", 1,
+            "-q"]  # fmt: skip
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    key = json.loads((out / "key.json").read_text())
+    (sid,) = [k for k, v in key["samples"].items() if v["model"] == "jsb-relative"]
+    sample = out / "p01-slow" / f"{sid}.mid"
+    notes = [n for i in pretty_midi.PrettyMIDI(str(sample)).instruments for n in i.notes]
+    step = 60 / 80 / 4  # a 16th at 80 BPM
+    real = pretty_midi.PrettyMIDI(str(out / "p01-slow" / "real.mid"))
+    onsets = {(n.pitch, round(n.start / step)) for i in real.instruments for n in i.notes}
+    heard = [n for n in notes if n.start < 6 - 1e-6]
+    assert len(heard) >= 8  # the primer's notes sit where the piece has them (at 120 BPM:
+    assert all((n.pitch, round(n.start / step)) in onsets for n in heard)  # 2/3 of the times)
+    new = [n for n in notes if n.start >= 6 - 1e-6]
+    assert 0.9 * 8 - step <= max(n.end for n in new) - 6 <= 1.1 * 8 + step

@@ -178,6 +178,8 @@ def test_file_clock_follows_the_tempo_map_for_beat_tokens(bach_midi_dir, tmp_pat
     for s in (first + 0.5, 1.7, 2.0, 3.3, 10.0):
         assert clock.file_seconds(clock.model_seconds(s)) == pytest.approx(s, abs=1e-3)
     assert clock.file_seconds(2.5) - clock.file_seconds(2.0) == pytest.approx(1.0, abs=1e-3)
+    times = [0.0, 0.3, 1.0, 1.6, 2.5, 7.25]  # both sides of the tempo change
+    assert clock.file_times(times) == pytest.approx([clock.file_seconds(t) for t in times])
     same = FileClock(make_tokenizer("performance"), primer)  # performance time is the file's
     assert same.model_seconds(3.3) == 3.3 and same.rate(1.0) == 1.0
 

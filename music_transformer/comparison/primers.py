@@ -166,7 +166,7 @@ def load_primer(
     item = ComparePrimer(path, number, f"p{number:02d}-{slug(path.stem)}", tracks, notes=notes)
     item.cut, item.requested_cut, item.piece_seconds = cut, primer_seconds, end
     for label, loaded in models.items():
-        item.by_model[label] = read_primer(loaded.tokenizer, path, cut)
+        item.by_model[label] = read_primer(loaded.tokenizer, path, cut, file_time=True)
     span = max(end - cut, 0.0) if seconds is None else seconds
     real = notes_after(notes, cut, span)
     if len(real):

@@ -10,7 +10,10 @@
                         (the audio format is `audio`: mp3, ogg, flac or wav)
 
 Every sample holds the primer (as the model's tokenizer reads it) followed by the model's
-continuation; its piano roll marks where the primer ends. Primer i is continued with seed
+continuation; its piano roll marks where the primer ends. Cuts and lengths are the primer
+file's seconds, and a beat-time model's notes (score, jsb: decoded at 120 BPM) are put on the
+file's tempo map, so every clip and measure of a primer shares the real piece's clock.
+Primer i is continued with seed
 `seed + i` by every model, so the models differ only in themselves. With the default cut, a
 primer file too short for the real continuation to match the generated ones is cut earlier
 (primers.primer_cut) and the page says so.
@@ -36,7 +39,7 @@ from midi_data.render import RenderError, find_renderer
 
 from ..checkpoint import LoadedModel, bundled_models, package_version
 from ..generation.loading import load_model, model_settings, sample_batch
-from ..generation.primers import PrimerError, find_primers
+from ..generation.primers import Primer, PrimerError, find_primers
 from ..generation.sampler import Generated
 from ..generation.settings import SamplingSettings, check_counts
 from .audio import RenderReport, render_all
@@ -111,10 +114,41 @@ def _generate(
 
     out: list[Generated] = []
     for start in range(0, len(primers), batch_size):
-        rows = [p.by_model[label].ids for p in primers[start : start + batch_size]]
-        out += sample_batch(loaded, rows, replace(sampling, seed=sampling.seed + start), progress)
+        heard = [p.by_model[label] for p in primers[start : start + batch_size]]
+        rows, rates = [h.ids for h in heard], [h.rate for h in heard]
+        settings = replace(sampling, seed=sampling.seed + start)
+        out += sample_batch(loaded, rows, settings, progress, rates)
     bar.close()
     return out
+
+
+def _on_file_clock(primer: Primer) -> bool:
+    """Whether the model's time differs from the primer file's (a beat-time tokenizer)."""
+    return primer.clock is not None and primer.clock.beats
+
+
+def _write_sample(tok, primer: Primer, new: list[int], midi: Path) -> Notes:
+    """Write primer + `new` to `midi` and return its notes, in the primer file's seconds.
+
+    A beat-time model (score, jsb) is decoded at 120 BPM; its notes are moved onto the primer
+    file's clock (its tempo map) and written as one piano track, as the real continuation
+    is, so every clip of a primer plays at the file's tempo."""
+    ids = primer.ids[1:] + new
+    notes = notes_from_pretty(tok.decode(ids))
+    if not _on_file_clock(primer):
+        tok.write_midi(ids, midi)
+        return notes
+    clock = primer.clock
+    notes = Notes(clock.file_times(notes.start), clock.file_times(notes.end), notes.pitch,
+                  notes.velocity)  # fmt: skip
+    pm = notes_to_midi(notes)
+    atomic_write(midi, lambda t: pm.write(str(t)))
+    return notes
+
+
+def _roll_time(tok, primer: Primer):
+    """The tokenizer whose time a roll is drawn in, or None: the file's seconds."""
+    return None if _on_file_clock(primer) else tok
 
 
 def run_comparison(
@@ -216,12 +250,12 @@ def run_comparison(
         folder.mkdir(parents=True, exist_ok=True)
         tok = loaded[first].tokenizer
         primer = p.by_model[first]
-        tok.write_midi(primer.ids[1:], folder / "primer.mid")
+        primer_notes = _write_sample(tok, primer, [], folder / "primer.mid")
         # primer_end just past its end: all of it is drawn in the primer's colour
-        primer_notes = notes_from_pretty(tok.decode(primer.ids[1:]))
         rolls = [
-            Roll(primer_notes, folder / "primer.png", primer.seconds + 0.01, tok, own_axis=True)
-        ]
+            Roll(primer_notes, folder / "primer.png", primer.heard_seconds + 0.01,
+                 _roll_time(tok, primer), own_axis=True)
+        ]  # fmt: skip
         jobs.append((folder / "primer.mid", folder / f"primer.{ext}"))
         if p.real is not None:
             cut = p.cut
@@ -242,12 +276,12 @@ def run_comparison(
             while sid in samples:
                 sid = f"s-{rng.getrandbits(40):010x}"
             midi = folder / f"{sid}.mid"
-            tok.write_midi(primer.ids[1:] + new, midi)
             # Decode with the primer before it: the continuation inherits the primer's last
             # velocity and closes its held notes (decoded alone, its notes would get the
             # default velocity). Then keep the notes that start after the cut, as for `real`.
-            full = notes_from_pretty(tok.decode(primer.ids[1:] + new))
-            rolls.append(Roll(full, folder / f"{sid}.png", primer.seconds, tok))
+            full = _write_sample(tok, primer, new, midi)
+            cut = primer.heard_seconds
+            rolls.append(Roll(full, folder / f"{sid}.png", cut, _roll_time(tok, primer)))
             jobs.append((midi, midi.with_suffix(f".{ext}")))
             seconds = result.seconds
             samples[sid] = {
@@ -260,7 +294,7 @@ def run_comparison(
             }
             rel = f"{p.folder}/{sid}"
             clips[(p.number, label)] = Clip(f"{rel}.mid", f"{rel}.png", f"{rel}.{ext}")
-            new_notes = notes_after(full, primer.seconds, max(seconds, 1e-3))
+            new_notes = notes_after(full, cut, max(seconds, 1e-3))
             features[label].append(
                 piece_features(new_notes, max(seconds, 1e-3)) if len(new_notes) else None
             )

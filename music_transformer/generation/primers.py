@@ -28,20 +28,24 @@ class PrimerError(ValueError):
 @dataclass
 class Primer:
     """A primer ready for the model: `ids` starts with BOS; `seconds` of music it spans in
-    the model's time. `file_seconds`: where it ends in its file's seconds; `rate`: the file's
-    seconds per model second at that point (`midi_data.tempo_map.FileClock`; 1.0 unless a
-    beat-time tokenizer reads a file whose tempo is not 120 BPM)."""
+    the model's time; `clock` (with `read_primer(..., file_time=True)`) maps the model's time
+    to its file's seconds (`midi_data.tempo_map.FileClock`: the identity unless a beat-time
+    tokenizer reads a file whose tempo is not 120 BPM)."""
 
     path: Path | None
     ids: list[int]
     seconds: float
-    file_seconds: float | None = None
-    rate: float = 1.0
+    clock: FileClock | None = None
 
     @property
     def heard_seconds(self) -> float:
-        """Seconds of the primer as its file plays them."""
-        return self.seconds if self.file_seconds is None else self.file_seconds
+        """Where the primer ends in its file's seconds."""
+        return self.clock.file_seconds(self.seconds) if self.clock else self.seconds
+
+    @property
+    def rate(self) -> float:
+        """The file's seconds per model second after the primer (its tempo at the cut)."""
+        return self.clock.rate(self.seconds) if self.clock else 1.0
 
 
 def find_primers(paths: Sequence[str | Path]) -> list[Path]:
@@ -80,7 +84,7 @@ def read_primer(
     notes still sounding at the cut stay open and the model decides when they end.
     `primer_seconds` are the model's seconds, or with `file_time` the file's (its tempo map:
     what matters when the continuation is spliced onto the file, see `FileClock`); with
-    `file_time` the Primer also knows its file's seconds and rate.
+    `file_time` the Primer also keeps the file's clock.
 
     Raises:
         PrimerError: the file is missing, is not MIDI, or holds no notes (in that span).
@@ -110,10 +114,7 @@ def read_primer(
             f"{path}: spans {seconds / 3600:.1f} hours of music, more than a primer may "
             f"({MAX_PRIMER_SECONDS / 3600:g} h; likely corrupt); --primer-seconds uses its start"
         )
-    if clock is None:
-        return Primer(path, [tokenizer.bos_id, *events], seconds)
-    file_seconds, rate = clock.file_seconds(seconds), clock.rate(seconds)
-    return Primer(path, [tokenizer.bos_id, *events], seconds, file_seconds, rate)
+    return Primer(path, [tokenizer.bos_id, *events], seconds, clock)
 
 
 def _clock(tokenizer: Any, path: Path) -> FileClock:

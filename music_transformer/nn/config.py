@@ -48,7 +48,7 @@ class ModelConfig:
     pitch_token0: int = 0
     pitch_tokens: int = 0
     # Memory options (same weights and outputs, only peak memory vs speed changes):
-    attn_chunk: int = 0  # queries per attention chunk (recomputed in backward); 0 = automatic
+    attn_chunk: int = 0  # queries per attention chunk (see chunked_relative_attention); 0 = auto
     grad_checkpoint: bool = False  # recompute each block in backward (training only)
     arch: Literal["transformer"] = "transformer"  # tag for config.json; do not change
 

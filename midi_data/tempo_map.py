@@ -52,10 +52,15 @@ class TempoMap:
         i = max(0, bisect.bisect_right(self.seconds, seconds) - 1)
         return round(self.ticks[i] + (seconds - self.seconds[i]) * 1e6 * self.tpb / self.tempos[i])
 
-    def to_seconds(self, tick: float) -> float:
-        """The file's seconds at `tick` (the last tempo extends past the last change)."""
-        i = max(0, bisect.bisect_right(self.ticks, tick) - 1)
-        return self.seconds[i] + self._span(tick - self.ticks[i], self.tempos[i])
+    def to_seconds(self, ticks: float | np.ndarray) -> np.ndarray:
+        """The file's seconds at `ticks` (the last tempo extends past the last change)."""
+        ticks = np.asarray(ticks, dtype=np.float64)
+        i = np.maximum(np.searchsorted(self.ticks, ticks, side="right") - 1, 0)
+        tempos = np.asarray(self.tempos, dtype=np.float64)[i]
+        return (
+            np.asarray(self.seconds)[i]
+            + (ticks - np.asarray(self.ticks)[i]) * tempos / 1e6 / self.tpb
+        )
 
     def tempo_at(self, tick: float) -> int:
         return self.tempos[max(0, bisect.bisect_right(self.ticks, tick) - 1)]
@@ -108,20 +113,14 @@ class FileClock:
 
     def file_seconds(self, model_seconds: float) -> float:
         """The file's seconds at model time `model_seconds`."""
-        if not self.beats:
-            return model_seconds
-        return self.tempo.to_seconds(self.start + model_seconds * 2 * self.tpb)
+        return float(self.file_times(model_seconds))
 
-    def file_times(self, model_seconds: np.ndarray) -> np.ndarray:
-        """`file_seconds` of an array of model times, (N,) float64."""
+    def file_times(self, model_seconds: float | np.ndarray) -> np.ndarray:
+        """`file_seconds` of model times (an array of any shape), float64."""
         t = np.asarray(model_seconds, dtype=np.float64)
         if not self.beats:
             return t
-        ticks = self.start + t * 2 * self.tpb
-        m = self.tempo
-        i = np.maximum(np.searchsorted(np.asarray(m.ticks), ticks, side="right") - 1, 0)
-        spb = np.asarray(m.tempos, dtype=np.float64)[i] / 1e6 / self.tpb  # seconds per tick
-        return np.asarray(m.seconds)[i] + (ticks - np.asarray(m.ticks)[i]) * spb
+        return self.tempo.to_seconds(self.start + t * 2 * self.tpb)
 
     def rate(self, model_seconds: float) -> float:
         """File seconds per model second from `model_seconds` on (the tempo in effect there;

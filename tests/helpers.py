@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import mido
 import pytest
 import torch
 
@@ -104,3 +105,24 @@ def sharpened_model(
             if p.dim() >= 2:
                 p.normal_(0.0, std if std is not None else 1.5 / p.shape[-1] ** 0.5)
     return model.eval()
+
+
+def retimed_chorale(bach_midi_dir: Path, out: Path, tempi: dict[int, int]) -> Path:
+    """A real chorale written to `out` with its tempo map replaced by `tempi` (beat → µs per
+    beat): for beat-time models, whose clock differs from the file's away from 120 BPM."""
+    source = mido.MidiFile(str(sorted(bach_midi_dir.glob("*.mid"))[0]))
+    tpb = source.ticks_per_beat
+    for track in source.tracks:
+        track[:] = [m for m in track if m.type != "set_tempo"]
+    events, tick = [], 0
+    for m in source.tracks[0]:
+        tick += m.time
+        events.append((tick, m))
+    for beat, tempo in tempi.items():
+        events.append((beat * tpb, mido.MetaMessage("set_tempo", tempo=tempo)))
+    events.sort(key=lambda e: (e[0], e[1].type != "set_tempo", e[1].type == "end_of_track"))
+    source.tracks[0] = mido.MidiTrack(
+        m.copy(time=t - (events[i - 1][0] if i else 0)) for i, (t, m) in enumerate(events)
+    )
+    source.save(str(out))
+    return out

@@ -21,6 +21,7 @@ from music_transformer.checkpoint import bundled_models, save_checkpoint
 from music_transformer.comparison.primers import MIN_PRIMER_SECONDS, primer_cut
 from music_transformer.nn import build_model
 from music_transformer.nn.config import make_config
+from tests.helpers import retimed_chorale
 
 
 @pytest.fixture(scope="module")
@@ -188,16 +189,9 @@ def test_missing_metrics_say_why(models, primers, tmp_path: Path) -> None:
 def test_a_beat_time_model_plays_on_the_primer_files_clock(bach_midi_dir, tmp_path) -> None:
     """jsb tokens count beats at 120 BPM; at 80 BPM the sample must still be cut where the real
     continuation starts and last the seconds asked, on the file's clock (it ran 1.5× fast)."""
-    import mido
-
     folder = tmp_path / "primers"
     folder.mkdir()
-    source = mido.MidiFile(str(sorted(bach_midi_dir.glob("*.mid"))[0]))
-    for track in source.tracks:
-        for i, m in enumerate(track):
-            if m.type == "set_tempo":
-                track[i] = m.copy(tempo=750000)  # 80 BPM
-    source.save(str(folder / "slow.mid"))
+    retimed_chorale(bach_midi_dir, folder / "slow.mid", {0: 750000})  # 80 BPM
     tok = make_tokenizer("jsb")
     torch.manual_seed(0)
     config = make_config("transformer", "tiny", tok.vocab_size)

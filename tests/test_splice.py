@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from cli.main import main
 from midi_data.presets import load_tokenizer, make_tokenizer
 from midi_data.presets import performance as perf
-from tests.helpers import shared_path
+from tests.helpers import retimed_chorale, shared_path
 
 
 def events_before(track, cut: int) -> list[tuple[int, str]]:
@@ -144,31 +144,11 @@ def test_sustain_pedal_option_writes_cc64_where_notes_were_held(tiny_run, tmp_pa
     pretty_midi.PrettyMIDI(str(tmp_path / "g" / "sample-1.mid"))
 
 
-def _slow_chorale(bach_midi_dir: Path, out: Path, tempi: dict[int, int]) -> Path:
-    """A real chorale whose tempo map is replaced by `tempi` (beat → µs per beat)."""
-    source = mido.MidiFile(str(sorted(bach_midi_dir.glob("*.mid"))[0]))
-    tpb = source.ticks_per_beat
-    for track in source.tracks:
-        track[:] = [m for m in track if m.type != "set_tempo"]
-    events, tick = [], 0
-    for m in source.tracks[0]:
-        tick += m.time
-        events.append((tick, m))
-    for beat, tempo in tempi.items():
-        events.append((beat * tpb, mido.MetaMessage("set_tempo", tempo=tempo)))
-    events.sort(key=lambda e: (e[0], e[1].type != "set_tempo", e[1].type == "end_of_track"))
-    source.tracks[0] = mido.MidiTrack(
-        m.copy(time=t - (events[i - 1][0] if i else 0)) for i, (t, m) in enumerate(events)
-    )
-    source.save(str(out))
-    return out
-
-
 def test_file_clock_follows_the_tempo_map_for_beat_tokens(bach_midi_dir, tmp_path) -> None:
     from midi_data.tempo_map import FileClock
 
     # 120 BPM for 4 beats, then 60 BPM: a model second is 1 file second, then 2
-    primer = _slow_chorale(bach_midi_dir, tmp_path / "p.mid", {0: 500000, 4: 1000000})
+    primer = retimed_chorale(bach_midi_dir, tmp_path / "p.mid", {0: 500000, 4: 1000000})
     clock = FileClock(make_tokenizer("jsb"), primer)
     first = pretty_midi.PrettyMIDI(str(primer)).get_onsets()[0]  # the grid starts there
     assert clock.model_seconds(first) == pytest.approx(0.0, abs=1e-6)
@@ -187,7 +167,7 @@ def test_file_clock_follows_the_tempo_map_for_beat_tokens(bach_midi_dir, tmp_pat
 def test_a_beat_time_model_counts_the_files_seconds(bach_midi_dir, tmp_path) -> None:
     """jsb tokens count beats at 120 BPM, but the continuation is written on the primer's
     beats and tempo: at 80 BPM, --primer-seconds and --seconds must still be the file's."""
-    primer = _slow_chorale(bach_midi_dir, tmp_path / "slow.mid", {0: 750000})  # 80 BPM
+    primer = retimed_chorale(bach_midi_dir, tmp_path / "slow.mid", {0: 750000})  # 80 BPM
     out = tmp_path / "out.mid"
     sidecar = continue_(primer, out, "jsb-relative", "--primer-seconds", 8, "--seconds", 20)
     check_splice(primer, out, sidecar)
@@ -205,8 +185,8 @@ def test_a_batch_of_primers_at_different_tempi_gets_the_seconds_asked(bach_midi_
     """One sampler batch, two rows whose model seconds last 1.5 and 0.75 file seconds."""
     folder = tmp_path / "primers"
     folder.mkdir()
-    _slow_chorale(bach_midi_dir, folder / "slow.mid", {0: 750000})  # 80 BPM
-    _slow_chorale(bach_midi_dir, folder / "fast.mid", {0: 375000})  # 160 BPM
+    retimed_chorale(bach_midi_dir, folder / "slow.mid", {0: 750000})  # 80 BPM
+    retimed_chorale(bach_midi_dir, folder / "fast.mid", {0: 375000})  # 160 BPM
     args = ["generate", "--out", str(tmp_path / "out"), "--primers", str(folder), "--model",
             "jsb-relative", "--seconds", "12", "--seed", "2", "-q"]  # fmt: skip
     result = CliRunner().invoke(main, args)

@@ -93,6 +93,16 @@ def model_ticks(tok: Tokenizer, mf: mido.MidiFile, tempo: TempoMap) -> Callable[
     return lambda seconds: round(start + seconds * 2 * mf.ticks_per_beat)
 
 
+def tick_times(
+    tok: Tokenizer, mf: mido.MidiFile, tempo: TempoMap
+) -> Callable[[np.ndarray], np.ndarray]:
+    """file ticks → token time (seconds, as `tok.seconds` counts): `model_ticks` inverted."""
+    if tok.preset == "performance":
+        return tempo.to_seconds
+    start = _grid_start(tok, mf)
+    return lambda ticks: (np.asarray(ticks, dtype=np.float64) - start) / (2 * mf.ticks_per_beat)
+
+
 class FileClock:
     """Model time ↔ the seconds of one primer file, for one tokenizer (see the module
     docstring). For `performance` tokens both are the same and the file is not read."""

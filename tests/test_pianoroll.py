@@ -152,12 +152,12 @@ def test_bar_lines_follow_meter_and_tempo(tmp_path: Path) -> None:
     path = write_meter_file(tmp_path / "meter.mid")
     bars = bar_times(path, until=16.0)
     # 3/4 at 90: 2 s a bar; 6/8 at 60: 3 s a bar from 4 s on, repeating past the file's end
-    assert np.allclose(bars, [0, 2, 4, 7, 10, 13, 16], atol=0.006), bars
+    assert np.allclose(bars, [0, 2, 4, 7, 10, 13, 16], atol=1e-9), bars
     pm_downbeats = pretty_midi.PrettyMIDI(str(path)).get_downbeats()
-    assert np.allclose(bars[: len(pm_downbeats)], pm_downbeats, atol=0.006)
+    assert np.allclose(bars[: len(pm_downbeats)], pm_downbeats, atol=1e-9)
     # a `score` model counts beats at 120 BPM: a 3/4 bar is 1.5 s, a 6/8 bar too
     beats = bar_times(path, until=8.0, tok=make_tokenizer("score"))
-    assert np.allclose(beats, [0, 1.5, 3, 4.5, 6, 7.5], atol=0.006), beats
+    assert np.allclose(beats, [0, 1.5, 3, 4.5, 6, 7.5], atol=1e-9), beats
 
 
 def test_no_time_signature_no_bars(tmp_path: Path) -> None:
@@ -178,4 +178,4 @@ def test_bar_lines_of_a_rubato_mozart_sonata(shared_data: Path) -> None:
     expected = pretty_midi.PrettyMIDI(str(path)).get_downbeats()
     expected = expected[expected <= 60.0]
     assert len(bars) == len(expected) > 20
-    assert np.abs(bars - expected).max() < 0.006
+    assert np.abs(bars - expected).max() < 1e-6

@@ -4,7 +4,8 @@ Downbeats come from the file's time signatures (a bar of n/d is n · 4/d quarter
 ticks, so the last bar length simply repeats past the file's end, under the continuation. A
 roll's time is the file's seconds (through its tempo map) for the real continuation and for
 `performance` models, and beats at 120 BPM for `score`/`jsb` models; both maps are the ones
-`midi_data.splice` writes continuations with (`tempo_map.model_ticks`), inverted here numerically.
+`midi_data.splice` writes continuations with (`tempo_map.model_ticks`), read backwards here
+(`tempo_map.tick_times`).
 A file without a time signature has no meter to draw: no bar lines.
 """
 
@@ -15,10 +16,8 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from midi_data.tempo_map import TempoMap, model_ticks
+from midi_data.tempo_map import TempoMap, model_ticks, tick_times
 from midi_data.tokenizer import Tokenizer
-
-GRID = 0.005  # seconds: resolution of the inverted time map (a bar line is off by < 5 ms)
 
 
 def time_signatures(mf: mido.MidiFile) -> list[tuple[int, int, int]]:
@@ -64,10 +63,11 @@ def bar_times(path: str | Path, until: float, tok: Tokenizer | None = None) -> n
     try:
         mf = mido.MidiFile(str(path), clip=True)
         tempo = TempoMap(mf)
-        to_tick = tempo.to_tick if tok is None else model_ticks(tok, mf, tempo)
-        grid = np.arange(0.0, until + GRID, GRID)  # (G,) seconds of roll time
-        ticks = np.array([to_tick(t) for t in grid], dtype=np.float64)  # (G,) non-decreasing
+        if tok is None:
+            to_tick, to_time = tempo.to_tick, tempo.to_seconds
+        else:
+            to_tick, to_time = model_ticks(tok, mf, tempo), tick_times(tok, mf, tempo)
+        downbeats = downbeat_ticks(mf, to_tick(until) + 1)  # (B,) ticks
     except Exception:  # an unusual file symusic read but mido does not: draw no bars
         return np.zeros(0)
-    downbeats = downbeat_ticks(mf, ticks[-1] + 1)
-    return np.interp(downbeats, ticks, grid)
+    return to_time(downbeats)

@@ -174,3 +174,37 @@ def test_voice_labels_and_concatenated_positions_train_evaluate_and_continue(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert midi_to_grid(pretty_midi.PrettyMIDI(str(out))).shape[1] == 4
+
+
+def test_precision_parity_recipe_runs_end_to_end(jsb_data: Path, tmp_path: Path) -> None:
+    """recipes/precision/run.sh, cut to 4 steps and 2 pieces: an fp32 and a bf16 run of one
+    seed train, each best is scored in both precisions, and results.md compares them. Same
+    seed, same windows: after 2 steps both precisions are within 1% of each other."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, DATA=str(jsb_data), RUNS=str(tmp_path / "runs"), SEEDS="1",
+               TRAIN_ARGS="--max-steps 4 --eval-every 2 --save-every 2 --device cpu",
+               EVAL_ARGS="--max-pieces 2 --device cpu", PY=sys.executable,
+               MT=str(bin_dir / "music-transformer"))  # fmt: skip
+    done = subprocess.run(["bash", str(root / "recipes/precision/run.sh")], env=env, cwd=root,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    for p in ("fp32", "bf16"):
+        run = tmp_path / "runs" / f"{p}-seed1"
+        for e in ("fp32", "bf16"):
+            result = json.loads((run / f"eval-valid-{e}.json").read_text())
+            assert result["precision"] == e and math.isfinite(result["nll"])
+    curves = {
+        p: [json.loads(line) for line in (tmp_path / "runs" / f"{p}-seed1" / "metrics.jsonl")
+            .read_text().splitlines()]
+        for p in ("fp32", "bf16")
+    }  # fmt: skip
+    first = {p: next(r["nll"] for r in c if r.get("split") == "valid") for p, c in curves.items()}
+    assert abs(first["bf16"] - first["fp32"]) / first["fp32"] < 0.01, first
+    report = (tmp_path / "runs" / "results.md").read_text()
+    assert "| fp32-seed1 |" in report and "| bf16-seed1 |" in report
+    assert "| bf16 vs fp32, seed 1 |" in report

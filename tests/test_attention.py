@@ -89,8 +89,12 @@ def test_no_future_position_reaches_a_past_output(impl):
     assert e.grad.abs().sum() > 0
 
 
-def test_gradients_match_naive():
-    q, k, v, e = (x.requires_grad_() for x in _inputs(12, 12, 5, shared=False))
+@pytest.mark.parametrize("shared", [False, True], ids=["per-head", "shared"])
+@pytest.mark.parametrize(("tq", "tk", "r"), [(12, 12, 5), (12, 12, 20), (5, 17, 6), (1, 9, 4)])
+def test_gradients_match_naive(tq, tk, r, shared):
+    """Through the skew's own backward (SkewedLogits): clipped distances (R < Tk), a table
+    longer than the keys, fewer queries than keys, and one query (no skew)."""
+    q, k, v, e = (x.requires_grad_() for x in _inputs(tq, tk, r, shared=shared))
     relative_attention(q, k, v, e).square().sum().backward()
     grads = [x.grad.clone() for x in (q, k, v, e)]
     for x in (q, k, v, e):

@@ -31,7 +31,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from .attention_kernels import PAD_LOGIT, BiasedAttention, causal_mask, logit_dtype
+from .attention_kernels import (
+    PAD_LOGIT,
+    BiasedAttention,
+    SkewedLogits,
+    causal_mask,
+    logit_dtype,
+)
 
 Impl = Literal["auto", "fused", "explicit"]
 # extra_fn(q_chunk (B, H, C, Dh), kv_end) → (B, H, C, kv_end) extra logits of a query chunk
@@ -44,8 +50,9 @@ ExtraFn = Callable[[Tensor, int], Tensor]
 KEEP_LOGITS_BYTES = 512 << 20
 
 
-def relative_logits(q: Tensor, rel_emb: Tensor, tk: int) -> Tensor:
-    """S_rel[i, j] = q_i · E[R-1-min(i-j, R-1)] for the last Tq of Tk positions — the skew.
+def relative_logits(q: Tensor, rel_emb: Tensor, tk: int, mask: Tensor | None = None) -> Tensor:
+    """S_rel[i, j] = q_i · E[R-1-min(i-j, R-1)] for the last Tq of Tk positions — the skew —
+    plus an optional additive `mask` (Tq, Tk).
 
     Entries with j > i (the future) hold arbitrary finite values; mask them.
 
@@ -53,29 +60,29 @@ def relative_logits(q: Tensor, rel_emb: Tensor, tk: int) -> Tensor:
         q: (B, H, Tq, Dh).
         rel_emb: (H, R, Dh) per-head or (R, Dh) shared table.
         tk: number of keys (≥ Tq).
+        mask: optional (Tq, Tk), added in the same pass.
 
     Returns:
-        (B, H, Tq, Tk); a strided view when Tq > 1 (no copy beyond the padded Q·Eᵀ).
+        (B, H, Tq, Tk) contiguous.
     """
     b, h, tq, _ = q.shape
     r = rel_emb.shape[-2]
     n = min(r, tk)  # distinct distances that occur: n-1 ... 0
     e = rel_emb[..., r - n :, :].to(q.dtype)  # (H|-, n, Dh), row m ↔ distance n-1-m
-    if e.dim() == 3:  # per-head table: batch over heads, so E is not expanded B times
+    per_head = e.dim() == 3
+    if per_head:  # batch over heads, so E is not expanded B times
         qh = q.transpose(0, 1).reshape(h, b * tq, q.shape[-1])  # (H, B·Tq, Dh)
-        qe = (qh @ e.transpose(-1, -2)).view(h, b, tq, n).transpose(0, 1)  # (B, H, Tq, n)
+        qe = (qh @ e.transpose(-1, -2)).view(h, b, tq, n)  # (H, B, Tq, n)
     else:
         qe = q @ e.transpose(-1, -2)  # (B, H, Tq, n), column m ↔ distance n-1-m
-    # Key slots in distance order Tk-1 ... 0: the distances ≥ n-1 all use column 0 (clipping).
-    far = [qe[..., :1].expand(b, h, tq, tk - n)] if tk > n else []
-    if tq == 1:  # one query at position Tk-1: slot m is already key m, no skew needed
-        return torch.cat([*far, qe], dim=-1) if far else qe  # (B, H, 1, Tk)
-    # Skew: with one leading pad column, row i of the flattened (Tq, Tk+1) buffer read from
-    # offset Tq shifts by i, so slot Tq-1-i+j of row i lands at key j.
-    pad = qe.new_zeros(b, h, tq, 1)
-    padded = torch.cat([pad, *far, qe], dim=-1)  # (B, H, Tq, Tk+1)
-    flat = padded.view(b, h, tq * (tk + 1))  # (B, H, Tq*(Tk+1))
-    return flat[..., tq:].view(b, h, tq, tk)  # (B, H, Tq, Tk)
+    if tq > 1:  # skew into key order (SkewedLogits), the mask added on the way
+        return SkewedLogits.apply(qe, tk, mask, per_head)
+    # One query at position Tk-1: slot m is already key m (distance order Tk-1 ... 0), no
+    # skew; distances ≥ n-1 all use column 0 (clipping).
+    qe = qe.transpose(0, 1) if per_head else qe  # (B, H, 1, n)
+    if tk > n:
+        qe = torch.cat([qe[..., :1].expand(b, h, 1, tk - n), qe], dim=-1)  # (B, H, 1, Tk)
+    return qe.contiguous() if mask is None else qe + mask
 
 
 def naive_relative_attention(
@@ -174,12 +181,12 @@ def attention_bias(
     tq = q_scaled.shape[-2]
     if tq == 1 and (window is None or window >= tk) and rel_emb is not None:
         # one query at the last position sees every key (a decoding step): no mask to add
-        bias = relative_logits(q_scaled, rel_emb, tk).contiguous()  # (B, H, 1, Tk)
+        bias = relative_logits(q_scaled, rel_emb, tk)  # (B, H, 1, Tk)
     else:
         mask = causal_mask(tq, tk, q_scaled.device, logit_dtype(q_scaled), window)  # (Tq, Tk)
         bias = mask[None, None]  # (1, 1, Tq, Tk)
         if rel_emb is not None:  # one pass reads the skewed view and writes a contiguous bias
-            bias = relative_logits(q_scaled, rel_emb, tk) + mask  # (B, H, Tq, Tk)
+            bias = relative_logits(q_scaled, rel_emb, tk, mask)  # (B, H, Tq, Tk)
     if key_valid is not None:
         pad = torch.zeros(key_valid.shape, dtype=bias.dtype, device=bias.device)
         pad.masked_fill_(~key_valid, PAD_LOGIT)

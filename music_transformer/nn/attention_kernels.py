@@ -62,6 +62,51 @@ class BiasedAttention(torch.autograd.Function):
         return dq, dk, dv, ds, None
 
 
+class SkewedLogits(torch.autograd.Function):
+    """The skew of `attention.relative_logits` plus an additive mask, in one pass each way.
+
+    Input Q·Eᵀ (A0, A1, Tq, n), column m ↔ distance n-1-m; slabs ordered (H, B) when `swap`
+    (the per-head table's batched matmul gives that order) or (B, H). Output (B, H, Tq, Tk)
+    contiguous. Autograd through pad/cat/view/transpose did the same with a zero-fill of the
+    whole padded gradient and a strided (H, B) ↔ (B, H) copy of Q·Eᵀ's gradient; here
+    backward zeroes only the Tq slots no output reads and hands Q·Eᵀ its gradient as a
+    strided view in its own slab order (no copy).
+    """
+
+    @staticmethod
+    def forward(ctx, qe, tk, mask, swap):
+        a0, a1, tq, n = qe.shape
+        far = tk - n  # distances past the table's reach: all read column 0 (clipping)
+        pad = qe.new_zeros(a0, a1, tq, 1)
+        clipped = [qe[..., :1].expand(a0, a1, tq, far)] if far else []
+        padded = torch.cat([pad, *clipped, qe], dim=-1)  # (A0, A1, Tq, Tk+1), written row by row
+        # Row i of the flat buffer read from offset Tq shifts by i: slot Tq-1-i+j → key j.
+        skewed = padded.view(a0, a1, tq * (tk + 1))[..., tq:].view(a0, a1, tq, tk)
+        if swap:
+            skewed = skewed.transpose(0, 1)  # (B, H, Tq, Tk), strided
+        dtype = qe.dtype if mask is None else torch.result_type(qe, mask)
+        out = torch.empty(skewed.shape, dtype=dtype, device=qe.device)  # (B, H, Tq, Tk)
+        if mask is None:
+            out.copy_(skewed)
+        else:
+            torch.add(skewed, mask, out=out)
+        ctx.meta = (a0, a1, tq, tk, far, swap, qe.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a0, a1, tq, tk, far, swap, dtype = ctx.meta
+        gflat = grad.new_empty(a0, a1, tq * (tk + 1), dtype=dtype)  # (A0, A1, Tq*(Tk+1))
+        gflat[..., :tq].zero_()  # the slots before offset Tq reach no output
+        gskew = gflat[..., tq:].view(a0, a1, tq, tk)  # (A0, A1, Tq, Tk)
+        gskew.copy_(grad.transpose(0, 1) if swap else grad)
+        gpad = gflat.view(a0, a1, tq, tk + 1)
+        gqe = gpad[..., 1 + far :]  # (A0, A1, Tq, n), a strided view of gflat
+        if far:
+            gqe[..., 0] += gpad[..., 1 : 1 + far].sum(-1)
+        return gqe, None, None, None
+
+
 def auto_chunk(batch: int, heads: int, tk: int, budget_bytes: int = 16 << 20) -> int:
     """Queries per chunk so that one chunk's fp32 logits (B, H, chunk, Tk) fit `budget_bytes`.
 

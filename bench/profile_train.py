@@ -9,7 +9,7 @@ forward, softmax, copies/casts/fills, elementwise, dropout, LayerNorm, optimizer
 Everything but "matmul" and "SDPA forward" (which does its own matmuls) is the work outside
 the matmuls that issue 20 asks to cut. `--compile` also times the same step under
 torch.compile (inductor), alternating with eager, to see whether fusion pays on this CPU.
-Results go to bench/results/profile-train.md and .json, with the CPU's flags.
+Results go to bench/results/profile-train.md and .json (or --name NAME), with the CPU's flags.
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="profile under bf16 autocast too")
     ap.add_argument("--compile", action="store_true", help="time torch.compile vs eager too")
     ap.add_argument("--quick", action="store_true", help="small preset, L=512 only")
+    ap.add_argument("--name", default="profile-train", help="results file name [profile-train]")
     args = ap.parse_args()
     torch.manual_seed(0)
     precisions = [None, torch.bfloat16] if args.bf16 else [None]
@@ -156,8 +157,8 @@ def main() -> None:
                 rows.append(row)
     env = run_env()
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "profile-train.json").write_text(json.dumps({"env": env, "rows": rows}, indent=1))
-    (RESULTS / "profile-train.md").write_text(to_markdown(env, rows))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps({"env": env, "rows": rows}, indent=1))
+    (RESULTS / f"{args.name}.md").write_text(to_markdown(env, rows))
     print(to_markdown(env, rows))
 
 

@@ -8,15 +8,13 @@
 # Environment: DATA [data/bach], RUNS [runs/bach], TRAIN_ARGS (extra `train` options).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cd "$here/../.."
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # spinning threads slow a shared CPU
-MT=${MT:-.venv/bin/music-transformer}
-PY=${PY:-.venv/bin/python}
+# shellcheck source=recipes/common.sh
+source "$here/../common.sh"  # project root, OMP_WAIT_POLICY, MT, PY, resume_args, write_output
 DATA=${DATA:-data/bach}
 RUNS=${RUNS:-runs/bach}
 read -r -a train_args <<< "${TRAIN_ARGS:-}"
-resume=()
-[ "${1:-}" = "--resume" ] && resume=(--resume)
+resume=0
+[ "${1:-}" = "--resume" ] && resume=1
 
 # 1. Data: split 0.9/0.05/0.05 by a hash of each chorale's corpus path (deterministic).
 [ -f "$DATA/manifest.json" ] || "$MT" prepare music21:bach --out "$DATA" --tokenizer performance
@@ -24,8 +22,7 @@ resume=()
 # 2. Training (each ≤ 90 minutes on a 2-core CPU with bf16); best/ = lowest valid NLL.
 for m in transformer lstm absolute; do
   run=$RUNS/bach-$m
-  again=()
-  [ ${#resume[@]} -gt 0 ] && [ -f "$run/last/train_state.pt" ] && again=(--resume)
+  resume_args $resume "$run"
   [ -f "$run/best/config.json" ] && [ ${#again[@]} -eq 0 ] && { echo "== $run done"; continue; }
   echo "== train $m -> $run"
   "$MT" train --config "$here/$m.toml" --data "$DATA" --out "$run" "${again[@]}" "${train_args[@]}"
@@ -34,6 +31,6 @@ done
 # 3. Bundle (bf16 weights + primers), then evaluate the shipped weights on the test split.
 "$PY" "$here/bundle.py" "$DATA" "$RUNS"
 for m in transformer lstm absolute; do
-  "$MT" evaluate "bach-$m" --data "$DATA" --split test --json > "$RUNS/eval-bach-$m.json"
+  write_output "$RUNS/eval-bach-$m.json" "$MT" evaluate "bach-$m" --data "$DATA" --split test --json
   "$MT" evaluate "bach-$m" --data "$DATA" --split test
 done

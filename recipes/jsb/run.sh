@@ -19,10 +19,8 @@
 #   MT, PY      the CLI and Python [.venv/bin/music-transformer, .venv/bin/python]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cd "$here/../.."
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # spinning threads slow a shared CPU
-MT=${MT:-.venv/bin/music-transformer}
-PY=${PY:-.venv/bin/python}
+# shellcheck source=recipes/common.sh
+source "$here/../common.sh"  # project root, OMP_WAIT_POLICY, MT, PY, resume_args, write_output
 JSB_JSON=${JSB_JSON:-../shared/data/jsb-chorales/Jsb16thSeparated.json}
 DATA=${DATA:-data/jsb}
 RUNS=${RUNS:-runs/jsb}
@@ -53,10 +51,7 @@ fi
 # 2. Training. RUNS/<model>/best is the checkpoint with the lowest valid NLL.
 for m in "${models[@]}"; do
   run=$RUNS/$m
-  again=()
-  if [ $resume = 1 ] && [ -f "$run/last/train_state.pt" ]; then
-    again=(--resume)
-  fi
+  resume_args $resume "$run"
   echo "== train $m -> $run"
   "$MT" train --config "$here/$m.toml" --data "$DATA" --out "$run" "${again[@]}" \
     "${train_args[@]}"
@@ -70,9 +65,8 @@ for m in "${models[@]}"; do
     for context in 1024 4096; do
       out=$RUNS/$m/eval-$split-$context.json
       echo "== evaluate $m on $split, context $context -> $out"
-      "$MT" evaluate "$RUNS/$m" --data "$DATA" --split "$split" --context $context \
-        --batch-size 8 --json "${eval_args[@]}" > "$out.tmp"
-      mv "$out.tmp" "$out"
+      write_output "$out" "$MT" evaluate "$RUNS/$m" --data "$DATA" --split "$split" \
+        --context $context --batch-size 8 --json "${eval_args[@]}"
     done
   done
 done

@@ -10,21 +10,20 @@
 #              PRECISION [bf16: measured faster for the Transformer on AVX512-BF16 / AMX CPUs]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cd "$here/../.."
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-MT=${MT:-.venv/bin/music-transformer}
-PY=${PY:-.venv/bin/python}
+# shellcheck source=recipes/common.sh
+source "$here/../common.sh"  # project root, OMP_WAIT_POLICY, MT, PY, resume_args, write_output
 PIECES=${PIECES:-../shared/data/classical-piano}
 DATA=${DATA:-data/piano}
 RUNS=${RUNS:-runs/piano}
 PRECISION=${PRECISION:-bf16}
+resume=0
+[ "${1:-}" = "--resume" ] && resume=1
 
 [ -f "$DATA/manifest.json" ] || "$MT" prepare "$PIECES" --out "$DATA" --tokenizer performance
 
 for m in transformer lstm; do
   run=$RUNS/$m
-  again=()
-  [ "${1:-}" = "--resume" ] && [ -f "$run/last/train_state.pt" ] && again=(--resume)
+  resume_args "$resume" "$run"
   [ -f "$run/best/config.json" ] && [ ${#again[@]} -eq 0 ] && { echo "== $run done"; continue; }
   echo "== train $m -> $run"
   "$MT" train --config "$here/$m.toml" --data "$DATA" --out "$run" --precision "$PRECISION" \
@@ -35,7 +34,7 @@ done
   --temperature 0.9
 "$PY" "$here/bundle.py" "$RUNS/lstm" piano-lstm --data "$DATA" --temperature 1.0
 for m in piano-transformer piano-lstm; do
-  "$MT" evaluate "$m" --data "$DATA" --split test --json -q > "$RUNS/eval-$m.json"
+  write_output "$RUNS/eval-$m.json" "$MT" evaluate "$m" --data "$DATA" --split test --json -q
   "$MT" evaluate "$m" --data "$DATA" --split test --window 1024 -q
 done
 "$PY" "$here/pianist.py" --models piano-transformer,piano-lstm,bach-transformer --data "$DATA" \

@@ -18,10 +18,8 @@
 # against ~7 on one thread of an AVX2 EPYC); OMP_NUM_THREADS=1 lets two runs share 2 cores.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cd "$here/../.."
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # spinning threads slow a shared CPU
-MT=${MT:-.venv/bin/music-transformer}
-PY=${PY:-.venv/bin/python}
+# shellcheck source=recipes/common.sh
+source "$here/../common.sh"  # project root, OMP_WAIT_POLICY, MT, PY, resume_args, write_output
 JSB_JSON=${JSB_JSON:-../shared/data/jsb-chorales/Jsb16thSeparated.json}
 DATA=${DATA:-data/jsb}
 RUNS=${RUNS:-runs/precision}
@@ -44,15 +42,14 @@ for seed in "${seeds[@]}"; do
   for p in fp32 bf16; do
     run=$RUNS/$p-seed$seed
     runs+=("$run")
-    again=()
-    [ $resume = 1 ] && [ -f "$run/last/train_state.pt" ] && again=(--resume)
+    resume_args $resume "$run"
     echo "== train $p, seed $seed -> $run"
     "$MT" train --config "$here/parity.toml" --data "$DATA" --out "$run" --precision "$p" \
       --seed "$seed" --quiet "${again[@]}" "${train_args[@]}"
     for e in fp32 bf16; do  # the same windows as validation during training (context = L)
-      "$MT" evaluate "$run" --data "$DATA" --split valid --context 256 --batch-size 8 \
-        --precision "$e" --json --quiet "${eval_args[@]}" > "$run/eval-valid-$e.json.tmp"
-      mv "$run/eval-valid-$e.json.tmp" "$run/eval-valid-$e.json"
+      write_output "$run/eval-valid-$e.json" "$MT" evaluate "$run" --data "$DATA" \
+        --split valid --context 256 --batch-size 8 --precision "$e" --json --quiet \
+        "${eval_args[@]}"
     done
   done
 done

@@ -76,6 +76,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed steps per process")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast shapes too")
     ap.add_argument("--quick", action="store_true", help="small preset, L=512 only")
+    ap.add_argument(
+        "--shape",
+        action="append",
+        metavar="PRESET:L",
+        help="only these shapes (repeatable), e.g. --shape paper:512",
+    )
     ap.add_argument("--name", default="train-ab", help="results file name [train-ab]")
     ap.add_argument("--child", nargs=3, metavar=("PRESET", "L", "P"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -96,6 +102,7 @@ def main() -> None:
         for preset in (["small"] if args.quick else ["small", "paper"])
         for L in ([512] if args.quick else [512, 1024])
         for precision in (["fp32", "bf16"] if args.bf16 else ["fp32"])
+        if not args.shape or f"{preset}:{L}" in args.shape
     ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="mt-ref-") as tmp:

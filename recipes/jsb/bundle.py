@@ -1,7 +1,7 @@
 """Ship the JSB relative Transformer as the bundled model `jsb-relative` (bf16 weights).
 
 Usage: python recipes/jsb/bundle.py RUN_DIR
-  RUN_DIR is a training run of a relative recipe, e.g. runs/jsb/relative-transpose (the
+  RUN_DIR is a training run of a relative recipe, e.g. runs/jsb/relative-concat-voice (the
   shipped one); its best checkpoint (lowest valid NLL) goes to
   music_transformer/bundled/jsb-relative/. Then anyone can run
   `music-transformer evaluate jsb-relative --data DATA --split valid`.
@@ -19,13 +19,14 @@ from music_transformer.nn import count_parameters
 
 NAME = "jsb-relative"
 LIMIT_MB = 25.0  # the most a bundled model may weigh (issue 8)
+CARD = {"suits": "four-voice chorale grids, S A T B on 16ths (the paper's JSB benchmark)"}
 
 
 def main() -> None:
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     run = Path(sys.argv[1])
-    out = export_checkpoint(run, BUNDLED_DIR / NAME, dtype=torch.bfloat16)
+    out = export_checkpoint(run, BUNDLED_DIR / NAME, dtype=torch.bfloat16, card=CARD)
     size = (out / "model.safetensors").stat().st_size / 1e6
     params = count_parameters(load_checkpoint(out).config)
     print(f"{NAME}: {params:,} parameters, {size:.1f} MB (bf16) from {run}")

@@ -4,6 +4,9 @@ settings of the session's tiny trained run, and sharpened tiny random models."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,17 @@ TINY_RUN: dict[str, Any] = dict(
     log_every=5,
     seed=0,
 )
+
+
+def run_recipe(script: str, *args: str, **env: str) -> None:
+    """Run recipes/SCRIPT (bash) from the project root with this interpreter's CLI and Python
+    (MT, PY) and the extra environment given; fail the test with its stderr tail."""
+    root = Path(__file__).resolve().parents[1]
+    full = dict(os.environ, PY=sys.executable,
+                MT=str(Path(sys.executable).parent / "music-transformer"), **env)  # fmt: skip
+    done = subprocess.run(["bash", str(root / "recipes" / script), *args], env=full, cwd=root,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def tree_digest(root: Path) -> dict[str, str]:

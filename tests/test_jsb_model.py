@@ -16,7 +16,7 @@ from cli.main import main
 from midi_data.jsb import REST, midi_to_grid
 from midi_data.shards import prepare
 from music_transformer.training import build_options, train
-from tests.helpers import SHARED_DATA, cpu_train_options, shared_path
+from tests.helpers import SHARED_DATA, cpu_train_options, run_recipe, shared_path
 
 JSB_JSON = SHARED_DATA / "jsb-chorales" / "Jsb16thSeparated.json"
 L = 64  # training length of the tiny model: 16 sixteenth-note steps
@@ -180,19 +180,9 @@ def test_precision_parity_recipe_runs_end_to_end(jsb_data: Path, tmp_path: Path)
     """recipes/precision/run.sh, cut to 4 steps and 2 pieces: an fp32 and a bf16 run of one
     seed train, each best is scored in both precisions, and results.md compares them. Same
     seed, same windows: after 2 steps both precisions are within 1% of each other."""
-    import os
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[1]
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, DATA=str(jsb_data), RUNS=str(tmp_path / "runs"), SEEDS="1",
+    run_recipe("precision/run.sh", DATA=str(jsb_data), RUNS=str(tmp_path / "runs"), SEEDS="1",
                TRAIN_ARGS="--max-steps 4 --eval-every 2 --save-every 2 --device cpu",
-               EVAL_ARGS="--max-pieces 2 --device cpu", PY=sys.executable,
-               MT=str(bin_dir / "music-transformer"))  # fmt: skip
-    done = subprocess.run(["bash", str(root / "recipes/precision/run.sh")], env=env, cwd=root,
-                          capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
+               EVAL_ARGS="--max-pieces 2 --device cpu")  # fmt: skip
     for p in ("fp32", "bf16"):
         run = tmp_path / "runs" / f"{p}-seed1"
         for e in ("fp32", "bf16"):
@@ -214,21 +204,12 @@ def test_table2_recipe_trains_resumes_and_tabulates(jsb_data: Path, tmp_path: Pa
     """recipes/jsb/run.sh for one row, cut to 2 steps on short windows: it trains, scores
     valid and test at both contexts and writes the table; `--resume` then continues the
     interrupted run from its last checkpoint instead of starting again."""
-    import os
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[1]
     runs = tmp_path / "runs"
-    env = dict(os.environ, DATA=str(jsb_data), RUNS=str(runs), PY=sys.executable,
-               MT=str(Path(sys.executable).parent / "music-transformer"),
-               EVAL_ARGS="--max-pieces 1 --device cpu")  # fmt: skip
 
     def recipe(*args: str, steps: int) -> None:
-        env["TRAIN_ARGS"] = f"--max-steps {steps} --seq-len 64 --batch-size 2 --device cpu -q"
-        done = subprocess.run(["bash", str(root / "recipes/jsb/run.sh"), *args], env=env,
-                              cwd=root, capture_output=True, text=True)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
+        train = f"--max-steps {steps} --seq-len 64 --batch-size 2 --device cpu -q"
+        run_recipe("jsb/run.sh", *args, DATA=str(jsb_data), RUNS=str(runs), TRAIN_ARGS=train,
+                   EVAL_ARGS="--max-pieces 1 --device cpu")  # fmt: skip
 
     recipe("absolute", steps=2)
     recipe("--resume", "absolute", steps=3)

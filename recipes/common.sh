@@ -8,12 +8,15 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 MT=${MT:-.venv/bin/music-transformer}
 PY=${PY:-.venv/bin/python}
 
-# resume_args WANT RUN: sets the array `again` to (--resume) when WANT is 1 and RUN holds an
-# interrupted run's state, else to () — pass it on as "${again[@]}".
+# resume_args WANT RUN: sets the array `again` to (--resume) when WANT is 1 and RUN holds a
+# started run (one stopped before its first checkpoint is started over by `train --resume`),
+# else to () — pass it on as "${again[@]}".
 # shellcheck disable=SC2034  # `again` is read by the sourcing script
 resume_args() {
   again=()
-  if [ "$1" = 1 ] && [ -f "$2/last/train_state.pt" ]; then again=(--resume); fi
+  if [ "$1" = 1 ] && { [ -f "$2/last/train_state.pt" ] || [ -f "$2/metrics.jsonl" ]; }; then
+    again=(--resume)
+  fi
 }
 
 # write_output FILE CMD...: CMD's standard output into FILE, renamed into place only when CMD

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,6 +63,52 @@ def _no_timing(rows: list[dict]) -> list[dict]:
     return [
         {k: v for k, v in r.items() if k != "tokens_per_s"} for r in rows if r["split"] != "setup"
     ]
+
+
+def test_resume_before_the_first_checkpoint_starts_over(bach_data_dir: Path, tmp_path) -> None:
+    """A run killed before it saved anything holds options.json and metrics.jsonl but no
+    checkpoint: --resume starts it over, and ends where one run in one go ends."""
+    one = train(tiny(bach_data_dir, tmp_path / "one", max_steps=4))
+    two = tmp_path / "two"
+    train(tiny(bach_data_dir, two, max_steps=2))
+    for name in ("last", "best", "checkpoints"):  # as a kill -9 before step save_every leaves it
+        shutil.rmtree(two / name)
+    train(tiny(bach_data_dir, two, max_steps=4, resume=True))
+    a = load_file(one / "last" / "model.safetensors")
+    b = load_file(two / "last" / "model.safetensors")
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    assert _no_timing(read_metrics(one)) == _no_timing(read_metrics(two))
+    assert [r["step"] for r in read_metrics(two) if r["split"] == "setup"] == [0]
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_steps_since_the_last_checkpoint(bach_data_dir: Path, tmp_path) -> None:
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "cli", "train", "--data", str(bach_data_dir), "--out",
+            str(run), "--preset", "tiny", "--seq-len", "32", "--batch-size", "2",
+            "--save-every", "1000", "--eval-every", "1000", "--max-steps", "100000", "--quiet",
+            "--device", "cpu", "--precision", "fp32"]  # fmt: skip
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE)
+    try:
+        end = time.monotonic() + 60
+        while _logged_steps(run) == 0 and time.monotonic() < end:  # one log line: step 10
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert err.decode().strip().splitlines()[-1] == "Interrupted."  # no traceback
+    saved = _assert_loadable(run)  # saved although no checkpoint was due before step 1,000
+    assert saved >= _logged_steps(run) >= 10
+    proc = subprocess.run([*args, "--resume", "--max-steps", str(saved + 2)], env=env)
+    assert proc.returncode == 0 and _assert_loadable(run) == saved + 2
+
+
+def _logged_steps(run: Path) -> int:
+    if not (run / "metrics.jsonl").is_file():
+        return 0
+    return max((r["step"] for r in read_metrics(run) if r["split"] == "train"), default=0)
 
 
 def test_resume_refuses_another_vocabulary(

@@ -41,6 +41,7 @@ from .model_choice import arch_name, init_checkpoint, model_config
 from .options import TrainError, TrainOptions
 from .progress import Progress
 from .schedule import learning_rate
+from .stopping import stop_on_sigterm
 
 
 def _step_seed(seed: int, rank: int, step: int) -> int:
@@ -74,7 +75,15 @@ class Trainer:
         # the sampler's default note limit, recorded beside the weights (rank 0 writes them)
         self.max_note_seconds = self.data.note_length_quantile() if place.is_main else None
         self.pad_id = int(self.tokenizer.pad_id)
-        resume_state = self._resume_state() if options.resume else None
+        resume_state = self._resume_state() if options.resume and not self.restarted else None
+        if self.restarted and place.is_main:
+            st.truncate_metrics(self.run_dir, -1)  # the lost steps' lines go with them
+            if not options.quiet:
+                print(
+                    f"{self.run_dir} stopped before its first checkpoint: starting it over",
+                    file=sys.stderr,
+                    flush=True,
+                )
         self.init_dir = init_checkpoint(options, self.tokenizer) if options.init else None
         resumed = resume_state["meta"]["model"] if resume_state is not None else None
         self.config = model_config(options, self.tokenizer, resumed, self.init_dir)
@@ -149,8 +158,12 @@ class Trainer:
         has_run = (run / "last").exists() or (run / st.METRICS_FILE).exists()
         if self.opt.resume and run.is_dir() and self.place.is_main:
             st.recover_run_dir(run)  # a kill between two renames (non-Linux) is undone here
+        self.restarted = False
         if self.opt.resume and not (run / "last" / st.STATE_FILE).is_file():
-            raise TrainError(f"nothing to resume in {run} (no last/{st.STATE_FILE})")
+            if not has_run:
+                raise TrainError(f"nothing to resume in {run} (no last/{st.STATE_FILE})")
+            # stopped before its first checkpoint: nothing to continue, so it starts over
+            self.restarted = True
         if not self.opt.resume and has_run:
             raise TrainError(
                 f"{run} already holds a training run; pass --resume to continue it "
@@ -369,6 +382,8 @@ class Trainer:
         stopped_early = False
         saved_at = self.step
         window_loss, window_steps, t_log = 0.0, 0, time.perf_counter()
+        signals = contextlib.ExitStack()  # SIGTERM: finish the step, save, stop (stopping.py)
+        stop = signals.enter_context(stop_on_sigterm(enabled=not self.place.enabled))
         try:
             while self.step < o.max_steps:
                 t0 = time.perf_counter()
@@ -400,6 +415,8 @@ class Trainer:
                     saved_at = self.step
                 if stopped_early:
                     break
+                if stop.requested:
+                    raise KeyboardInterrupt
             if not stopped_early and (not o.eval_every or self.step % o.eval_every):
                 self.evaluate_and_keep_best()
             if saved_at != self.step:  # same answer on every rank (save() has a barrier)
@@ -407,8 +424,11 @@ class Trainer:
         except KeyboardInterrupt:
             if not self.place.enabled and self.step > saved_at:
                 self.save()  # keep the work done; --resume continues from here
+                if not o.quiet:
+                    print(f"\nsaved step {self.step} in {self.run_dir}/last", file=sys.stderr)
             raise
         finally:
+            signals.close()
             bar.close()
             if self.writer is not None:
                 self.writer.close()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +125,8 @@ def test_continue_refuses_a_primer_that_is_not_four_voices(jsb_run: Path, tmp_pa
     assert not (tmp_path / "o.mid").exists()
 
 
-RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes" / "jsb").glob("**/*.toml"))
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes" / "jsb"
+RECIPES = sorted(RECIPES_DIR.glob("**/*.toml"))
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
@@ -223,3 +227,14 @@ def test_table2_recipe_trains_resumes_and_tabulates(jsb_data: Path, tmp_path: Pa
             result = json.loads((run / f"eval-{split}-{context}.json").read_text())
             assert math.isfinite(result["nll"])
     assert "| absolute |" in (runs / "results.md").read_text()
+
+    # a row still in training (no eval-*.json yet) shows its best validation so far
+    shutil.copytree(run, runs / "in-training")
+    for f in (runs / "in-training").glob("eval-*.json"):
+        f.unlink()
+    script = str(RECIPES_DIR / "table.py")
+    table = subprocess.run([sys.executable, script, str(runs), "in-training"],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    best = min((r for r in rows if r.get("split") == "valid"), key=lambda r: r["nll"])
+    assert f"| {best['nll']:.4f} (so far) |" in table
+    assert f"| {best['step']} (training, at 3) |" in table

@@ -3,7 +3,8 @@ Music Transformer paper's Table 2.
 
 Usage: python recipes/jsb/table.py RUNS MODEL...
 Reads RUNS/<MODEL>/eval-<split>-<context>.json (from `music-transformer evaluate --json`)
-and RUNS/<MODEL>/best/config.json.
+and RUNS/<MODEL>/best/config.json. A run not evaluated yet (still training) gets its best
+validation so far from RUNS/<MODEL>/metrics.jsonl, marked as such.
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ def nll(result: dict | None) -> str:
     return "—" if result is None else f"{result['nll']:.4f}"
 
 
+def in_training(run: Path) -> tuple[str, str]:
+    """(valid cell, step cell) of a run not evaluated yet: its best validation so far."""
+    try:
+        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x]
+    except (OSError, json.JSONDecodeError):
+        return "—", "—"
+    valid = [r for r in rows if r.get("split") == "valid"]
+    if not valid:
+        return "—", "not validated yet"
+    best = min(valid, key=lambda r: r["nll"])
+    last = max(r.get("step", 0) for r in rows)
+    return f"{best['nll']:.4f} (so far)", f"{best['step']} (training, at {last})"
+
+
 def main(runs: Path, models: list[str]) -> str:
     lines = [
         "| model | paper, valid | valid (L windows) | valid (whole pieces) "
@@ -57,10 +72,13 @@ def main(runs: Path, models: list[str]) -> str:
         meta = load(runs / m / "best" / "config.json") or {}
         training = meta.get("training", {})
         params = f"{count_parameters(config_from_dict(meta['model'])):,}" if meta else "—"
+        valid, best_step = nll(ev["valid", TRAIN_LEN]), training.get("step", "—")
+        if all(e is None for e in ev.values()):
+            valid, best_step = in_training(runs / m)
         lines.append(
-            f"| {m} | {PAPER.get(m, '—')} | {nll(ev['valid', TRAIN_LEN])} "
+            f"| {m} | {PAPER.get(m, '—')} | {valid} "
             f"| {nll(ev['valid', WHOLE])} | {nll(ev['test', TRAIN_LEN])} "
-            f"| {nll(ev['test', WHOLE])} | {training.get('step', '—')} | {params} |"
+            f"| {nll(ev['test', WHOLE])} | {best_step} | {params} |"
         )
         for split in ("valid", "test"):
             whole = ev[split, WHOLE]

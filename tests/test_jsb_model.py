@@ -227,6 +227,10 @@ def test_table2_recipe_trains_resumes_and_tabulates(jsb_data: Path, tmp_path: Pa
             result = json.loads((run / f"eval-{split}-{context}.json").read_text())
             assert math.isfinite(result["nll"])
     assert "| absolute |" in (runs / "results.md").read_text()
+    last_valid = [r for r in rows if r.get("split") == "valid"][-1]  # the curves, from the log
+    curve = next(x for x in (runs / "curves.md").read_text().splitlines() if "| absolute |" in x)
+    assert curve.split("|")[-2].strip(" *") == f"{last_valid['nll']:.3f}"  # newest column
+    assert (runs / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
     # a row still in training (no eval-*.json yet) shows its best validation so far
     shutil.copytree(run, runs / "in-training")

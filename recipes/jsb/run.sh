@@ -2,7 +2,7 @@
 # Reproduce the Music Transformer paper's JSB Chorales experiment (Table 2): prepare the
 # official 229/76/77 split as raster-scanned S A T B tokens, train the relative Transformer,
 # the absolute-position baseline and the LSTM (each selected on valid NLL), then evaluate
-# them on valid and test and write RUNS/results.md.
+# them on valid and test and write RUNS/results.md and the validation curves RUNS/curves.png.
 #
 # Usage: recipes/jsb/run.sh [--resume] [MODEL...]
 #   MODEL       default: every Table 2 row and the LSTM (absolute absolute-concat
@@ -71,5 +71,8 @@ for m in "${models[@]}"; do
   done
 done
 
-# 4. The table beside the paper's numbers.
-"$PY" "$here/table.py" "$RUNS" "${models[@]}" | tee "$RUNS/results.md"
+# 4. The table beside the paper's numbers; the validation curves (RUNS/curves.png and .md).
+write_output "$RUNS/results.md" "$PY" "$here/table.py" "$RUNS" "${models[@]}"
+write_output "$RUNS/curves.md" "$PY" "$here/curves.py" "$RUNS" "${models[@]}" \
+  --png "$RUNS/curves.png"
+cat "$RUNS/results.md" "$RUNS/curves.md"

@@ -84,11 +84,7 @@ def test_resume_before_the_first_checkpoint_starts_over(bach_data_dir: Path, tmp
 @pytest.mark.slow
 def test_sigterm_saves_the_steps_since_the_last_checkpoint(bach_data_dir: Path, tmp_path) -> None:
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "cli", "train", "--data", str(bach_data_dir), "--out",
-            str(run), "--preset", "tiny", "--seq-len", "32", "--batch-size", "2",
-            "--save-every", "1000", "--eval-every", "1000", "--max-steps", "100000", "--quiet",
-            "--device", "cpu", "--precision", "fp32"]  # fmt: skip
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
+    args, env = _cli_train(bach_data_dir, run, save_every=1000, eval_every=1000)
     proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE)
     try:
         end = time.monotonic() + 60
@@ -103,6 +99,17 @@ def test_sigterm_saves_the_steps_since_the_last_checkpoint(bach_data_dir: Path, 
     assert saved >= _logged_steps(run) >= 10
     proc = subprocess.run([*args, "--resume", "--max-steps", str(saved + 2)], env=env)
     assert proc.returncode == 0 and _assert_loadable(run) == saved + 2
+
+
+def _cli_train(data: Path, run: Path, save_every: int, eval_every: int) -> tuple[list, dict]:
+    """`music-transformer train` of the tiny model for (nearly) ever, as a subprocess would
+    run it, and its environment: one passive OpenMP thread."""
+    args = [sys.executable, "-m", "cli", "train", "--data", str(data), "--out", str(run),
+            "--preset", "tiny", "--seq-len", "32", "--batch-size", "2",
+            "--save-every", str(save_every), "--eval-every", str(eval_every),
+            "--max-steps", "100000", "--quiet", "--device", "cpu",
+            "--precision", "fp32"]  # fmt: skip
+    return args, {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
 
 
 def _logged_steps(run: Path) -> int:
@@ -147,11 +154,7 @@ def _assert_loadable(run: Path) -> int:
 @pytest.mark.slow
 def test_sigkill_never_leaves_a_broken_checkpoint(bach_data_dir: Path, tmp_path) -> None:
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "cli", "train", "--data", str(bach_data_dir), "--out",
-            str(run), "--preset", "tiny", "--seq-len", "32", "--batch-size", "2",
-            "--save-every", "1", "--eval-every", "2", "--max-steps", "100000", "--quiet",
-            "--device", "cpu", "--precision", "fp32"]  # fmt: skip
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
+    args, env = _cli_train(bach_data_dir, run, save_every=1, eval_every=2)
     rng = random.Random(0)
     steps = []
     for attempt in range(3):

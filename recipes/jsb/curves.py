@@ -11,13 +11,14 @@ Usage: python recipes/jsb/curves.py RUNS MODEL... [--png FILE] [--every N]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
+
+from music_transformer.training import read_metrics
 
 # The paper's Table 2 (valid NLL), for the rows it has.
 PAPER = {
@@ -32,11 +33,7 @@ PAPER = {
 
 def valid_curve(run: Path) -> list[tuple[int, float]]:
     """(window tokens seen, valid NLL) at every validation of the run, in step order."""
-    try:
-        lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    rows = [json.loads(line) for line in lines if line.strip()]
+    rows = read_metrics(run)
     per_step = {r["step"]: r["tokens_seen"] for r in rows if "tokens_seen" in r}
     tokens_per_step = next((t / s for s, t in sorted(per_step.items()) if s), 0.0)
     return [

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from music_transformer.nn import count_parameters
 from music_transformer.nn.config import config_from_dict
+from music_transformer.training import read_metrics
 
 # Validation NLL (nats/token) in the paper's Table 2, where it has the same model.
 PAPER = {
@@ -44,10 +45,7 @@ def nll(result: dict | None) -> str:
 
 def in_training(run: Path) -> tuple[str, str]:
     """(valid cell, step cell) of a run not evaluated yet: its best validation so far."""
-    try:
-        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x]
-    except (OSError, json.JSONDecodeError):
-        return "—", "—"
+    rows = read_metrics(run)  # also skips a line a kill cut short
     valid = [r for r in rows if r.get("split") == "valid"]
     if not valid:
         return "—", "not validated yet"

@@ -1,7 +1,7 @@
 """Ship the JSB relative Transformer as the bundled model `jsb-relative` (bf16 weights).
 
 Usage: python recipes/jsb/bundle.py RUN_DIR
-  RUN_DIR is a training run of a relative recipe, e.g. runs/jsb/relative-concat-voice (the
+  RUN_DIR is a training run of a relative recipe, e.g. runs/jsb/relative-pitch-time (the
   shipped one); its best checkpoint (lowest valid NLL) goes to
   music_transformer/bundled/jsb-relative/. Then anyone can run
   `music-transformer evaluate jsb-relative --data DATA --split valid`.

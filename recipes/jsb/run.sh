@@ -7,8 +7,8 @@
 # Usage: recipes/jsb/run.sh [--resume] [MODEL...]
 #   MODEL       default: every Table 2 row and the LSTM (absolute absolute-concat
 #               absolute-concat-voice relative relative-concat-voice relative-pitch-time
-#               lstm), or any other recipes/jsb/<MODEL>.toml, e.g. relative-transpose (the
-#               shipped jsb-relative) or first/relative (the first recipe).
+#               lstm), or any other recipes/jsb/<MODEL>.toml, e.g. relative-transpose (the first
+#               recipe's jsb-relative) or first/relative (the first recipe).
 #   --resume    continue runs that were interrupted (finished runs are only re-evaluated).
 # Environment (defaults in brackets):
 #   JSB_JSON    [../shared/data/jsb-chorales/Jsb16thSeparated.json]

@@ -19,24 +19,35 @@ from midi_data.pianoroll import save_piano_roll
 
 
 def main() -> None:
-    if len(sys.argv) < 2:
-        sys.exit(__doc__.strip().splitlines()[-1])
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        sys.exit(0 if len(sys.argv) > 1 else 2)
+    failed = 0
     for arg in sys.argv[1:]:
-        path = Path(arg)
-        pm = pretty_midi.PrettyMIDI(str(path))
-        sidecar = json.loads(path.with_suffix(".json").read_text())
-        part = pretty_midi.PrettyMIDI()
-        part.instruments = [i for i in pm.instruments if i.name == "Continuation"]
-        notes = notes_from_pretty(part)
-        held, vel = notes.end - notes.start, notes.velocity
-        print(
-            f"{path.name}: {sidecar['continuation']['seconds']} s, {len(notes)} notes, "
-            f"held > 10 s: {int((held > 10).sum())}, longest {held.max():.2f} s, velocity "
-            f"{vel.mean():.1f} ± {vel.std():.1f} ({vel.min()}–{vel.max()}, "
-            f"{len(np.unique(vel))} values), median note {np.median(held):.2f} s"
-        )
-        cut = pm.tick_to_time(sidecar["midi"]["cut_tick"])
-        save_piano_roll(pm, path.with_suffix(".png"), primer_end=cut)
+        try:
+            report(Path(arg))
+        except Exception as error:  # one line per bad file, then the next file
+            print(f"Error: {arg}: {error}", file=sys.stderr)
+            failed += 1
+    sys.exit(2 if failed else 0)
+
+
+def report(path: Path) -> None:
+    """Print one continuation's line and write its piano roll beside it."""
+    pm = pretty_midi.PrettyMIDI(str(path))
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    part = pretty_midi.PrettyMIDI()
+    part.instruments = [i for i in pm.instruments if i.name == "Continuation"]
+    notes = notes_from_pretty(part)
+    held, vel = notes.end - notes.start, notes.velocity
+    print(
+        f"{path.name}: {sidecar['continuation']['seconds']} s, {len(notes)} notes, "
+        f"held > 10 s: {int((held > 10).sum())}, longest {held.max():.2f} s, velocity "
+        f"{vel.mean():.1f} ± {vel.std():.1f} ({vel.min()}–{vel.max()}, "
+        f"{len(np.unique(vel))} values), median note {np.median(held):.2f} s"
+    )
+    cut = pm.tick_to_time(sidecar["midi"]["cut_tick"])
+    save_piano_roll(pm, path.with_suffix(".png"), primer_end=cut)
 
 
 if __name__ == "__main__":

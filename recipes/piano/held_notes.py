@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
+from midi_data.midi_io import read_midi
 from midi_data.notes import notes_from_pretty
 from midi_data.pianoroll import save_piano_roll
 
@@ -26,15 +27,16 @@ def main() -> None:
     for arg in sys.argv[1:]:
         try:
             report(Path(arg))
-        except Exception as error:  # one line per bad file, then the next file
-            print(f"Error: {arg}: {error}", file=sys.stderr)
+        except (OSError, ValueError, KeyError) as error:  # one line per bad file, then the next
+            message = str(error) if arg in str(error) else f"{arg}: {error}"
+            print(f"Error: {message}", file=sys.stderr)
             failed += 1
     sys.exit(2 if failed else 0)
 
 
 def report(path: Path) -> None:
     """Print one continuation's line and write its piano roll beside it."""
-    pm = pretty_midi.PrettyMIDI(str(path))
+    pm = read_midi(path)  # hostile files: MidiReadError (a ValueError) with a clear message
     sidecar = json.loads(path.with_suffix(".json").read_text())
     part = pretty_midi.PrettyMIDI()
     part.instruments = [i for i in pm.instruments if i.name == "Continuation"]

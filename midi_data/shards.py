@@ -7,9 +7,11 @@ A data directory holds
     <split>.offsets.npy            (P + 1,) int64: piece i is tokens[offsets[i]:offsets[i + 1]]
 for split in train, valid, test. Token arrays are memory-mapped on load (`open_data`).
 
-Splits are by file and deterministic: files are ordered by the SHA-256 of their path relative
-to their source and cut at the requested fractions (every split asked for gets at least one
-file when there are enough), so a rerun on the same sources gives the same directory.
+Splits are by file and deterministic, and each source is split on its own: its files are
+ordered by the SHA-256 of their path relative to the source and cut at the requested fractions
+(every split asked for gets at least one file when there are enough). So a rerun on the same
+sources gives the same directory, and adding a source (another genre, say) leaves the splits
+of the others exactly as they were. The manifest counts pieces and tokens per source and split.
 A source with its own split — a four-voice grid `.json` file such as the JSB Chorales
 benchmark's `Jsb16thSeparated.json` — keeps it: its pieces go to their official split, in
 file order, are never dropped as duplicates, and the manifest lists the source under
@@ -236,12 +238,16 @@ def _assign(
             entry.update(split=None, tokens=len(ids))
             good.append(len(entries))
         entries.append(entry)
-    ranked = sorted(good, key=lambda i: (path_hash(files[i].relative), files[i].source))
-    counts = split_counts(len(ranked), fractions)
-    bounds = np.cumsum([0, *counts])
-    for s, name in enumerate(SPLITS):
-        for i in ranked[bounds[s] : bounds[s + 1]]:
-            entries[i]["split"] = name
+    by_source: dict[str, list[int]] = {}
+    for i in good:
+        by_source.setdefault(files[i].source, []).append(i)
+    for members in by_source.values():  # each source split on its own (stratified)
+        ranked = sorted(members, key=lambda i: path_hash(files[i].relative))
+        counts = split_counts(len(ranked), fractions)
+        bounds = np.cumsum([0, *counts])
+        for s, name in enumerate(SPLITS):
+            for i in ranked[bounds[s] : bounds[s + 1]]:
+                entries[i]["split"] = name
     pieces: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
     for (ids, _, _), entry in zip(results, entries):
         if entry["split"] is not None:
@@ -293,6 +299,7 @@ def _write(
                 {e["source"] for e in entries if e.get("official_split")}
             ),
             "splits": splits,
+            "by_source": _counts_by_source(entries),
             "skipped": sum(1 for e in entries if "skipped" in e),
             "files": entries,
         }
@@ -307,6 +314,21 @@ def _write(
         tokens={k: v["tokens"] for k, v in splits.items()},
         skipped=skipped,
     )
+
+
+def _counts_by_source(entries: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
+    """{source: {split: {"pieces": n, "tokens": n}}} over the files that were kept (tokens
+    without the BOS/EOS frame)."""
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for e in entries:
+        if e["split"] is None:
+            continue
+        split = counts.setdefault(e["source"], {}).setdefault(
+            e["split"], {"pieces": 0, "tokens": 0}
+        )
+        split["pieces"] += 1
+        split["tokens"] += e["tokens"]
+    return counts
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:

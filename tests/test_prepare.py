@@ -136,3 +136,32 @@ def test_cli(mixed_dir, tmp_path):
     assert refused.exit_code == 2 and "refusing to overwrite" in refused.stderr
     bad_split = runner.invoke(main, ["prepare", str(mixed_dir), "-o", str(out), "--split", "1,1"])
     assert bad_split.exit_code == 2 and bad_split.stderr.startswith("Error: --split")
+
+
+def test_each_source_split_on_its_own(tmp_path, bach_midi_dir, shared_data):
+    """Adding a second collection (another genre) leaves the first one's split exactly as it
+    was, and the manifest counts pieces and tokens per source and split."""
+    chorales = sorted(bach_midi_dir.glob("*.mid"))
+    piano = tmp_path / "piano"
+    piano.mkdir()
+    for p in sorted((shared_data / "maestro-samples").glob("*.mid"))[:4]:
+        shutil.copy(p, piano / p.name)
+    split = "0.6,0.2,0.2"
+    alone = prepare([str(bach_midi_dir)], tmp_path / "alone", workers=1, split=split,
+                    progress=False)  # fmt: skip
+    both = prepare([str(bach_midi_dir), str(piano)], tmp_path / "both", workers=1, split=split,
+                   progress=False)  # fmt: skip
+    assert alone.pieces["train"] < both.pieces["train"]
+
+    def splits(out: Path, source: str) -> dict[str, str]:
+        manifest = json.loads((out / "manifest.json").read_text())
+        return {e["path"]: e["split"] for e in manifest["files"] if e["source"] == source}
+
+    bach = splits(tmp_path / "alone", str(bach_midi_dir))
+    assert len(bach) == len(chorales) and bach == splits(tmp_path / "both", str(bach_midi_dir))
+    pianos = splits(tmp_path / "both", str(piano))
+    assert sorted(pianos.values()) == ["test", "train", "train", "valid"]  # 0.6/0.2/0.2 of 4
+    counts = json.loads((tmp_path / "both" / "manifest.json").read_text())["by_source"]
+    assert counts[str(piano)]["train"]["pieces"] == 2
+    total = sum(c["tokens"] + c["pieces"] * 2 for s in counts.values() for c in s.values())
+    assert total == sum(both.tokens.values())  # each piece framed by BOS and EOS

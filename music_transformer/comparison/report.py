@@ -38,6 +38,7 @@ from midi_data.notes import Notes, notes_from_pretty
 from midi_data.render import RenderError, find_renderer
 
 from ..checkpoint import LoadedModel, bundled_models, package_version
+from ..evaluation.longform.compare import judge_section
 from ..generation.loading import load_model, model_settings, sample_batch
 from ..generation.primers import Primer, PrimerError, find_primers
 from ..generation.sampler import Generated
@@ -322,7 +323,11 @@ def run_comparison(
     notes += [f"Audio failed for {m.name}: {why}" for m, why in rendered_audio.failed]
     notes += [f"Skipped primer: {s['reason']}" for s in skipped]
     title = "Listening comparison: " + " vs ".join(labels)
-    atomic_write_text(out / "index.html", build_page(report_id, title, sections, metrics, notes))
+    cuts = {m: [(out / clips[p.number, m].midi, p.by_model[m].heard_seconds) for p in usable]
+            for m in labels}  # fmt: skip
+    longform = judge_section(out, data, cuts)  # evaluation/longform, the judge's own module
+    page = build_page(report_id, title, sections, metrics, notes, longform)
+    atomic_write_text(out / "index.html", page)
     report = {
         "version": package_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -37,7 +37,8 @@ def draw_judged(
     FigureCanvasAgg(fig)
     axes = fig.subplots(3, 2, sharex=True).ravel()
     labels = list(labels) if labels is not None else [Path(j.path).name for j in judged]
-    longest = max((len(j.values) * j.segment for j in judged), default=180.0) / 60
+    # at least three minutes shown: how far a short continuation got is part of the picture
+    longest = max([len(j.values) * j.segment / 60 for j in judged] + [3.0])
     for k, (ax, stat) in enumerate(zip(axes, STATS)):
         ax.axhspan(bands.lo[k], bands.hi[k], color=BAND_COLOR, alpha=0.5, linewidth=0)
         for j, label in zip(judged, labels):
@@ -47,7 +48,7 @@ def draw_judged(
             bad = j.outside[:, k]
             ax.plot(x[bad], y[bad], "x", color=OUT_COLOR, markersize=8, mew=2)
         ax.set_title(f"{stat.replace('_', ' ')} ({UNITS[stat]})", fontsize=10)
-        ax.set_xlim(0, max(longest, 0.5))
+        ax.set_xlim(0, longest)
         ax.tick_params(labelsize=8)
     for ax in axes[-2:]:
         ax.set_xlabel("minutes after the primer")

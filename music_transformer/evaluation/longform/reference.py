@@ -49,7 +49,8 @@ class Corpus:
         piece: (S,) int, the piece of each segment; segments of a piece are in time order.
         values: (S, 6) float64 statistics in `STATS` order (NaN: not measured).
         skipped: [(file, reason)] of pieces that could not be read.
-        seconds_taken: how long measuring took (when it was not cached).
+        seconds_taken: how long measuring took (the first time).
+        cached: read back from the cache file.
     """
 
     name: str
@@ -59,6 +60,7 @@ class Corpus:
     values: np.ndarray
     skipped: list[tuple[str, str]]
     seconds_taken: float
+    cached: bool = False
 
 
 def parse_reference(spec: str) -> tuple[str, str]:
@@ -228,4 +230,6 @@ def _from_json(name: str, obj: dict[str, Any]) -> Corpus:
     values = np.stack(columns, axis=1).reshape(-1, len(STATS))  # (S, 6)
     skipped = [(a, b) for a, b in obj["skipped"]]
     piece = np.array(obj["piece"], dtype=np.int64)
-    return Corpus(name, obj["path"], obj["pieces"], piece, values, skipped, obj["seconds_taken"])
+    return Corpus(
+        name, obj["path"], obj["pieces"], piece, values, skipped, obj["seconds_taken"], True
+    )

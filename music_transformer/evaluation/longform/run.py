@@ -134,12 +134,12 @@ def percent(x: float | None) -> str:
 def format_table(report: JudgeReport, rule: Rule) -> str:
     """Per file: segments outside / holds; per group: holds rate vs the real one."""
     width = max([len(j.path) for j in report.judged] + [4])
-    lines = [f"{'file':<{width}}  reference   segs  outside  holds  outside on"]
+    lines = [f"{'file':<{width}}  reference   after  segs  outside  holds  outside on"]
     for j in report.judged:
         counts = j.outside.sum(axis=0)
         why = ", ".join(f"{s}×{c}" for s, c in zip(STATS, counts) if c) or "-"
         lines.append(
-            f"{j.path:<{width}}  {j.reference[:10]:<10} {len(j.values):>5}  "
+            f"{j.path:<{width}}  {j.reference[:10]:<10} {j.seconds:>5.0f}s {len(j.values):>5}  "
             f"{int(j.outside.any(axis=1).sum()):>7}  {'yes' if j.holds else 'no':<5}  {why}"
         )
     lines.append(
@@ -155,7 +155,6 @@ def format_table(report: JudgeReport, rule: Rule) -> str:
             f"{g['segments']} segments | silences > 3 s: {g['silences_over_3s']} "
             f"({g['silences_over_3s_primer_has_one']} where the primer has one)"
         )
-    lines += [f"failed {p}: {r}" for p, r in report.failed]
     return "\n".join(lines)
 
 
@@ -231,4 +230,5 @@ def write_report(report: JudgeReport, out: Path, rule: Rule) -> None:
         mine = [j for j in report.judged if j.reference == name]
         report.pictures.append(draw_judged(mine, report.bands[name], out / f"judge-{name}.png"))
     atomic_write_json(out / "judge.json", report.to_dict())
-    atomic_write_text(out / "judge.txt", format_table(report, rule) + "\n")
+    failed = "".join(f"failed: {p}: {r}\n" for p, r in report.failed)
+    atomic_write_text(out / "judge.txt", format_table(report, rule) + "\n" + failed)

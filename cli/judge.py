@@ -86,7 +86,7 @@ def judge(
       music-transformer judge out/ --reference classical=../shared/data/classical-piano \\
           --reference pop=data/piano@pop909 --assign pop='*pop*' --out judged
     """
-    from music_transformer.evaluation.longform import Rule, format_table, run_judge
+    from music_transformer.longform import Rule, format_table, run_judge
 
     low, high = _percentiles(percentiles)
     rule = Rule(low, high, segment_seconds, max_outside, min_seconds, stretch_seconds)

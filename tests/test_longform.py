@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from cli.main import main
 from midi_data.midi_io import read_score
 from midi_data.notes import Notes, notes_from_score
-from music_transformer.evaluation.longform import STATS, Bands, Rule, judge_file, load_corpus
-from music_transformer.evaluation.longform.compare import judge_section
-from music_transformer.evaluation.longform.judge import make_bands
-from music_transformer.evaluation.longform.run import run_judge, summarize
+from music_transformer.longform import STATS, Bands, Rule, judge_file, load_corpus
+from music_transformer.longform.compare import judge_section
+from music_transformer.longform.judge import make_bands
+from music_transformer.longform.run import run_judge, summarize
 from tests.helpers import shared_path
 
 TICK = 1 / 440  # pretty_midi writes 220 ticks per beat at 120 BPM: times are exact to this

@@ -38,11 +38,11 @@ from midi_data.notes import Notes, notes_from_pretty
 from midi_data.render import RenderError, find_renderer
 
 from ..checkpoint import LoadedModel, bundled_models, package_version
-from ..evaluation.longform.compare import judge_section
 from ..generation.loading import load_model, model_settings, sample_batch
 from ..generation.primers import Primer, PrimerError, find_primers
 from ..generation.sampler import Generated
 from ..generation.settings import SamplingSettings, check_counts
+from ..longform.compare import judge_section
 from .audio import RenderReport, render_all
 from .metrics import model_nll, report_metrics
 from .page import Clip, Pair, PrimerSection, build_page
@@ -325,7 +325,7 @@ def run_comparison(
     title = "Listening comparison: " + " vs ".join(labels)
     cuts = {m: [(out / clips[p.number, m].midi, p.by_model[m].heard_seconds) for p in usable]
             for m in labels}  # fmt: skip
-    longform = judge_section(out, data, cuts)  # evaluation/longform, the judge's own module
+    longform = judge_section(out, data, cuts)  # the long-form judge (its own module)
     page = build_page(report_id, title, sections, metrics, notes, longform)
     atomic_write_text(out / "index.html", page)
     report = {

@@ -9,7 +9,7 @@
 
 The sampler (generation/, the same layer) never imports this package, and this package
 imports nothing from generation/: guards that steer sampling are measured by the judge, not
-built from it (tests/test_layers.py keeps the two layers apart).
+built from it (tests/test_layers.py keeps the two apart).
 """
 
 from .judge import Bands, Judged, Rule, judge_file, make_bands

@@ -107,6 +107,7 @@ def test_real_held_out_pieces_hold_and_a_loop_does_not(classical_halves, tmp_pat
     rule = Rule()
     bands = make_bands(load_corpus(f"even={ref}", workers=1), rule)
     assert bands.real_stretches > 50 and bands.real_holds / bands.real_stretches >= 0.8
+    assert bands.lo[COL["register_drift"]] == 0  # a distance: only its upper edge counts
     judged = [judge_file(f, bands, rule, primer_seconds=12.0) for f in held_out]
     long_enough = [j for j in judged if len(j.values) * 30 >= 150]
     rate = sum(j.holds for j in long_enough) / len(long_enough)
@@ -175,6 +176,19 @@ def test_cut_comes_from_the_sidecar_of_continue(tmp_path: Path) -> None:
     assert judged.cut == pytest.approx(record["primer"]["seconds"])
     assert judged.seconds >= record["continuation"]["seconds"] - 1e-6
     assert len(judged.values) == 0 and not judged.holds
+
+
+def test_sidecar_seconds_against_the_file(tmp_path: Path) -> None:
+    """A sidecar that says 60 s were generated after a 12-s primer, beside a file whose music
+    stops at 45.5 s: the silent rest is judged too, and the mismatch is noted."""
+    piece = known_piece(tmp_path)
+    sidecar = {"primer": {"path": None, "seconds": 12.0, "included": True},
+               "continuation": {"seconds": 60.0}}  # fmt: skip
+    piece.with_suffix(".json").write_text(json.dumps(sidecar))
+    judged = judge_file(piece, WIDE, Rule())
+    assert judged.cut == 12.0 and len(judged.values) == 2  # 12 … 72 s
+    assert judged.values[1, COL["longest_silence"]] == pytest.approx(72 - 45.5, abs=2 * TICK)
+    assert any("sidecar says 60 s" in n for n in judged.notes)
 
 
 def test_cli_table_picture_and_errors(classical_halves, tmp_path: Path, shared_data) -> None:

@@ -35,7 +35,7 @@ def judge_section(
     rule = Rule()
     try:
         (bands,) = reference_bands([f"real={data}"], rule).values()
-    except (JudgeError, OSError) as e:
+    except (ValueError, OSError) as e:  # JudgeError, DataError: a bad --data for the judge
         return _section(f"<p>No long-form judge: {escape(str(e))}</p>")
     judged, failed, groups = [], [], {}
     for label, files in samples.items():

@@ -1,7 +1,8 @@
 """Judging continuations against a reference corpus's bands.
 
 A band is the [lo, hi] percentile range (1–99 by default) of one statistic over every real
-segment. A segment is outside when any measured statistic falls outside its band. A stretch
+segment; register drift, a distance, has only its upper edge (staying in the primer's register
+is never wrong). A segment is outside when any measured statistic falls outside its band. A stretch
 (the first `stretch_seconds` after the primer; 180 s by default) HOLDS when at most
 `max_outside` of its segments are outside and its whole segments cover at least
 `min_seconds` (150 s). The real corpus's own holds rate is the same rule applied to each real
@@ -25,6 +26,10 @@ from .reference import Corpus, JudgeError
 from .stats import SEGMENT_SECONDS, STATS, longest_silence, mean_pitch, piece_segments
 
 SILENCE_FLAG_SECONDS = 3.0
+# More than this relative difference between the seconds a sidecar says were generated and
+# the seconds the file plays them over is reported (a writer's tempo map gone wrong).
+TIMING_TOLERANCE = 0.05
+UPPER_ONLY = ("register_drift",)  # distances: their band starts at 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ def make_bands(corpus: Corpus, rule: Rule) -> Bands:
     """Percentile bands of the corpus's segments and the corpus's own holds rate."""
     lo = np.nanpercentile(corpus.values, rule.low, axis=0)  # (6,)
     hi = np.nanpercentile(corpus.values, rule.high, axis=0)
+    lo[[STATS.index(s) for s in UPPER_ONLY]] = 0.0
     bands = Bands(corpus.name, lo, hi, len(corpus.values), 0, 0)
     flags = bands.outside(corpus.values).any(axis=1)  # (S,)
     for p in np.unique(corpus.piece):
@@ -188,4 +194,10 @@ def judge_file(
                     holds(outside.any(axis=1), rule), rule.segment, silence)  # fmt: skip
     if len(values) * rule.segment < rule.min_seconds:
         result.notes.append(f"only {end - cut:.0f} s after the primer (< {rule.min_seconds:g} s)")
+    heard = float(notes.end.max()) - cut if len(notes) else 0.0
+    if generated and abs(heard - generated) > TIMING_TOLERANCE * generated:
+        result.notes.append(
+            f"the file plays the continuation over {heard:.0f} s, its sidecar says "
+            f"{generated:.0f} s were generated: the file's timing is judged"
+        )
     return result

@@ -147,6 +147,7 @@ def format_table(report: JudgeReport, rule: Rule) -> str:
         f"{rule.stretch_seconds:g} s holds with ≤ {rule.max_outside} outside and ≥ "
         f"{rule.min_seconds:g} s; bands: percentiles {rule.low:g}–{rule.high:g})"
     )
+    lines += [f"note: {j.path}: {n}" for j in report.judged for n in j.notes]
     for name, g in report.groups.items():
         lines.append(
             f"{name}: holds {g['holds']}/{g['files']} ({percent(g['holds_rate'])}); real "
@@ -195,7 +196,7 @@ def run_judge(
     if not references:
         raise JudgeError("no --reference given (a MIDI folder or a prepared data directory)")
     pairs = [tuple(a.split("=", 1)) for a in assign]
-    if any(len(p) != 2 for p in pairs):
+    if any(len(p) != 2 or not all(p) for p in pairs):
         raise JudgeError(f"--assign takes NAME=PATTERN, got {assign}")
     bands = reference_bands(references, rule, workers)
     unknown = [n for n, _ in pairs if n not in bands]

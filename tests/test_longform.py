@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from cli.main import main
 from midi_data.midi_io import read_score
 from midi_data.notes import Notes, notes_from_score
-from music_transformer.longform import STATS, Bands, Rule, judge_file, load_corpus
+from music_transformer.longform import STATS, Bands, JudgeError, Rule, judge_file, load_corpus
 from music_transformer.longform.compare import judge_section
 from music_transformer.longform.judge import make_bands
 from music_transformer.longform.run import run_judge, summarize
@@ -189,6 +189,10 @@ def test_sidecar_seconds_against_the_file(tmp_path: Path) -> None:
     assert judged.cut == 12.0 and len(judged.values) == 2  # 12 … 72 s
     assert judged.values[1, COL["longest_silence"]] == pytest.approx(72 - 45.5, abs=2 * TICK)
     assert any("sidecar says 60 s" in n for n in judged.notes)
+    for bad in ({"continuation": 5}, {"continuation": {"seconds": 1e12}}):
+        piece.with_suffix(".json").write_text(json.dumps(bad))
+        with pytest.raises(JudgeError, match=r"known\.json"):
+            judge_file(piece, WIDE, Rule())
 
 
 def test_cli_table_picture_and_errors(classical_halves, tmp_path: Path, shared_data) -> None:

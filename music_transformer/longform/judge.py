@@ -30,6 +30,7 @@ SILENCE_FLAG_SECONDS = 3.0
 # the seconds the file plays them over is reported (a writer's tempo map gone wrong).
 TIMING_TOLERANCE = 0.05
 UPPER_ONLY = ("register_drift",)  # distances: their band starts at 0
+MAX_SECONDS = 86_400.0  # a sidecar claiming more than a day of music is not believed
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,20 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and "continuation" in record else None
 
 
+def _sidecar_times(record: dict[str, Any], sidecar: str) -> tuple[float, dict[str, Any] | None]:
+    """(seconds generated, the primer's entry or None) of a sidecar; JudgeError if malformed."""
+    try:
+        generated = float(record["continuation"].get("seconds") or 0.0)
+        primer = record.get("primer") or None
+        if primer is not None:
+            primer["seconds"] = float(primer.get("seconds") or 0.0)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise JudgeError(f"{sidecar}: not a sidecar of continue/generate ({e})") from None
+    if not 0 <= generated <= MAX_SECONDS or (primer and not 0 <= primer["seconds"] <= MAX_SECONDS):
+        raise JudgeError(f"{sidecar}: seconds out of range")
+    return generated, primer
+
+
 def primer_cut(path: Path, primer_seconds: float | None) -> tuple[float, float, float | None]:
     """(cut, seconds of music the sidecar says were generated or 0, primer's mean pitch or
     None) for a file: from its JSON sidecar when there is one, else `primer_seconds`.
@@ -158,11 +173,10 @@ def primer_cut(path: Path, primer_seconds: float | None) -> tuple[float, float, 
             sidecar = path.with_suffix(".json").name
             raise JudgeError(f"{path}: no sidecar ({sidecar}); pass --primer-seconds")
         return primer_seconds, 0.0, None
-    generated = float(record["continuation"].get("seconds") or 0.0)
-    primer = record.get("primer")
+    generated, primer = _sidecar_times(record, path.with_suffix(".json").name)
     if not primer:
         return 0.0, generated, float("nan")  # nothing to drift from
-    cut = float(primer.get("seconds") or 0.0)
+    cut = primer["seconds"]
     if primer.get("included", True):
         return cut, generated, None
     try:  # continuation only: the primer is in its own file

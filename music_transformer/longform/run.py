@@ -134,12 +134,14 @@ def percent(x: float | None) -> str:
 def format_table(report: JudgeReport, rule: Rule) -> str:
     """Per file: segments outside / holds; per group: holds rate vs the real one."""
     width = max([len(j.path) for j in report.judged] + [4])
-    lines = [f"{'file':<{width}}  reference   after  segs  outside  holds  outside on"]
+    rw = max([len(j.reference) for j in report.judged] + [9])
+    head = f"{'file':<{width}}  {'reference':<{rw}}  after  segs  outside  holds  outside on"
+    lines = [head]
     for j in report.judged:
         counts = j.outside.sum(axis=0)
         why = ", ".join(f"{s}×{c}" for s, c in zip(STATS, counts) if c) or "-"
         lines.append(
-            f"{j.path:<{width}}  {j.reference[:10]:<10} {j.seconds:>5.0f}s {len(j.values):>5}  "
+            f"{j.path:<{width}}  {j.reference:<{rw}} {j.seconds:>5.0f}s {len(j.values):>5}  "
             f"{int(j.outside.any(axis=1).sum()):>7}  {'yes' if j.holds else 'no':<5}  {why}"
         )
     lines.append(

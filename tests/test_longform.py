@@ -126,6 +126,18 @@ def test_real_held_out_pieces_hold_and_a_loop_does_not(classical_halves, tmp_pat
     assert summarize([looped], bands)["two_pitch_in_band"] == 0.0
 
 
+def test_real_pop_songs_hold(tmp_path: Path) -> None:
+    """Bands from 200 POP909 songs; 100 other songs, each after its first 12 s, hold."""
+    songs = sorted(shared_path("pop909").glob("*/*.mid"))
+    for f in songs[:400:2]:
+        (tmp_path / f.name).symlink_to(f)
+    rule = Rule()
+    bands = make_bands(load_corpus(f"pop={tmp_path}", workers=1), rule)
+    judged = [judge_file(f, bands, rule, primer_seconds=12.0) for f in songs[1:400:4]]
+    judged = [j for j in judged if len(j.values) * 30 >= 150]
+    assert len(judged) > 80 and sum(j.holds for j in judged) / len(judged) >= 0.8
+
+
 def test_an_inserted_silence_is_flagged(classical_halves, tmp_path: Path) -> None:
     """A held-out real piece with 5 s of nothing inserted 60 s after its primer: that segment
     falls outside on its longest silence, and the summary counts a silence over 3 s."""

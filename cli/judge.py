@@ -48,7 +48,8 @@ def _percentiles(text: str) -> tuple[float, float]:
 )
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Write judge.txt, judge.json "
               "and judge-<reference>.png here.")  # fmt: skip
-@click.option("--segment-seconds", type=click.FloatRange(min=1), default=30.0)
+@click.option("--segment-seconds", type=click.FloatRange(min=1), default=30.0,
+              help="Length of the segments measured (the real ones too).")  # fmt: skip
 @click.option("--percentiles", default="1,99", help="The real band: LOW,HIGH percentiles.")
 @click.option("--max-outside", type=click.IntRange(min=0), default=1,
               help="Segments outside the band a stretch may have and still hold.")  # fmt: skip

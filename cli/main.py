@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "models": "cli.models:models",
     "info": "cli.models:info",
     "compare": "cli.compare:compare",
+    "judge": "cli.judge:judge",
 }
 
 HELP = {
@@ -37,6 +38,7 @@ HELP = {
     "models": "List the bundled models.",
     "info": "Show a model's config, size, tokenizer and training metrics.",
     "compare": "Listening comparison of several models (audio, piano rolls, A/B page).",
+    "judge": "Do continuations stay music over minutes? 30-s segments vs a real corpus.",
 }
 
 

@@ -9,6 +9,8 @@ Layers, lowest first; a module imports only from layers below its own (tests/tes
     checkpoint        model directories: config.json · model.safetensors · tokenizer.json
     generation/       sampling settings, the KV-cached sampler, primers, outputs, sidecars
     evaluation/       NLL over evaluation windows (shared with training's validation)
+    longform/         the long-form judge: 30-s segments against a real corpus's bands (never
+                      imported by generation/, and importing nothing of it)
     catalog           which models there are and what each holds (`models`, `info`)
     training/         options, the trainer (single process or DDP), run directories
     comparison/       listening reports: audio, piano rolls, blind A/B page, metrics

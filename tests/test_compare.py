@@ -103,6 +103,8 @@ def test_report_files(report, model_dirs: list[Path]) -> None:
     for sample in key["samples"].values():
         seeds.setdefault(sample["primer"], set()).add(sample["seed"])
     assert all(len(s) == 1 for s in seeds.values())
+    # the long-form judge's section (4-s continuations: too short for a 30-s segment)
+    assert 'id="longform"' in (out / "index.html").read_text()
 
 
 def test_audio_is_compressed(report) -> None:

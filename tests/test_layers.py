@@ -2,7 +2,7 @@
 
 cli                      ← nothing imports it
 comparison  training     ← may use everything below
-generation  evaluation  catalog
+generation  evaluation  catalog  longform
 checkpoint
 model_checks  calibration
 nn  runtime  allocator   ← import nothing of the package
@@ -29,6 +29,8 @@ RANK = {
     "catalog": 3,
     "generation": 3,
     "evaluation": 3,
+    # the long-form judge: beside generation, so the sampler can never import it (nor it them)
+    "longform": 3,
     "training": 4,
     "comparison": 4,
 }

@@ -196,8 +196,9 @@ def build_page(
     sections: Sequence[PrimerSection],
     metrics: dict[str, Any] | None,
     notes: Sequence[str] = (),
+    extra: str = "",
 ) -> str:
-    """The whole index.html as a string."""
+    """The whole index.html as a string; `extra`: HTML sections appended (the judge's)."""
     digest = base64.b64encode(hashlib.sha256(SCRIPT.encode("utf-8")).digest()).decode("ascii")
     csp = (
         "default-src 'none'; img-src 'self' file: blob:; media-src 'self' file: blob:; "
@@ -224,6 +225,7 @@ def build_page(
             "metrics (open after listening)</h2></summary>"
             f"{metrics_tables(metrics)}</details></section>"
         )
+    body.append(extra)
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">'

@@ -42,6 +42,7 @@ from ..generation.loading import load_model, model_settings, sample_batch
 from ..generation.primers import Primer, PrimerError, find_primers
 from ..generation.sampler import Generated
 from ..generation.settings import SamplingSettings, check_counts
+from ..longform.compare import judge_section
 from .audio import RenderReport, render_all
 from .metrics import model_nll, report_metrics
 from .page import Clip, Pair, PrimerSection, build_page
@@ -322,7 +323,11 @@ def run_comparison(
     notes += [f"Audio failed for {m.name}: {why}" for m, why in rendered_audio.failed]
     notes += [f"Skipped primer: {s['reason']}" for s in skipped]
     title = "Listening comparison: " + " vs ".join(labels)
-    atomic_write_text(out / "index.html", build_page(report_id, title, sections, metrics, notes))
+    cuts = {m: [(out / clips[p.number, m].midi, p.by_model[m].heard_seconds) for p in usable]
+            for m in labels}  # fmt: skip
+    longform = judge_section(out, data, cuts)  # the long-form judge (its own module)
+    page = build_page(report_id, title, sections, metrics, notes, longform)
+    atomic_write_text(out / "index.html", page)
     report = {
         "version": package_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

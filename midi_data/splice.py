@@ -20,6 +20,8 @@ symusic and pretty_midi, normalizing their models, do not.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +80,7 @@ def splice(
     Raises:
         OSError, ValueError (mido): the primer file cannot be parsed event by event.
     """
-    mf = mido.MidiFile(str(primer_file), clip=True)
-    tempo = TempoMap(mf)
+    mf, tempo, used, program = _read(primer_file)
     to_tick = model_ticks(tok, mf, tempo)
     cut_seconds = float(tok.seconds(primer_ids))
     cut = to_tick(cut_seconds)
@@ -87,14 +88,13 @@ def splice(
     later = notes.start >= cut_seconds - 1e-9
     ends = {int(p): float(e) for s, e, p, n in zip(notes.start, notes.end, notes.pitch, later)
             if not n and e > cut_seconds}  # fmt: skip  # primer notes the model let sound on
-    used = {m.channel for tr in mf.tracks for m in tr if hasattr(m, "channel")}
     channel = next((c for c in range(16) if c != 9 and c not in used), 0)
     new = notes.take(np.nonzero(later)[0])
     spans: list[tuple[float, float]] = []
     if pedal:
         new, spans = unfold_sustain(new)
     track = _continuation_track(new, spans, to_tick, cut if continuation_only else 0,
-                                channel, _main_program(mf))  # fmt: skip
+                                channel, program)  # fmt: skip
     output = mido.MidiFile(type=1, ticks_per_beat=mf.ticks_per_beat)
     if continuation_only:
         output.tracks.append(_conductor_at(mf, cut))
@@ -116,6 +116,21 @@ def splice(
         rounding=f"continuation times rounded to the file's nearest tick ({ms:.2f} ms at "
         "the cut's tempo)",
     )
+
+
+def _read(path: str | Path) -> tuple[mido.MidiFile, TempoMap, frozenset[int], int]:
+    """The primer file parsed (mido), its tempo map, the channels it uses and its main
+    program — read once for all the pieces spliced onto one primer (until the file changes).
+    Nothing here is modified by `splice`."""
+    stat = os.stat(path)
+    return _read_file(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)  # pieces come primer by primer; a parsed file can be large
+def _read_file(path: str, mtime_ns: int, size: int):
+    mf = mido.MidiFile(path, clip=True)
+    used = frozenset(m.channel for tr in mf.tracks for m in tr if hasattr(m, "channel"))
+    return mf, TempoMap(mf), used, _main_program(mf)
 
 
 def _main_program(mf: mido.MidiFile) -> int:
@@ -190,7 +205,15 @@ def _track(events: list[tuple[int, mido.Message]], offs_first: bool = False) -> 
     track, now = mido.MidiTrack(), 0
     for i in order:
         tick, m = events[i]
-        track.append(m.copy(time=max(0, tick - now)))
+        track.append(_at(m, max(0, tick - now)))
         now = max(now, tick)
     track.append(mido.MetaMessage("end_of_track", time=0))
     return track
+
+
+def _at(m: mido.Message | mido.MetaMessage, delta: int) -> mido.Message | mido.MetaMessage:
+    """A copy of `m` at delta time `delta` (an int ≥ 0). mido's copy(time=...) validates every
+    field again, which was most of the time a splice took; `m` is valid already."""
+    moved = m.copy()  # without overrides: a plain copy of its fields
+    vars(moved)["time"] = int(delta)
+    return moved

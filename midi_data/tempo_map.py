@@ -27,8 +27,9 @@ class TempoMap:
     """Seconds ↔ ticks of one MIDI file (its set_tempo events; 120 BPM before the first)."""
 
     def __init__(self, mf: mido.MidiFile):
+        # each track's own ticks (not mido.merge_tracks, which copies every message)
         changes = sorted(
-            (tick, msg.tempo) for tick, msg in absolute_events(mido.merge_tracks(mf.tracks))
+            (tick, msg.tempo) for track in mf.tracks for tick, msg in absolute_events(track)
             if msg.type == "set_tempo"
         )  # fmt: skip
         self.tpb, self.ticks, self.seconds = mf.ticks_per_beat, [0], [0.0]

@@ -122,12 +122,12 @@ def _read(path: str | Path) -> tuple[mido.MidiFile, TempoMap, frozenset[int], in
     """The primer file parsed (mido), its tempo map, the channels it uses and its main
     program — read once for all the pieces spliced onto one primer (until the file changes).
     Nothing here is modified by `splice`."""
-    stat = os.stat(path)
-    return _read_file(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    st = os.stat(path)
+    return _read_file(str(Path(path).resolve()), (st.st_ino, st.st_size, st.st_mtime_ns))
 
 
 @functools.lru_cache(maxsize=2)  # pieces come primer by primer; a parsed file can be large
-def _read_file(path: str, mtime_ns: int, size: int):
+def _read_file(path: str, version: tuple[int, int, int]):
     mf = mido.MidiFile(path, clip=True)
     used = frozenset(m.channel for tr in mf.tracks for m in tr if hasattr(m, "channel"))
     return mf, TempoMap(mf), used, _main_program(mf)

@@ -21,7 +21,6 @@ symusic and pretty_midi, normalizing their models, do not.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 from .files import atomic_write
 from .notes import notes_from_pretty
 from .pedal import unfold_sustain
-from .tempo_map import TempoMap, absolute_events, model_ticks
+from .tempo_map import ParsedMidi, absolute_events, model_ticks, read_mido
 from .tokenizer import Tokenizer
 
 CONTINUATION = "Continuation"
@@ -80,7 +79,9 @@ def splice(
     Raises:
         OSError, ValueError (mido): the primer file cannot be parsed event by event.
     """
-    mf, tempo, used, program = _read(primer_file)
+    parsed = read_mido(primer_file)
+    mf, tempo = parsed.mf, parsed.tempo
+    used, program = _facts(parsed)
     to_tick = model_ticks(tok, mf, tempo)
     cut_seconds = float(tok.seconds(primer_ids))
     cut = to_tick(cut_seconds)
@@ -118,19 +119,12 @@ def splice(
     )
 
 
-def _read(path: str | Path) -> tuple[mido.MidiFile, TempoMap, frozenset[int], int]:
-    """The primer file parsed (mido), its tempo map, the channels it uses and its main
-    program — read once for all the pieces spliced onto one primer (until the file changes).
-    Nothing here is modified by `splice`."""
-    st = os.stat(path)
-    return _read_file(str(Path(path).resolve()), (st.st_ino, st.st_size, st.st_mtime_ns))
-
-
-@functools.lru_cache(maxsize=2)  # pieces come primer by primer; a parsed file can be large
-def _read_file(path: str, version: tuple[int, int, int]):
-    mf = mido.MidiFile(path, clip=True)
-    used = frozenset(m.channel for tr in mf.tracks for m in tr if hasattr(m, "channel"))
-    return mf, TempoMap(mf), used, _main_program(mf)
+@functools.lru_cache(maxsize=2)  # one per parsed file (`tempo_map.read_mido` keeps two)
+def _facts(parsed: ParsedMidi) -> tuple[frozenset[int], int]:
+    """The channels the file uses and its main program."""
+    tracks = parsed.mf.tracks
+    used = frozenset(m.channel for tr in tracks for m in tr if hasattr(m, "channel"))
+    return used, _main_program(parsed.mf)
 
 
 def _main_program(mf: mido.MidiFile) -> int:

@@ -156,3 +156,20 @@ def test_generate_interrupted_writes_what_finished_and_resumes(tiny_run, bach_mi
     # A finished run is not resumed: its manifest needs --force.
     with pytest.raises(OutputExistsError, match="pass --force"):
         generate_pieces(out, **args)
+
+
+@pytest.mark.parametrize("name", ["bach-lstm", "bach-transformer"])
+def test_samples_of_one_primer_read_it_once_and_match_lone_runs(name) -> None:
+    """Rows with the same primer share one prefill (its cache rows copied): each still
+    makes what it makes alone (the LSTM's state and the Transformer's cache alike)."""
+    loaded = load_model(name, "cpu")
+    bundled = Path(__file__).resolve().parents[1] / "music_transformer" / "bundled" / "primers"
+    primer = read_primer(loaded.tokenizer, bundled / "bwv145-a.mid", 4.0, file_time=True)
+    other = read_primer(loaded.tokenizer, bundled / "bwv17_7.mid", 3.0, file_time=True)
+    jobs = [Job(primer), Job(other), Job(primer), Job(primer)]
+    settings = SamplingSettings(tokens=20, seed=9, precision="fp32")
+    together = [t.result.tokens for t in run(loaded, jobs, settings, batch_size=4)]
+    alone = [next(run(loaded, jobs, settings, 1, skip=set(range(4)) - {j})).result.tokens
+             for j in range(4)]  # fmt: skip
+    assert together == alone
+    assert len({tuple(t) for t in together}) == 4  # four seeds, four different takes

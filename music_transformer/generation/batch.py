@@ -131,7 +131,10 @@ def generate_pieces(
             f"stopped after {len(entries)} of {len(jobs)} pieces ({type(e).__name__}); "
             "the same command again makes the rest"
         )
-        atomic_write_json(out_dir / MANIFEST, {**manifest, **stamp()})
+        try:
+            atomic_write_json(out_dir / MANIFEST, {**manifest, **stamp()})
+        except OSError:  # a full disk, say: the error that stopped the run is the one to see
+            raise e from None
         if isinstance(e, KeyboardInterrupt):
             raise GenerationInterrupted(
                 f"wrote {len(entries)} of {len(jobs)} pieces and {out_dir / MANIFEST} "

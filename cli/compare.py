@@ -11,12 +11,14 @@ from cli.errors import UserError, user_errors
 from cli.options import (
     AUDIO_HELP,
     OneLineCommand,
+    batch_size_option,
     length_options,
     pop_settings,
     sampling_options,
     soundfont_option,
 )
 from midi_data.render import AUDIO_FORMATS
+from music_transformer.comparison.report import COMPARE_BATCH_SIZE
 
 
 class OneLineGroup(click.Group):
@@ -80,7 +82,7 @@ def _split_models(value: tuple[str, ...]) -> list[str]:
 )
 @click.option("--split", default="test", show_default=True, help="Split of --data to score.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Primers per batch.")
+@batch_size_option("Primers", COMPARE_BATCH_SIZE)
 @click.option("--workers", type=int, default=None, help="Parallel audio renders [default: CPUs].")
 @click.option("--force", is_flag=True, help="Replace an existing report in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")

@@ -32,8 +32,8 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except click.ClickException:
             raise
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+        except KeyboardInterrupt as e:  # a library's message says what was kept
+            click.echo(f"Interrupted: {e}" if str(e) else "Interrupted.", err=True)
             sys.exit(130)
         except (ValueError, OSError) as e:
             if os.environ.get("MUSIC_TRANSFORMER_DEBUG"):

@@ -10,15 +10,16 @@ from cli.errors import UserError, user_errors
 from cli.options import (
     OneLineCommand,
     audio_options,
+    batch_size_option,
     check_renderer,
     length_options,
     model_options,
     pop_audio,
     pop_settings,
-    progress_bar,
     quiet_option,
     sampling_options,
 )
+from music_transformer.generation.progress import progress_bar
 
 
 def _describe(record: dict) -> str:
@@ -39,7 +40,7 @@ def _describe(record: dict) -> str:
 @length_options
 @sampling_options
 @click.option("--num-samples", type=int, default=1, show_default=True, help="Write OUT-1 … OUT-N.")
-@click.option("--batch-size", type=int, default=16, show_default=True, help="Samples per batch.")
+@batch_size_option("Samples")
 @click.option("--continuation-only", is_flag=True, help="Write only the new music.")
 @click.option(
     "--sustain-pedal",
@@ -135,7 +136,7 @@ def _render_all(midis: list[Path], suffix: str, soundfont: Path | None, quiet: b
     show_default=True,
     help="Pieces per primer (in all, without primers).",
 )
-@click.option("--batch-size", type=int, default=16, show_default=True, help="Pieces per batch.")
+@batch_size_option("Pieces")
 @click.option(
     "--primers",
     multiple=True,

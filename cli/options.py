@@ -4,8 +4,8 @@ progress bar. Defaults come from, and ranges are checked by, the library's
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,8 @@ import click
 
 from cli.errors import UserError
 from midi_data.render import AUDIO_FORMATS
+from music_transformer.generation.loading import DEFAULT_MODEL
+from music_transformer.generation.runner import DEFAULT_BATCH_SIZE
 from music_transformer.generation.settings import DEFAULT_SECONDS, SamplingSettings, default
 from music_transformer.runtime import PRECISIONS
 
@@ -45,7 +47,7 @@ model_options = _stack(
         "model",
         metavar="NAME_OR_DIR",
         default=None,
-        help="Bundled model name or checkpoint/run directory [default: piano-transformer].",
+        help=f"Bundled model name or checkpoint/run directory [default: {DEFAULT_MODEL}].",
     ),
     click.option(
         "--device",
@@ -158,6 +160,14 @@ length_options = _stack(
 
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 
+
+def batch_size_option(what: str, default: int = DEFAULT_BATCH_SIZE) -> F:
+    """--batch-size: `what` computed together (the runner's default unless given)."""
+    return click.option(
+        "--batch-size", type=int, default=default, show_default=True, help=f"{what} per batch."
+    )
+
+
 AUDIO_HELP = (
     "mp3 (128 kbit/s, plays in every browser), ogg (Vorbis, smaller), flac (lossless) or wav"
 )
@@ -200,71 +210,10 @@ def check_renderer(audio: str, soundfont: Path | None) -> tuple[str, Path]:
         raise UserError(str(e)) from None
 
 
-SAMPLING_KEYS = (
-    "temperature",
-    "top_k",
-    "top_p",
-    "seed",
-    "precision",
-    "window",
-    "seconds",
-    "tokens",
-    "primer_seconds",
-    "time_limit",
-    "max_note_seconds",
-    "primer_note_limit",
-    "allow_early_end",
-    "allow_voice_crossing",
-    "no_repeat_ngram",
-    "grammar",
-)
+# every SamplingSettings field is an option of the generation commands, under its own name
+SAMPLING_KEYS = tuple(f.name for f in fields(SamplingSettings))
 
 
 def pop_settings(kwargs: dict[str, Any]) -> SamplingSettings:
     """Remove the sampling and length options from a command's kwargs → checked settings."""
     return SamplingSettings(**{key: kwargs.pop(key) for key in SAMPLING_KEYS if key in kwargs})
-
-
-@contextlib.contextmanager
-def progress_bar(rows: int, sampling: Any, quiet: bool) -> Iterator[Callable[[int, float], None]]:
-    """A tqdm bar over all rows' budget, in seconds of music when a duration was asked for,
-    else in tokens; yields the sampler's progress callback. The bar appears at the first
-    step, so an input error raised before generation starts prints no bar."""
-    if quiet:
-        yield lambda tokens, seconds: None
-        return
-    from tqdm.auto import tqdm
-
-    by_seconds = sampling.seconds is not None
-    total = rows * (sampling.seconds if by_seconds else sampling.max_new_tokens)
-    bars: list[Any] = []
-
-    def update(tokens: int, seconds: float) -> None:
-        if not bars:
-            fmt = "{l_bar}{bar}| {n:.1f}/{total:.1f} s of music [{elapsed}<{remaining}]"
-            bars.append(
-                tqdm(
-                    total=total,
-                    unit="s" if by_seconds else "tok",
-                    dynamic_ncols=True,
-                    bar_format=fmt if by_seconds else None,
-                    leave=False,
-                )
-            )
-        bar = bars[0]
-        step = seconds if by_seconds else tokens
-        bar.update(min(step, total - bar.n))  # the last step may overshoot a row's duration
-
-    reading: list[Any] = []
-
-    def prefill(done: int, total: int) -> None:  # a long primer being read (the LSTM)
-        if not reading:
-            reading.append(tqdm(total=total, desc="reading primer", unit="tok", leave=False))
-        reading[0].update(done - reading[0].n)
-
-    update.prefill = prefill  # type: ignore[attr-defined]
-    try:
-        yield update
-    finally:
-        for bar in bars + reading:
-            bar.close()

@@ -181,3 +181,14 @@ def resolve_overlaps(notes: Notes) -> Notes:
     end[:-1] = np.where(same_pitch, np.minimum(end[:-1], n.start[1:]), end[:-1])
     keep = end > n.start
     return Notes(n.start[keep], end[keep], n.pitch[keep], n.velocity[keep]).sorted()
+
+
+def notes_to_midi(notes: Notes, name: str = "Piano") -> pretty_midi.PrettyMIDI:
+    """One piano track holding `notes` (seconds)."""
+    pm = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=120.0)
+    piano = pretty_midi.Instrument(program=0, name=name)
+    for s, e, p, v in zip(notes.start, notes.end, notes.pitch, notes.velocity):
+        if e > s:
+            piano.notes.append(pretty_midi.Note(int(v), int(p), float(s), float(e)))
+    pm.instruments.append(piano)
+    return pm

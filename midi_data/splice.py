@@ -20,6 +20,7 @@ symusic and pretty_midi, normalizing their models, do not.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 from .files import atomic_write
 from .notes import notes_from_pretty
 from .pedal import unfold_sustain
-from .tempo_map import TempoMap, absolute_events, model_ticks
+from .tempo_map import ParsedMidi, absolute_events, model_ticks, read_mido
 from .tokenizer import Tokenizer
 
 CONTINUATION = "Continuation"
@@ -78,8 +79,9 @@ def splice(
     Raises:
         OSError, ValueError (mido): the primer file cannot be parsed event by event.
     """
-    mf = mido.MidiFile(str(primer_file), clip=True)
-    tempo = TempoMap(mf)
+    parsed = read_mido(primer_file)
+    mf, tempo = parsed.mf, parsed.tempo
+    used, program = _facts(parsed)
     to_tick = model_ticks(tok, mf, tempo)
     cut_seconds = float(tok.seconds(primer_ids))
     cut = to_tick(cut_seconds)
@@ -87,14 +89,13 @@ def splice(
     later = notes.start >= cut_seconds - 1e-9
     ends = {int(p): float(e) for s, e, p, n in zip(notes.start, notes.end, notes.pitch, later)
             if not n and e > cut_seconds}  # fmt: skip  # primer notes the model let sound on
-    used = {m.channel for tr in mf.tracks for m in tr if hasattr(m, "channel")}
     channel = next((c for c in range(16) if c != 9 and c not in used), 0)
     new = notes.take(np.nonzero(later)[0])
     spans: list[tuple[float, float]] = []
     if pedal:
         new, spans = unfold_sustain(new)
     track = _continuation_track(new, spans, to_tick, cut if continuation_only else 0,
-                                channel, _main_program(mf))  # fmt: skip
+                                channel, program)  # fmt: skip
     output = mido.MidiFile(type=1, ticks_per_beat=mf.ticks_per_beat)
     if continuation_only:
         output.tracks.append(_conductor_at(mf, cut))
@@ -116,6 +117,14 @@ def splice(
         rounding=f"continuation times rounded to the file's nearest tick ({ms:.2f} ms at "
         "the cut's tempo)",
     )
+
+
+@functools.lru_cache(maxsize=2)  # one per parsed file (`tempo_map.read_mido` keeps two)
+def _facts(parsed: ParsedMidi) -> tuple[frozenset[int], int]:
+    """The channels the file uses and its main program."""
+    tracks = parsed.mf.tracks
+    used = frozenset(m.channel for tr in tracks for m in tr if hasattr(m, "channel"))
+    return used, _main_program(parsed.mf)
 
 
 def _main_program(mf: mido.MidiFile) -> int:
@@ -190,7 +199,15 @@ def _track(events: list[tuple[int, mido.Message]], offs_first: bool = False) -> 
     track, now = mido.MidiTrack(), 0
     for i in order:
         tick, m = events[i]
-        track.append(m.copy(time=max(0, tick - now)))
+        track.append(_at(m, max(0, tick - now)))
         now = max(now, tick)
     track.append(mido.MetaMessage("end_of_track", time=0))
     return track
+
+
+def _at(m: mido.Message | mido.MetaMessage, delta: int) -> mido.Message | mido.MetaMessage:
+    """A copy of `m` at delta time `delta` (an int ≥ 0). mido's copy(time=...) validates every
+    field again, which was most of the time a splice took; `m` is valid already."""
+    moved = m.copy()  # without overrides: a plain copy of its fields
+    vars(moved)["time"] = int(delta)
+    return moved

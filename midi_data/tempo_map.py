@@ -12,7 +12,10 @@ and "the first 12 s of the primer" mean seconds of the file the user hears.
 from __future__ import annotations
 
 import bisect
+import functools
+import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import mido
@@ -27,8 +30,9 @@ class TempoMap:
     """Seconds ↔ ticks of one MIDI file (its set_tempo events; 120 BPM before the first)."""
 
     def __init__(self, mf: mido.MidiFile):
+        # each track's own ticks (not mido.merge_tracks, which copies every message)
         changes = sorted(
-            (tick, msg.tempo) for tick, msg in absolute_events(mido.merge_tracks(mf.tracks))
+            (tick, msg.tempo) for track in mf.tracks for tick, msg in absolute_events(track)
             if msg.type == "set_tempo"
         )  # fmt: skip
         self.tpb, self.ticks, self.seconds = mf.ticks_per_beat, [0], [0.0]
@@ -64,6 +68,31 @@ class TempoMap:
 
     def tempo_at(self, tick: float) -> int:
         return self.tempos[max(0, bisect.bisect_right(self.ticks, tick) - 1)]
+
+
+@dataclass(frozen=True, eq=False)
+class ParsedMidi:
+    """A MIDI file as mido reads it, event by event, and its tempo map. Shared: read only."""
+
+    mf: mido.MidiFile
+    tempo: TempoMap
+
+
+def read_mido(path: str | Path) -> ParsedMidi:
+    """`path` parsed by mido (clip=True) with its tempo map — once for the primer's clock and
+    every piece spliced onto it, until the file changes (inode, size or mtime).
+
+    Raises:
+        OSError, ValueError, EOFError, KeyError, IndexError: what mido raises on a bad file.
+    """
+    st = os.stat(path)
+    return _parse(str(Path(path).resolve()), (st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=2)  # pieces come primer by primer; a parsed file can be large
+def _parse(path: str, version: tuple[int, int, int]) -> ParsedMidi:
+    mf = mido.MidiFile(path, clip=True)
+    return ParsedMidi(mf, TempoMap(mf))
 
 
 def absolute_events(track: Sequence[mido.Message]) -> Iterator[tuple[int, mido.Message]]:
@@ -110,8 +139,9 @@ class FileClock:
     def __init__(self, tok: Tokenizer, path: str | Path | None = None):
         self.beats = tok.preset != "performance" and path is not None
         if self.beats:
-            mf = mido.MidiFile(str(path), clip=True)
-            self.tempo, self.tpb = TempoMap(mf), mf.ticks_per_beat
+            parsed = read_mido(path)
+            mf = parsed.mf
+            self.tempo, self.tpb = parsed.tempo, mf.ticks_per_beat
             self.start = _grid_start(tok, mf)
             self.to_tick = model_ticks(tok, mf, self.tempo)
 

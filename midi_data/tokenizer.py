@@ -9,6 +9,7 @@ are what `token_names()` shows. A preset may also build its own vocabulary witho
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from importlib import metadata
@@ -29,6 +30,7 @@ FORMAT_VERSION = 1
 MidiInput = str | Path | bytes | pretty_midi.PrettyMIDI | symusic.core.ScoreTick
 
 
+@functools.cache  # the installed version does not change while we run (a metadata lookup)
 def package_version() -> str:
     try:
         return metadata.version("music-transformer")

@@ -200,3 +200,28 @@ def test_a_batch_of_primers_at_different_tempi_gets_the_seconds_asked(bach_midi_
         new = max(n.end for n in pm.instruments[-1].notes) - cut
         assert entry["stopped_by"] == "seconds"
         assert 0.9 * 12 - 0.2 <= new <= 1.1 * 12 + 0.2, (entry["file"], new)
+
+
+def test_a_primer_file_changed_between_splices_is_read_again(bach_midi_dir, tmp_path) -> None:
+    """The splice keeps a parsed primer between pieces; a file rewritten meanwhile (another
+    tempo) is parsed again, not served from that copy."""
+    from midi_data.splice import splice
+
+    tok = make_tokenizer("performance")
+    source = sorted(bach_midi_dir.glob("*.mid"))[0]
+    primer = tmp_path / "primer.mid"
+    primer.write_bytes(source.read_bytes())
+    ids = tok.encode(primer)[:40]
+    tempos = []
+    for bpm in (120, 60):
+        mf = mido.MidiFile(str(source))
+        for track in mf.tracks:  # the same events at another tempo (same size: in place)
+            for m in track:
+                if m.type == "set_tempo":
+                    m.tempo = mido.bpm2tempo(bpm)
+        mf.save(str(primer))
+        out = tmp_path / f"out-{bpm}.mid"
+        splice(tok, primer, ids, ids[:20], out)
+        tempos.append({m.tempo for t in mido.MidiFile(str(out)).tracks for m in t
+                       if m.type == "set_tempo"})  # fmt: skip
+    assert tempos == [{mido.bpm2tempo(120)}, {mido.bpm2tempo(60)}]

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pretty_midi
 
 from midi_data.errors import MidiReadError
 from midi_data.midi_io import read_score
@@ -96,17 +95,6 @@ def notes_before(notes: Notes, cut: float) -> Notes:
     """Notes starting before `cut`, ends clipped to it."""
     part = notes.take(np.nonzero(notes.start < cut)[0])
     return Notes(part.start, np.minimum(part.end, cut), part.pitch, part.velocity)
-
-
-def notes_to_midi(notes: Notes, name: str = "Piano") -> pretty_midi.PrettyMIDI:
-    """One piano track holding `notes` (seconds)."""
-    pm = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=120.0)
-    piano = pretty_midi.Instrument(program=0, name=name)
-    for s, e, p, v in zip(notes.start, notes.end, notes.pitch, notes.velocity):
-        if e > s:
-            piano.notes.append(pretty_midi.Note(int(v), int(p), float(s), float(e)))
-    pm.instruments.append(piano)
-    return pm
 
 
 def primer_cut(

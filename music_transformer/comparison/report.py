@@ -34,23 +34,33 @@ from typing import Any
 
 from midi_data.features import piece_features
 from midi_data.files import atomic_write, atomic_write_json, atomic_write_text
-from midi_data.notes import Notes, notes_from_pretty
+from midi_data.notes import Notes, notes_to_midi
 from midi_data.render import RenderError, find_renderer
 
-from ..checkpoint import LoadedModel, bundled_models, package_version
-from ..generation.loading import load_model, model_settings, sample_batch
+from ..checkpoint import LoadedModel, bundled_models
+from ..generation.loading import load_model
 from ..generation.primers import Primer, PrimerError, find_primers
-from ..generation.sampler import Generated
+from ..generation.progress import progress_bar
+from ..generation.runner import Job, Take, plan, run
 from ..generation.settings import SamplingSettings, check_counts
+from ..generation.sidecars import (
+    decoded_notes,
+    on_file_clock,
+    result_record,
+    settings_record,
+    stamp,
+    write_midi,
+)
 from ..longform.compare import judge_section
 from .audio import RenderReport, render_all
 from .metrics import model_nll, report_metrics
 from .page import Clip, Pair, PrimerSection, build_page
-from .primers import ComparePrimer, load_primer, notes_after, notes_before, notes_to_midi
+from .primers import ComparePrimer, load_primer, notes_after, notes_before
 from .rolls import Roll, draw_rolls
 from .score import KEY_FILE
 
 DEFAULT_PRIMER_SECONDS = 10.0
+COMPARE_BATCH_SIZE = 8  # primers continued together (each model runs its own batches)
 DEFAULT_AUDIO = "mp3"  # see midi_data.render.ENCODINGS: plays everywhere, a tenth of a WAV
 OUR_FILES = ("index.html", KEY_FILE, "metrics.json", "report.json")
 
@@ -95,61 +105,23 @@ def _generate(
     sampling: SamplingSettings,
     batch_size: int,
     quiet: bool,
-) -> list[Generated]:
-    """New tokens for every primer; primer i uses seed + i whatever the batching."""
-    from tqdm.auto import tqdm
-
-    by_seconds = sampling.seconds is not None
-    total = len(primers) * (sampling.seconds if by_seconds else sampling.max_new_tokens)
-    bar = tqdm(
-        total=total,
-        desc=label,
-        unit="s" if by_seconds else "tok",
-        disable=quiet,
-        leave=False,
-        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}]",
-    )
-
-    def progress(tokens: int, seconds: float) -> None:
-        bar.update(min(seconds if by_seconds else tokens, total - bar.n))
-
-    out: list[Generated] = []
-    for start in range(0, len(primers), batch_size):
-        heard = [p.by_model[label] for p in primers[start : start + batch_size]]
-        rows, rates = [h.ids for h in heard], [h.rate for h in heard]
-        settings = replace(sampling, seed=sampling.seed + start)
-        out += sample_batch(loaded, rows, settings, progress, rates)
-    bar.close()
-    return out
-
-
-def _on_file_clock(primer: Primer) -> bool:
-    """Whether the model's time differs from the primer file's (a beat-time tokenizer)."""
-    return primer.clock is not None and primer.clock.beats
+) -> list[Take]:
+    """One take per primer; primer i uses seed + i whatever the batching (`runner.run`)."""
+    jobs = [Job(p.by_model[label]) for p in primers]
+    with progress_bar(len(jobs), sampling, quiet, desc=label) as progress:
+        return list(run(loaded, jobs, sampling, batch_size, progress))
 
 
 def _write_sample(tok, primer: Primer, new: list[int], midi: Path) -> Notes:
-    """Write primer + `new` to `midi` and return its notes, in the primer file's seconds.
-
-    A beat-time model (score, jsb) is decoded at 120 BPM; its notes are moved onto the primer
-    file's clock (its tempo map) and written as one piano track, as the real continuation
-    is, so every clip of a primer plays at the file's tempo."""
-    ids = primer.ids[1:] + new
-    notes = notes_from_pretty(tok.decode(ids))
-    if not _on_file_clock(primer):
-        tok.write_midi(ids, midi)
-        return notes
-    clock = primer.clock
-    notes = Notes(clock.file_times(notes.start), clock.file_times(notes.end), notes.pitch,
-                  notes.velocity)  # fmt: skip
-    pm = notes_to_midi(notes)
-    atomic_write(midi, lambda t: pm.write(str(t)))
-    return notes
+    """Write primer + `new` to `midi` as decoded (a beat-time model's on the primer file's
+    tempo map, see `sidecars.write_midi`) and return its notes, in the file's seconds."""
+    write_midi(tok, midi, primer, new, keep_file=False)
+    return decoded_notes(tok, primer, new)
 
 
 def _roll_time(tok, primer: Primer):
     """The tokenizer whose time a roll is drawn in, or None: the file's seconds."""
-    return None if _on_file_clock(primer) else tok
+    return None if on_file_clock(primer) else tok
 
 
 def run_comparison(
@@ -163,7 +135,7 @@ def run_comparison(
     data: str | Path | None = None,
     split: str = "test",
     device: str = "auto",
-    batch_size: int = 8,
+    batch_size: int = COMPARE_BATCH_SIZE,
     workers: int | None = None,
     force: bool = False,
     quiet: bool = False,
@@ -271,8 +243,8 @@ def run_comparison(
             real_features.append(None)
         for label in labels:
             tok, primer = loaded[label].tokenizer, p.by_model[label]
-            result = generated[label][p.number - 1]
-            new = result.tokens
+            take = generated[label][p.number - 1]
+            result, new = take.result, take.result.tokens
             sid = f"s-{rng.getrandbits(40):010x}"
             while sid in samples:
                 sid = f"s-{rng.getrandbits(40):010x}"
@@ -288,10 +260,8 @@ def run_comparison(
             samples[sid] = {
                 "model": label,
                 "primer": str(p.path),
-                "seed": sampling.seed + p.number - 1,
-                "tokens": len(new),
-                "seconds": round(seconds, 3),
-                "stopped_by": result.stopped_by,
+                "seed": take.seed,
+                **result_record(result),
             }
             rel = f"{p.folder}/{sid}"
             clips[(p.number, label)] = Clip(f"{rel}.mid", f"{rel}.png", f"{rel}.{ext}")
@@ -329,15 +299,12 @@ def run_comparison(
     page = build_page(report_id, title, sections, metrics, notes, longform)
     atomic_write_text(out / "index.html", page)
     report = {
-        "version": package_version(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **stamp(),
         "seconds_taken": round(time.time() - started, 1),
         "report_id": report_id,
         "models": {label: str(loaded[label].directory) for label in labels},
-        "sampling": {**sampling.record(), "max_new_tokens": sampling.max_new_tokens},
-        "sampling_by_model": {
-            label: model_settings(loaded[label], sampling).record() for label in labels
-        },
+        "sampling": settings_record(sampling),
+        "sampling_by_model": {label: plan(loaded[label], sampling).record() for label in labels},
         "primers": [
             {
                 "path": str(p.path),

@@ -8,15 +8,15 @@ one-line message and leaves the disk untouched.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from ..checkpoint import LoadedModel
-from .loading import DEFAULT_MODEL, load_model, model_settings, sample_batch
+from .loading import DEFAULT_MODEL, load_model
 from .outputs import check_outputs, numbered_outputs
 from .primers import read_primer
+from .runner import DEFAULT_BATCH_SIZE, Job, plan, run
 from .sampler import ProgressFn
 from .settings import SamplingSettings, check_counts
 from .sidecars import Output, write_piece
@@ -29,7 +29,7 @@ def continue_midi(
     model: str | Path | LoadedModel | None = None,
     settings: SamplingSettings | None = None,
     num_samples: int = 1,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     continuation_only: bool = False,
     sustain_pedal: bool = False,
     force: bool = False,
@@ -60,28 +60,17 @@ def continue_midi(
     outs = numbered_outputs(out, num_samples)
     check_outputs(outs, force)
     loaded = load_model(model, device)
-    settings = model_settings(loaded, settings)  # what the records show is what ran
+    settings = plan(loaded, settings)
     piece = read_primer(loaded.tokenizer, primer, settings.primer_seconds, file_time=True)
-    results: list[Output] = []
-    for start in range(0, num_samples, batch_size):
-        rows = min(batch_size, num_samples - start)
-        batch_settings = replace(settings, seed=settings.seed + start)
-        generated = sample_batch(
-            loaded, [piece.ids] * rows, batch_settings, progress, [piece.rate] * rows
+    takes = run(loaded, [Job(piece, o) for o in outs], settings, batch_size, progress)
+    return [
+        write_piece(
+            loaded,
+            take,
+            model_name=model or DEFAULT_MODEL,
+            continuation_only=continuation_only,
+            pedal=sustain_pedal,
+            force=force,
         )
-        for i, result in enumerate(generated):
-            results.append(
-                write_piece(
-                    loaded,
-                    outs[start + i],
-                    piece,
-                    result,
-                    settings=replace(settings, seed=settings.seed + start + i),
-                    model_name=model or DEFAULT_MODEL,
-                    batch=rows,
-                    continuation_only=continuation_only,
-                    pedal=sustain_pedal,
-                    force=force,
-                )
-            )
-    return results
+        for take in takes
+    ]

@@ -227,6 +227,18 @@ class _Run:
         self.segments = [_last(p, window, self.grain) for p in primers]
 
     def prefill(self, tails: list[list[int]]) -> tuple[torch.Tensor, Any]:
+        """Logits (B, V) after each row's tail, and the cache. Rows with the same tail (the
+        samples of one primer) are read once and their cache rows copied: reading a primer
+        was most of what each more sample of it cost."""
+        unique = list(dict.fromkeys(map(tuple, tails)))
+        if len(unique) == len(tails):
+            return self._prefill(tails)
+        where = {row: i for i, row in enumerate(unique)}
+        index = torch.tensor([where[tuple(t)] for t in tails], device=self.device)  # (B,)
+        logits, cache = self._prefill([list(row) for row in unique])
+        return logits.index_select(0, index), cache.rows(index)
+
+    def _prefill(self, tails: list[list[int]]) -> tuple[torch.Tensor, Any]:
         tokens, valid = _left_pad(tails, self.tokens.pad_id, self.device)  # (B, T), (B, T)|None
         width, cache = tokens.shape[1], None
         report = getattr(self.progress, "prefill", None)

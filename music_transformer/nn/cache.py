@@ -95,6 +95,19 @@ class KVCache:
             keep(self.tokens), keep(self.positions),
         )  # fmt: skip
 
+    def rows(self, index: Tensor) -> KVCache:
+        """A cache holding rows `index` ((B',) int64; a row may repeat) of this one, copied."""
+
+        def pick(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.index_select(0, index)
+
+        s = self._store
+        store = _Store([pick(k) for k in s.keys], [pick(v) for v in s.values], s.fill)
+        return KVCache(
+            store, self._start, self._end, pick(self.valid), pick(self.seen),
+            pick(self.tokens), pick(self.positions),
+        )  # fmt: skip
+
     def __repr__(self) -> str:
         return f"KVCache(batch={self.batch_size}, length={self.length}, layers={self.n_layers})"
 

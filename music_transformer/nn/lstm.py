@@ -40,6 +40,10 @@ class LSTMState:
         """No-op: the state already summarizes the whole past at constant size."""
         return self
 
+    def rows(self, index: Tensor) -> LSTMState:
+        """The state of rows `index` ((B',) int64; a row may repeat) of this one."""
+        return LSTMState(self.h.index_select(1, index), self.c.index_select(1, index), self.length)
+
 
 class PerformanceRNN(nn.Module):
     """Embedding → stacked LSTM (dropout between layers) → dropout → logits."""

@@ -21,8 +21,8 @@ import numpy as np
 
 from midi_data.files import atomic_write
 from midi_data.midi_io import read_score
-from midi_data.notes import Notes, notes_from_score
-from music_transformer.comparison.primers import notes_after, notes_to_midi
+from midi_data.notes import Notes, notes_from_score, notes_to_midi
+from music_transformer.comparison.primers import notes_after
 
 MIDDLE_FRACTION = 0.4  # where the second primer of a piece starts, as a share of its length
 MIN_FOLLOW = 60.0  # seconds of real music a cut must be followed by

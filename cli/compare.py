@@ -11,6 +11,7 @@ from cli.errors import UserError, user_errors
 from cli.options import (
     AUDIO_HELP,
     OneLineCommand,
+    device_option,
     length_options,
     pop_settings,
     sampling_options,
@@ -79,7 +80,7 @@ def _split_models(value: tuple[str, ...]) -> list[str]:
     help="Prepared data directory: report each model's NLL on it.",
 )
 @click.option("--split", default="test", show_default=True, help="Split of --data to score.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@device_option
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Primers per batch.")
 @click.option("--workers", type=int, default=None, help="Parallel audio renders [default: CPUs].")
 @click.option("--force", is_flag=True, help="Replace an existing report in --out.")

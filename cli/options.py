@@ -14,7 +14,7 @@ import click
 from cli.errors import UserError
 from midi_data.render import AUDIO_FORMATS
 from music_transformer.generation.settings import DEFAULT_SECONDS, SamplingSettings, default
-from music_transformer.runtime import PRECISIONS
+from music_transformer.runtime import DEVICE_HELP, PRECISIONS
 
 F = Callable[..., Any]
 
@@ -39,6 +39,30 @@ def _stack(*decorators: F) -> F:
     return apply
 
 
+class DeviceType(click.ParamType):
+    """A torch device this machine can run a model on, checked once where it is parsed
+    (`runtime.check_device`); the value stays the name given ("auto", "cpu", "cuda:1")."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+        from music_transformer.runtime import RuntimeChoiceError, check_device
+
+        try:
+            return check_device(str(value))
+        except RuntimeChoiceError as e:
+            self.fail(str(e), param, ctx)
+
+
+# --device of every command: one option, one check.
+device_option = click.option(
+    "--device",
+    type=DeviceType(),
+    default="auto",
+    show_default=True,
+    help=f"Where to run: {DEVICE_HELP} (auto: CUDA when available, else the CPU).",
+)
+
 model_options = _stack(
     click.option(
         "--model",
@@ -47,12 +71,7 @@ model_options = _stack(
         default=None,
         help="Bundled model name or checkpoint/run directory [default: piano-transformer].",
     ),
-    click.option(
-        "--device",
-        default="auto",
-        show_default=True,
-        help="auto (CUDA when available), cpu, cuda, cuda:1, ...",
-    ),
+    device_option,
 )
 
 sampling_options = _stack(

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click.testing
 import mido
 import pytest
 import torch
@@ -75,6 +76,14 @@ TINY_RUN: dict[str, Any] = dict(
     log_every=5,
     seed=0,
 )
+
+
+def cli(*args: object) -> click.testing.Result:
+    """Run `music-transformer ARGS...` in this process (each argument str()-ed), as click's
+    CliRunner does: exit_code, output (stdout and stderr), stderr, exception."""
+    from cli.main import main
+
+    return click.testing.CliRunner().invoke(main, [str(a) for a in args])
 
 
 def run_recipe(script: str, *args: str, **env: str) -> None:

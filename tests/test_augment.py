@@ -5,13 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from midi_data import make_tokenizer
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return make_tokenizer("performance")
-
 
 def notes(tok, ids) -> list[tuple[int, float, float, int]]:
     return sorted(

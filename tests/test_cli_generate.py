@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pretty_midi
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from music_transformer.checkpoint import bundled_models, load_checkpoint, save_checkpoint
 from music_transformer.generation.loading import DEFAULT_MODEL
 from music_transformer.nn import build_model
 from music_transformer.nn.config import make_config
-from tests.helpers import SHARED_DATA, shared_path
+from tests.helpers import SHARED_DATA, cli, shared_path
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +32,6 @@ def untrained_dirs(tiny_run: Path, tmp_path_factory) -> dict[str, Path]:
         config = make_config(arch, "tiny", tok.vocab_size)
         dirs[arch] = save_checkpoint(root / arch, build_model(config), config, tok, {"seq_len": 32})
     return dirs
-
-
-def cli(*args: str | Path) -> object:
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def notes(path: Path) -> list[pretty_midi.Note]:

@@ -18,21 +18,15 @@ from urllib.parse import unquote, urlparse
 
 import pretty_midi
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from music_transformer.comparison.score import sign_test
 from music_transformer.training import train
-from tests.helpers import TINY_RUN, cpu_train_options
+from tests.helpers import TINY_RUN, cli, cpu_train_options
 
 XSS_NAME = "<img src=x onerror=alert(1)>.mid"
 XSS_TRACK = "<script>alert(2)</script>"
 SECONDS = 4.0
 PRIMER_SECONDS = 6.0
-
-
-def cli(*args: object):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

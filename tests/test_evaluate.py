@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from cli.main import main
 from midi_data import eval_windows
 from music_transformer.evaluation import evaluate, position_buckets
 from music_transformer.training import read_metrics
-from tests.helpers import TINY_RUN
+from tests.helpers import TINY_RUN, cli
 
 L = TINY_RUN["seq_len"]  # training length of `tiny_run`, the session's tiny model (64)
 
@@ -74,13 +72,12 @@ def test_window_changes_only_positions_past_it(tiny_run: Path, bach_data_dir: Pa
 
 
 def test_cli_table_and_json(tiny_run: Path, bach_data_dir: Path) -> None:
-    runner = CliRunner()
     args = ["evaluate", str(tiny_run), "--data", str(bach_data_dir), "--split", "valid",
             "--device", "cpu", "--max-pieces", "3"]  # fmt: skip
-    table = runner.invoke(main, args)
+    table = cli(*args)
     assert table.exit_code == 0, table.output
     assert "nats/token" in table.output and f"{L}–{2 * L}" in table.output
-    out = runner.invoke(main, [*args, "--json"])
+    out = cli(*[*args, "--json"])
     assert out.exit_code == 0, out.output
     d = json.loads(out.output)
     assert d["pieces"] == 3 and len(d["buckets"]) == 3
@@ -88,12 +85,11 @@ def test_cli_table_and_json(tiny_run: Path, bach_data_dir: Path) -> None:
 
 
 def test_cli_errors(tiny_run: Path, bach_data_dir: Path, tmp_path) -> None:
-    runner = CliRunner()
     for args, needle in [
         ([str(tmp_path / "none"), "--data", str(bach_data_dir)], "neither a bundled model"),
         ([str(tiny_run), "--data", str(tmp_path)], str(tmp_path)),
     ]:
-        r = runner.invoke(main, ["evaluate", *args])
+        r = cli(*["evaluate", *args])
         assert r.exit_code == 2, r.output
         assert r.output.startswith("Error: ") and needle in r.output
         assert len(r.output.strip().splitlines()) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pretty_midi
 import pytest
 
-from midi_data import MidiReadError, crop_seconds, make_tokenizer, read_midi
+from midi_data import MidiReadError, crop_seconds, read_midi
 from tests.helpers import shared_files
 
 ODD = shared_files("odd-midi", "*.mid*")
@@ -23,11 +23,6 @@ EXPECTED: dict[str, int | str] = {
     "muspy_pitches.mid": 128,
     "muspy_multichannel.mid": 4,
 }
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return make_tokenizer("performance")
 
 
 @pytest.mark.parametrize("path", ODD, ids=lambda p: p.name)

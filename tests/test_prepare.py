@@ -8,10 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from midi_data import DataError, open_data, prepare
+from tests.helpers import cli
 
 BROKEN = {  # file in odd-midi → text expected in its skip reason
     "Issue104_Bizarre_Love_Triangle2.mid": "unreadable MIDI",
@@ -121,20 +120,19 @@ def test_score_preset(bach_midi_dir, tmp_path):
 
 
 def test_cli(mixed_dir, tmp_path):
-    runner = CliRunner()
     out = tmp_path / "cli data"
-    ok = runner.invoke(main, ["prepare", str(mixed_dir), "--out", str(out), "--quiet", "-j", "1"])
+    ok = cli(*["prepare", str(mixed_dir), "--out", str(out), "--quiet", "-j", "1"])
     assert ok.exit_code == 0, ok.output
     assert "5 skipped" in ok.stdout and "train" in ok.stdout
     assert "skipped" in ok.stderr and "muspy_empty.mid" in ok.stderr
-    missing = runner.invoke(main, ["prepare", str(tmp_path / "nope"), "--out", str(out)])
+    missing = cli(*["prepare", str(tmp_path / "nope"), "--out", str(out)])
     assert missing.exit_code == 2
     assert missing.stderr.strip().splitlines() == [
         f"Error: source {tmp_path / 'nope'} does not exist"
     ]
-    refused = runner.invoke(main, ["prepare", str(mixed_dir), "--out", str(mixed_dir), "-q"])
+    refused = cli(*["prepare", str(mixed_dir), "--out", str(mixed_dir), "-q"])
     assert refused.exit_code == 2 and "refusing to overwrite" in refused.stderr
-    bad_split = runner.invoke(main, ["prepare", str(mixed_dir), "-o", str(out), "--split", "1,1"])
+    bad_split = cli(*["prepare", str(mixed_dir), "-o", str(out), "--split", "1,1"])
     assert bad_split.exit_code == 2 and bad_split.stderr.startswith("Error: --split")
 
 

@@ -281,6 +281,12 @@ def test_decoding_steps_use_the_measured_threads_and_give_them_back(tmp_path, mo
         window = default_window(model)
         chosen = calibration.choose_decode_threads(torch.device("cpu"), model.config, 1, window)
         assert chosen in (1, 2) and seen == [chosen] * 6 and torch.get_num_threads() == 2
+        for asked in (1, 2):  # a caller's own thread policy wins over the measured one
+            seen.clear()
+            settings = SamplingSettings(tokens=6, seed=0, precision="fp32")
+            generate(model, [primer(5)], settings, threads=asked,
+                     progress=lambda n, s: seen.append(torch.get_num_threads()))  # fmt: skip
+            assert seen == [asked] * 6 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
         calibration.forget()

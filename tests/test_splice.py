@@ -9,12 +9,10 @@ from pathlib import Path
 import mido
 import pretty_midi
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from midi_data.presets import load_tokenizer, make_tokenizer
 from midi_data.presets import performance as perf
-from tests.helpers import retimed_chorale, shared_path
+from tests.helpers import cli, retimed_chorale, shared_path
 
 
 def events_before(track, cut: int) -> list[tuple[int, str]]:
@@ -30,7 +28,7 @@ def events_before(track, cut: int) -> list[tuple[int, str]]:
 def continue_(primer: Path, out: Path, model: Path, *extra) -> dict:
     args = ["continue", str(primer), "-o", str(out), "--model", str(model), "--seed", "3",
             "-q", "--force", *map(str, extra)]  # fmt: skip
-    result = CliRunner().invoke(main, args)
+    result = cli(*args)
     assert result.exit_code == 0, result.output
     return json.loads(out.with_suffix(".json").read_text())
 
@@ -138,7 +136,7 @@ def test_sustain_pedal_option_writes_cc64_where_notes_were_held(tiny_run, tmp_pa
     track = mido.MidiFile(str(out)).tracks[-1]
     pedals = sum(m.type == "control_change" and m.control == 64 for m in track)
     assert pedals == 2 * sidecar["midi"]["pedal_spans"]  # a press and a release each
-    unconditional = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "g"),
+    unconditional = cli(*["generate", "--out", str(tmp_path / "g"),
         "--model", str(tiny_run), "--tokens", "300", "--sustain-pedal", "-q"])  # fmt: skip
     assert unconditional.exit_code == 0, unconditional.output
     pretty_midi.PrettyMIDI(str(tmp_path / "g" / "sample-1.mid"))
@@ -189,7 +187,7 @@ def test_a_batch_of_primers_at_different_tempi_gets_the_seconds_asked(bach_midi_
     retimed_chorale(bach_midi_dir, folder / "fast.mid", {0: 375000})  # 160 BPM
     args = ["generate", "--out", str(tmp_path / "out"), "--primers", str(folder), "--model",
             "jsb-relative", "--seconds", "12", "--seed", "2", "-q"]  # fmt: skip
-    result = CliRunner().invoke(main, args)
+    result = cli(*args)
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert len(manifest["outputs"]) == 2

@@ -19,17 +19,12 @@ import pretty_midi
 import pytest
 import symusic
 
-from midi_data import MidiReadError, load_tokenizer, make_tokenizer
+from midi_data import MidiReadError, load_tokenizer
 from tests.helpers import shared_files
 
 QUANTUM = 0.01  # seconds
 VELOCITY_BIN = 127 / 32
 MAESTRO = shared_files("maestro-samples", "*.mid")
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return make_tokenizer("performance")
 
 
 def sustained_notes(pm: pretty_midi.PrettyMIDI) -> list[tuple[float, float, int, int]]:

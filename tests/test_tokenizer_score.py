@@ -16,7 +16,7 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from midi_data import load_tokenizer, make_tokenizer
+from midi_data import load_tokenizer
 from tests.helpers import shared_files
 
 GRID = 1 / 8  # beats
@@ -25,9 +25,7 @@ SECONDS_PER_BEAT = 0.5
 MAESTRO = shared_files("maestro-samples", "*.mid")
 
 
-@pytest.fixture(scope="module")
-def tok():
-    return make_tokenizer("score")
+PRESET = "score"  # the `tok` fixture (conftest.py) makes this preset's tokenizer
 
 
 def beat_notes(pm: pretty_midi.PrettyMIDI) -> list[tuple[float, float, int, int]]:

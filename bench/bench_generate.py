@@ -28,7 +28,9 @@ from music_transformer.generation.settings import SamplingSettings
 from music_transformer.nn import build_model
 from music_transformer.nn.config import make_config
 
-VOCAB = 437  # the performance tokenizer's vocabulary (MIDI_NOTES.md)
+# 437: the output width the recorded results were measured with (a MIDI-Like performance
+# vocabulary); the shipped `performance` tokenizer has 391 (MODEL_CARD.md).
+VOCAB = 437
 WINDOW = 1024  # the small preset's relative span and a typical training length
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -208,8 +208,8 @@ def generate(
         settings.seed, tokens.suppress_ids,
     )  # fmt: skip
     # Autocast keeps its bf16 copies of the weights for the whole `with` block only outside
-    # inference mode (inside it, every step re-casts every weight: 59 casts per step instead
-    # of 26 for `small`), so bf16 runs under no_grad and fp32 under inference_mode.
+    # inference mode (inside it, every step casts every weight again), so bf16 runs under
+    # no_grad and fp32 under inference_mode.
     no_autograd = torch.inference_mode() if dtype is None else torch.no_grad()
     was_training = model.training
     model.eval()

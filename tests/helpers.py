@@ -20,8 +20,14 @@ from music_transformer.nn.config import make_config
 from music_transformer.training import TrainOptions
 
 # ../shared/data beside the checkout (MAESTRO samples, odd MIDI files, JSB chorales): only on
-# development machines, so every test that reads it skips without it.
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# development machines, so every test that reads it skips without it, saying so.
+# $MUSIC_TRANSFORMER_TEST_DATA points elsewhere (a path that does not exist: as a fresh clone).
+SHARED_DATA = Path(
+    os.environ.get("MUSIC_TRANSFORMER_TEST_DATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
+# What every checkout has: 12-s primers of real music (3 Bach chorales, 3 piano pieces).
+BUNDLED_PRIMERS = Path(__file__).resolve().parents[1] / "music_transformer" / "bundled" / "primers"
 
 
 def shared_path(*parts: str) -> Path:
@@ -40,6 +46,15 @@ def shared_files(folder: str, pattern: str) -> list[Any]:
         reason = f"shared test data not found at {path} (only on development machines)"
         return [pytest.param(None, id="no-shared-data", marks=pytest.mark.skip(reason=reason))]
     return sorted(path.glob(pattern))
+
+
+def piano_files(limit: int | None = None) -> list[Any]:
+    """Real piano MIDI for `parametrize`: the bundled piano primers (in every checkout), then
+    the shared MAESTRO samples (at most `limit`; without them, one parameter that skips)."""
+    return (
+        sorted(BUNDLED_PRIMERS.glob("piano-*.mid"))
+        + shared_files("maestro-samples", "*.mid")[:limit]
+    )
 
 
 def cpu_train_options(data_dir: str | Path, out_dir: str | Path, **fields: Any) -> TrainOptions:

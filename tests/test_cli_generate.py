@@ -14,7 +14,7 @@ from music_transformer.checkpoint import bundled_models, load_checkpoint, save_c
 from music_transformer.generation.loading import DEFAULT_MODEL
 from music_transformer.nn import build_model
 from music_transformer.nn.config import make_config
-from tests.helpers import SHARED_DATA, cli, shared_path
+from tests.helpers import SHARED_DATA, cli, piano_files
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +90,8 @@ def test_continue_a_bach_chorale(tiny_run: Path, primer_file: Path, tmp_path: Pa
     assert f"wrote {out}" in result.stdout
 
 
-def test_continue_a_maestro_performance(tiny_run: Path, tmp_path: Path) -> None:
-    primer = shared_path("maestro-samples", "Maestro_1.mid")
+@pytest.mark.parametrize("primer", piano_files(limit=1)[-2:], ids=lambda p: p.name)
+def test_continue_real_piano(primer: Path, tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "piano.mid"
     result = cli(
         "continue",

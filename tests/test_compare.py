@@ -42,7 +42,7 @@ def model_dirs(tiny_run: Path, bach_data_dir: Path, tmp_path_factory) -> list[Pa
 
 
 @pytest.fixture(scope="module")
-def primer_dir(bach_midi_dir: Path, shared_data: Path, tmp_path_factory) -> Path:
+def primer_dir(bach_midi_dir: Path, tmp_path_factory) -> Path:
     """Three real chorales, one of them under a script-injecting name and with a
     script-injecting track name, plus an unreadable file."""
     folder = tmp_path_factory.mktemp("primers")
@@ -52,7 +52,8 @@ def primer_dir(bach_midi_dir: Path, shared_data: Path, tmp_path_factory) -> Path
     pm = pretty_midi.PrettyMIDI(str(sorted(bach_midi_dir.glob("*.mid"))[2]))
     pm.instruments[0].name = XSS_TRACK
     pm.write(str(folder / XSS_NAME))
-    shutil.copyfile(shared_data / "odd-midi" / "muspy_zero-ticks-per-beat.mid", folder / "bad.mid")
+    # a broken file (a MIDI file cut after 40 bytes) is reported and skipped
+    (folder / "bad.mid").write_bytes(chorales[0].read_bytes()[:40])
     return folder
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from midi_data import DataError, open_data, prepare
-from tests.helpers import cli
+from tests.helpers import BUNDLED_PRIMERS, cli
 
 BROKEN = {  # file in odd-midi → text expected in its skip reason
     "Issue104_Bizarre_Love_Triangle2.mid": "unreadable MIDI",
@@ -136,13 +136,13 @@ def test_cli(mixed_dir, tmp_path):
     assert bad_split.exit_code == 2 and bad_split.stderr.startswith("Error: --split")
 
 
-def test_each_source_split_on_its_own(tmp_path, bach_midi_dir, shared_data):
+def test_each_source_split_on_its_own(tmp_path, bach_midi_dir):
     """Adding a second collection (another genre) leaves the first one's split exactly as it
     was, and the manifest counts pieces and tokens per source and split."""
     chorales = sorted(bach_midi_dir.glob("*.mid"))
     piano = tmp_path / "piano"
     piano.mkdir()
-    for p in sorted((shared_data / "maestro-samples").glob("*.mid"))[:4]:
+    for p in sorted(BUNDLED_PRIMERS.glob("piano-*.mid")):  # three real piano pieces
         shutil.copy(p, piano / p.name)
     split = "0.6,0.2,0.2"
     alone = prepare([str(bach_midi_dir)], tmp_path / "alone", workers=1, split=split,
@@ -158,8 +158,8 @@ def test_each_source_split_on_its_own(tmp_path, bach_midi_dir, shared_data):
     bach = splits(tmp_path / "alone", str(bach_midi_dir))
     assert len(bach) == len(chorales) and bach == splits(tmp_path / "both", str(bach_midi_dir))
     pianos = splits(tmp_path / "both", str(piano))
-    assert sorted(pianos.values()) == ["test", "train", "train", "valid"]  # 0.6/0.2/0.2 of 4
+    assert sorted(pianos.values()) == ["test", "train", "valid"]  # 0.6/0.2/0.2 of 3: one each
     counts = json.loads((tmp_path / "both" / "manifest.json").read_text())["by_source"]
-    assert counts[str(piano)]["train"]["pieces"] == 2
+    assert counts[str(piano)]["train"]["pieces"] == 1
     total = sum(c["tokens"] + c["pieces"] * 2 for s in counts.values() for c in s.values())
     assert total == sum(both.tokens.values())  # each piece framed by BOS and EOS

@@ -20,11 +20,10 @@ import pytest
 import symusic
 
 from midi_data import MidiReadError, load_tokenizer
-from tests.helpers import shared_files
+from tests.helpers import piano_files
 
 QUANTUM = 0.01  # seconds
 VELOCITY_BIN = 127 / 32
-MAESTRO = shared_files("maestro-samples", "*.mid")
 
 
 def sustained_notes(pm: pretty_midi.PrettyMIDI) -> list[tuple[float, float, int, int]]:
@@ -109,8 +108,8 @@ def test_round_trip_bach(tok, bach_midi_dir):
         assert_round_trip(tok, path)
 
 
-@pytest.mark.parametrize("path", MAESTRO, ids=lambda p: p.name)
-def test_round_trip_maestro(tok, path, shared_data):
+@pytest.mark.parametrize("path", piano_files(), ids=lambda p: p.name)
+def test_round_trip_real_piano(tok, path):
     errors = assert_round_trip(tok, path)
     assert errors["onset"] <= QUANTUM / 2 + 1e-4  # rounding to the nearest 10 ms
 

@@ -17,12 +17,11 @@ import pretty_midi
 import pytest
 
 from midi_data import load_tokenizer
-from tests.helpers import shared_files
+from tests.helpers import piano_files
 
 GRID = 1 / 8  # beats
 MAX_BEATS = 12
 SECONDS_PER_BEAT = 0.5
-MAESTRO = shared_files("maestro-samples", "*.mid")
 
 
 PRESET = "score"  # the `tok` fixture (conftest.py) makes this preset's tokenizer
@@ -71,8 +70,8 @@ def test_round_trip_bach(tok, bach_midi_dir):
         assert_round_trip(tok, path)
 
 
-@pytest.mark.parametrize("path", MAESTRO[:3], ids=lambda p: p.name)
-def test_round_trip_maestro(tok, path, shared_data):
+@pytest.mark.parametrize("path", piano_files(limit=3), ids=lambda p: p.name)
+def test_round_trip_real_piano(tok, path):
     assert_round_trip(tok, path)
 
 

@@ -124,6 +124,7 @@ def test_render_audio_in_every_format(audio_format, chorale_wav, tmp_path: Path)
     assert out.read_bytes().startswith(MAGIC[audio_format]), out.read_bytes()[:8]
     info, reference = soundfile.info(str(out)), soundfile.info(str(wav))
     assert info.samplerate == 44100 and info.channels == 2
+    # the encoders pad to whole frames (an MP3 frame is 26 ms) and add encoder delay
     assert abs(info.duration - reference.duration) < 0.1, (info.duration, reference.duration)
     share = out.stat().st_size / wav.stat().st_size
     assert share <= MAX_SHARE[audio_format], share

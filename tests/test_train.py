@@ -114,7 +114,7 @@ def test_early_stopping_stops_and_saves(bach_data_dir: Path, tmp_path) -> None:
 
 
 def test_schedules() -> None:
-    peak, warm = 1e-3, 10
+    peak, warm = 1e-3, 10  # the schedule is float64 arithmetic: pytest.approx's rel 1e-6
     ramp = [learning_rate(s, peak, warm) for s in range(warm)]
     assert ramp == sorted(ramp) and ramp[-1] == pytest.approx(peak)
     assert learning_rate(4 * warm - 1, peak, warm) == pytest.approx(peak / 2)  # 1/sqrt(4)

@@ -145,6 +145,28 @@ def sharpened_model(
     return model.eval()
 
 
+def forward_in_pieces(model: torch.nn.Module, tokens: torch.Tensor, bounds) -> tuple:
+    """Run `model` over tokens (B, T) piece by piece, [a, e) for each (a, e) in `bounds`,
+    carrying its cache: (logits (B, T', V) of all pieces, the last cache)."""
+    cache, outs = None, []
+    for a, e in bounds:
+        logits, cache = model(tokens[:, a:e], cache=cache)
+        outs.append(logits)
+    return torch.cat(outs, dim=1), cache
+
+
+def left_padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows, each (1, n_i), side by side: tokens (B, T) int64 left-padded with 0 and
+    valid (B, T) bool, T the longest row (what the sampler feeds a batch of primers)."""
+    t = max(row.shape[1] for row in rows)
+    tokens = torch.zeros(len(rows), t, dtype=torch.long)
+    valid = torch.zeros(len(rows), t, dtype=torch.bool)
+    for i, row in enumerate(rows):
+        n = row.shape[1]
+        tokens[i, t - n :], valid[i, t - n :] = row[0], True
+    return tokens, valid
+
+
 def retimed_chorale(bach_midi_dir: Path, out: Path, tempi: dict[int, int]) -> Path:
     """A real chorale written to `out` with its tempo map replaced by `tempi` (beat → µs per
     beat): for beat-time models, whose clock differs from the file's away from 120 BPM."""

@@ -10,6 +10,7 @@ from music_transformer.calibration import bf16_error
 from music_transformer.nn import build_model
 from music_transformer.nn.config import make_config
 from music_transformer.nn.lstm import PerformanceRNN
+from tests.helpers import forward_in_pieces, left_padded
 from tests.tolerances import rounding_bound
 
 V = 30
@@ -41,17 +42,11 @@ def test_step_by_step_and_chunks_equal_full_sequence():
     model, x = _model(), _tokens(3, 25)
     full, state = model(x)
     assert full.shape == (3, 25, V) and state.length == 25
-    st, steps = None, []
-    for i in range(25):
-        logits, st = model(x[:, i : i + 1], cache=st)
-        steps.append(logits)
-    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=ATOL, rtol=0)
+    steps, st = forward_in_pieces(model, x, [(i, i + 1) for i in range(25)])
+    torch.testing.assert_close(steps, full, atol=ATOL, rtol=0)
     torch.testing.assert_close(st.h, state.h, atol=ATOL, rtol=0)
-    st, chunks = None, []
-    for a, e in [(0, 4), (4, 5), (5, 25)]:
-        logits, st = model(x[:, a:e], cache=st)
-        chunks.append(logits)
-    torch.testing.assert_close(torch.cat(chunks, dim=1), full, atol=ATOL, rtol=0)
+    chunks, _ = forward_in_pieces(model, x, [(0, 4), (4, 5), (5, 25)])
+    torch.testing.assert_close(chunks, full, atol=ATOL, rtol=0)
 
 
 @torch.no_grad()
@@ -67,10 +62,7 @@ def test_left_padded_rows_equal_their_unpadded_singles():
     lengths = [11, 4, 7, 0]  # the last row is all padding: its state must stay zero
     t = max(lengths)
     rows = [_tokens(1, n, seed=10 + i) for i, n in enumerate(lengths)]
-    tokens = torch.zeros(4, t, dtype=torch.long)
-    valid = torch.zeros(4, t, dtype=torch.bool)
-    for i, (row, n) in enumerate(zip(rows, lengths)):
-        tokens[i, t - n :], valid[i, t - n :] = row[0], True
+    tokens, valid = left_padded(rows)
     logits, state = model(tokens, valid=valid)
     more = _tokens(4, 3, seed=7)
     cont, _ = model(more, cache=state)

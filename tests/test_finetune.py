@@ -42,6 +42,8 @@ def test_init_starts_from_the_models_weights_and_architecture(
     base, tuned = load_checkpoint(base_run), load_checkpoint(tmp_path / "ft" / "last")
     assert tuned.config == base.config  # not the `small` preset asked for
     for (name, a), (_, b) in zip(base.model.state_dict().items(), tuned.model.state_dict().items()):
+        # 2 AdamW steps move a weight by at most 2·lr = 2e-12 (Adam's step is ≤ lr per
+        # element), below fp32's spacing at any weight here: 1e-6 is rounding to spare
         assert torch.allclose(a, b, atol=1e-6), name
     training = tuned.meta["training"]
     assert training["init_from"] == str(base_run) and training["preset"] is None

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from music_transformer.nn import attention
-from tests.helpers import sharpened_model
+from tests.helpers import forward_in_pieces, left_padded, sharpened_model
 from tests.tolerances import bf16_bound, rounding_bound
 
 V = 40
@@ -59,23 +59,17 @@ def test_token_by_token_equals_full_forward(model):
     x = _tokens(2, 24)
     full, full_cache = model(x)
     assert full.shape == (2, 24, V) and full_cache.length == 24
-    cache, steps = None, []
-    for i in range(24):
-        logits, cache = model(x[:, i : i + 1], cache=cache)
-        steps.append(logits)
+    steps, cache = forward_in_pieces(model, x, [(i, i + 1) for i in range(24)])
     assert cache.length == 24
-    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=ATOL, rtol=0)
+    torch.testing.assert_close(steps, full, atol=ATOL, rtol=0)
 
 
 @torch.no_grad()
 def test_chunks_equal_full_forward(model):
     x = _tokens(3, 30)
     full, _ = model(x)
-    cache, outs = None, []
-    for a, e in [(0, 7), (7, 8), (8, 19), (19, 30)]:
-        logits, cache = model(x[:, a:e], cache=cache)
-        outs.append(logits)
-    torch.testing.assert_close(torch.cat(outs, dim=1), full, atol=ATOL, rtol=0)
+    chunks, _ = forward_in_pieces(model, x, [(0, 7), (7, 8), (8, 19), (19, 30)])
+    torch.testing.assert_close(chunks, full, atol=ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["per-head", "shared"])
@@ -162,10 +156,7 @@ def test_left_padded_rows_equal_their_unpadded_singles(model):
     lengths = [13, 6, 9]
     t = max(lengths)
     rows = [_tokens(1, n, seed=10 + i) for i, n in enumerate(lengths)]
-    tokens = torch.zeros(3, t, dtype=torch.long)
-    valid = torch.zeros(3, t, dtype=torch.bool)
-    for i, (row, n) in enumerate(zip(rows, lengths)):
-        tokens[i, t - n :], valid[i, t - n :] = row[0], True
+    tokens, valid = left_padded(rows)
     logits, cache = model(tokens, valid=valid)
     more = _tokens(3, 5, seed=99)
     step_logits = []

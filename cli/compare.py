@@ -12,6 +12,7 @@ from cli.options import (
     AUDIO_HELP,
     OneLineCommand,
     batch_size_option,
+    device_option,
     length_options,
     pop_settings,
     sampling_options,
@@ -81,7 +82,7 @@ def _split_models(value: tuple[str, ...]) -> list[str]:
     help="Prepared data directory: report each model's NLL on it.",
 )
 @click.option("--split", default="test", show_default=True, help="Split of --data to score.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@device_option
 @batch_size_option("Primers", COMPARE_BATCH_SIZE)
 @click.option("--workers", type=int, default=None, help="Parallel audio renders [default: CPUs].")
 @click.option("--force", is_flag=True, help="Replace an existing report in --out.")

@@ -7,10 +7,11 @@ import json
 import click
 
 from cli.errors import user_errors
-from music_transformer.runtime import DEVICES, PRECISIONS
+from cli.options import OneLineCommand, device_option
+from music_transformer.runtime import PRECISIONS
 
 
-@click.command(context_settings={"show_default": True})
+@click.command(cls=OneLineCommand, context_settings={"show_default": True})
 @click.argument("model_dir")
 @click.option(
     "--data",
@@ -35,7 +36,7 @@ from music_transformer.runtime import DEVICES, PRECISIONS
 )
 @click.option("--batch-size", type=int, default=4, help="Windows per forward pass.")
 @click.option("--max-pieces", type=int, default=None, help="Score only the first N pieces.")
-@click.option("--device", type=click.Choice(DEVICES), default="auto")
+@device_option
 @click.option(
     "--precision",
     type=click.Choice(PRECISIONS),

@@ -1,4 +1,9 @@
-"""`music-transformer`: the click group. Each command lives in its own module under cli/."""
+"""`music-transformer`: the click group (each command lives in its own module under cli/)
+and `run`, the program's entry point, which sets up the process once before the group runs.
+
+Importing this module changes nothing in the process: tests and Python callers invoke `main`
+as they are; only `run` (the console script, `python -m cli`) sets the process up.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,24 @@ import os
 
 import click
 
-from music_transformer.allocator import keep_freed_memory
 
-# Before torch loads (commands import it lazily): spinning OpenMP workers made `continue` 12×
-# slower (23 s instead of 1.9 s for 300 tokens) when another process kept the other core busy.
-# A user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-keep_freed_memory()  # big buffers reused warm, not page-faulted afresh (allocator.py)
+def run() -> None:
+    """The console script: set up the process (`setup_process`), then run the group."""
+    setup_process()
+    main()
+
+
+def setup_process() -> None:
+    """What the program sets for its whole process, before torch is loaded (the commands
+    import it lazily). Spinning OpenMP workers made `continue` 12× slower (23 s instead of
+    1.9 s for 300 tokens) when another process kept the other core busy, so OpenMP waits
+    passively unless the user's OMP_WAIT_POLICY says otherwise; and freed buffers stay in
+    the heap for reuse instead of being page-faulted afresh (`allocator`)."""
+    from music_transformer.allocator import keep_freed_memory
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    keep_freed_memory()
+
 
 # command name → "module:function". Modules are imported only when their command runs,
 # so `music-transformer --help` stays fast (torch is not imported for it).

@@ -16,7 +16,7 @@ from midi_data.render import AUDIO_FORMATS
 from music_transformer.generation.loading import DEFAULT_MODEL
 from music_transformer.generation.runner import DEFAULT_BATCH_SIZE
 from music_transformer.generation.settings import DEFAULT_SECONDS, SamplingSettings, default
-from music_transformer.runtime import PRECISIONS
+from music_transformer.runtime import DEVICE_HELP, PRECISIONS
 
 F = Callable[..., Any]
 
@@ -41,6 +41,30 @@ def _stack(*decorators: F) -> F:
     return apply
 
 
+class DeviceType(click.ParamType):
+    """A torch device this machine can run a model on, checked once where it is parsed
+    (`runtime.check_device`); the value stays the name given ("auto", "cpu", "cuda:1")."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+        from music_transformer.runtime import RuntimeChoiceError, check_device
+
+        try:
+            return check_device(str(value))
+        except RuntimeChoiceError as e:
+            self.fail(str(e), param, ctx)
+
+
+# --device of every command: one option, one check.
+device_option = click.option(
+    "--device",
+    type=DeviceType(),
+    default="auto",
+    show_default=True,
+    help=f"Where to run: {DEVICE_HELP} (auto: CUDA when available, else the CPU).",
+)
+
 model_options = _stack(
     click.option(
         "--model",
@@ -49,12 +73,7 @@ model_options = _stack(
         default=None,
         help=f"Bundled model name or checkpoint/run directory [default: {DEFAULT_MODEL}].",
     ),
-    click.option(
-        "--device",
-        default="auto",
-        show_default=True,
-        help="auto (CUDA when available), cpu, cuda, cuda:1, ...",
-    ),
+    device_option,
 )
 
 sampling_options = _stack(

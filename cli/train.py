@@ -8,13 +8,14 @@ from pathlib import Path
 import click
 
 from cli.errors import user_errors
+from cli.options import OneLineCommand, device_option
 from music_transformer.nn.config import PRESETS
-from music_transformer.runtime import DEVICES, PRECISIONS
+from music_transformer.runtime import PRECISIONS
 from music_transformer.training.options import ARCHS, SCHEDULES
 from music_transformer.training.options import default as d
 
 
-@click.command(context_settings={"show_default": True})
+@click.command(cls=OneLineCommand, context_settings={"show_default": True})
 @click.option(
     "--data", "data_dir", type=click.Path(file_okay=False), help="Prepared data directory."
 )
@@ -75,7 +76,7 @@ from music_transformer.training.options import default as d
     help="Stop after N validations without improvement (0: never).",
 )
 @click.option("--keep-last", type=int, default=d("keep_last"), help="Step checkpoints to keep.")
-@click.option("--device", type=click.Choice(DEVICES), default=d("device"))
+@device_option
 @click.option(
     "--precision",
     type=click.Choice(PRECISIONS),

@@ -4,8 +4,7 @@ A SOURCE is a folder (searched recursively for .mid/.midi, any file name), one f
 four-voice grid `.json` file with its own train/valid/test split (the JSB Chorales benchmark,
 `Jsb16thSeparated.json`), or `music21:<corpus>` (`music21:bach`, `music21:palestrina`).
 music21 scores are converted to MIDI once (repeats expanded where music21 can) and cached in
-the user cache directory ($MUSIC_TRANSFORMER_CACHE, else $XDG_CACHE_HOME/music-transformer,
-else ~/.cache/music-transformer) — never in the repository.
+the user cache directory (`cache.cache_dir`) — never in the repository.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .cache import cache_dir
 from .errors import DataError
 from .files import atomic_write_text
 from .jsb import read_grid_json
@@ -55,14 +55,6 @@ class SourceFile:
     error: str | None = None
     split: str | None = None
     piece: int | None = None
-
-
-def cache_dir() -> Path:
-    """Where converted corpora are cached (created on demand)."""
-    if os.environ.get("MUSIC_TRANSFORMER_CACHE"):
-        return Path(os.environ["MUSIC_TRANSFORMER_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "music-transformer"
 
 
 def check_sources(sources: Sequence[str]) -> None:

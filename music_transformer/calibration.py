@@ -10,9 +10,8 @@ Decoding also times one intra-op thread against all of them.
 
 The result is cached per machine (CPU or GPU model, core count, threads) and torch version,
 per workload and model shape (lengths and batches rounded up to powers of two), in
-`calibration.json` of the user cache directory ($MUSIC_TRANSFORMER_CACHE, else
-$XDG_CACHE_HOME/music-transformer, else ~/.cache/music-transformer). A measurement takes well
-under a second for the bundled shapes; the cached answer costs nothing.
+`runtime.calibration_file()`. A measurement takes well under a second for the bundled shapes;
+the cached answer costs nothing.
 
     choice = choose_precision("auto", device, "train", config, batch=8, length=1024)
     choice.dtype, choice.reason     # torch.bfloat16 or None (fp32), and why, for the logs
@@ -35,13 +34,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from midi_data.corpus import cache_dir
 from midi_data.files import atomic_write_json
 
 from .nn import AnyConfig, build_model
-from .runtime import RuntimeChoiceError, Workload, check_precision
+from .runtime import RuntimeChoiceError, Workload, calibration_file, check_precision
 
-CACHE_FILE = "calibration.json"
 VERSION = 2  # of the probes: a new version measures again
 # bf16 must be this much faster to be chosen: within the noise of a shared machine, fp32 is
 # the exact choice and wins the tie.
@@ -65,11 +62,6 @@ class PrecisionChoice:
     @property
     def name(self) -> str:
         return "fp32" if self.dtype is None else "bf16"
-
-
-def cache_path() -> Path:
-    """calibration.json in the user cache directory the converted corpora use."""
-    return cache_dir() / CACHE_FILE
 
 
 def machine_key(device: torch.device) -> str:
@@ -170,14 +162,14 @@ def _valid(entry: Any) -> bool:
 
 def _read_cache() -> dict[str, Any]:
     try:
-        data = json.loads(cache_path().read_text())
+        data = json.loads(calibration_file().read_text())
     except (OSError, ValueError):  # missing or damaged: measure again
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def _write_cache(table: dict[str, Any]) -> None:
-    path = cache_path()
+    path = calibration_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, table)

@@ -1,13 +1,17 @@
 """Runtime policy, decided in one place for training, sampling and evaluation alike: which
-device, which precision (fp32, or bf16 autocast) and how many threads decoding uses.
+device, which precision (fp32, or bf16 autocast) and how many intra-op threads decoding uses.
 
     pick_device("auto")                       → cuda (this rank's GPU) when available, else cpu
+    check_device("cuda:1")                    → the name, or RuntimeChoiceError (one line)
     autocast_dtype("bf16", device)            → torch.bfloat16, or None (plain fp32)
     with autocast(device, dtype): ...          → autocast when dtype is set, else nothing
     with decode_threads(device, n): ...       → n intra-op threads for decoding steps
 
-What `--precision auto` and the decoding threads should be is measured, per model shape, by
-`calibration` (a layer above this one).
+What `--precision auto` and the decoding threads should be is measured on the machine, per
+model shape, by `calibration` (a layer above this one: it builds models), on every CPU and
+GPU alike; the answers are kept in `calibration_file()`, the one place runtime decisions are
+cached. A caller that knows better passes its own: a precision name, or a thread count to the
+sampler (`generate(..., threads=N)`) — the benchmarks do, to time the alternatives.
 """
 
 from __future__ import annotations
@@ -19,43 +23,83 @@ from typing import Literal
 
 import torch
 
-DEVICES = ("auto", "cpu", "cuda")  # `cuda:N` is accepted too
+from midi_data.cache import cache_dir
+
+DEVICE_HELP = "auto, cpu, cuda, cuda:N"
 PRECISIONS = ("auto", "fp32", "bf16")
 Workload = Literal["train", "eval", "decode"]
-
-# Decoding steps are chains of small ops (M ≤ 16 rows). On this project's 2-core CPU one
-# intra-op thread decoded as fast as two at batch 1 and fp32, 5-8% faster in bf16 at batch 16
-# with the machine idle, and 11-25% faster with the other core busy (bench/results/
-# generate.md) — and it leaves a core to other work. The prefill keeps every thread. Larger
-# CPUs (more than SMALL_CPU_THREADS threads) are left alone: not measured.
-DECODE_THREADS_CPU = 1
-SMALL_CPU_THREADS = 2
+CALIBRATION_FILE = "calibration.json"
 
 
 class RuntimeChoiceError(ValueError):
     """An unknown or unavailable device or precision. The message is one line."""
 
 
+def calibration_file() -> Path:
+    """Where measured runtime choices are cached: calibration.json in the user cache
+    directory (`midi_data.cache`), keyed by machine, torch version and model shape."""
+    return cache_dir() / CALIBRATION_FILE
+
+
 def pick_device(name: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
     """'auto' (or None) → this rank's GPU when CUDA is available, else the CPU; 'cpu',
-    'cuda', 'cuda:N' as torch reads them. Raises RuntimeChoiceError when CUDA is asked for
-    but missing, or the name is not a device."""
+    'cuda', 'cuda:N' as torch reads them. Raises RuntimeChoiceError (one line) when the name
+    is not a device, or names one this machine or torch build cannot run a model on (CUDA
+    missing, 'meta', 'mps'/'xpu'/'hpu' without their backend, an index past the last GPU)."""
     if name is None or str(name) == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
         return torch.device("cuda", local_rank % torch.cuda.device_count())
+    device = _usable_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    return device
+
+
+def check_device(name: str) -> str:
+    """`name` unchanged when `pick_device` accepts it, else RuntimeChoiceError: the one check
+    of every command's --device, made when the option is parsed."""
+    pick_device(name)
+    return name
+
+
+def _usable_device(name: str | torch.device) -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise RuntimeChoiceError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeChoiceError(
-                f"device {str(name)!r} was asked for but CUDA is not available"
-            )
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
+        raise RuntimeChoiceError(f"unknown device {str(name)!r} ({DEVICE_HELP})") from None
+    if device.type == "cpu":
+        return device
+    if device.type == "meta":  # shapes without data: nothing to compute with
+        raise RuntimeChoiceError(
+            f"device 'meta' holds no data, a model cannot run on it ({DEVICE_HELP})"
+        )
+    count = _device_count(device.type)
+    if count == 0:
+        raise RuntimeChoiceError(
+            f"device {str(name)!r} was asked for but this machine (torch {torch.__version__}) "
+            f"has no usable {device.type} device ({DEVICE_HELP})"
+        )
+    if device.index is not None and device.index >= count:
+        raise RuntimeChoiceError(
+            f"device {str(name)!r} was asked for but this machine has {count} {device.type} "
+            "device(s), numbered from 0"
+        )
     return device
+
+
+def _device_count(kind: str) -> int:
+    """How many devices of this kind torch can run on here (0: none, or no such backend)."""
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return int(mps is not None and mps.is_available())
+    module = getattr(torch, kind, None)  # torch.cuda, torch.xpu, ...; absent for most kinds
+    try:
+        if module is None or not module.is_available():
+            return 0
+        return int(module.device_count())
+    except (AttributeError, RuntimeError):  # a stub module without a working backend
+        return 0
 
 
 def check_precision(precision: str) -> str:
@@ -88,11 +132,10 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 
 @contextlib.contextmanager
 def decode_threads(device: torch.device, threads: int | None = None) -> Iterator[None]:
-    """Run the block on `threads` intra-op threads on the CPU (as `calibration` measured);
-    None: DECODE_THREADS_CPU on a small CPU, else unchanged."""
+    """Run the block on `threads` intra-op threads on the CPU (None, or another device:
+    unchanged). The sampler passes what `calibration` measured decoding fastest with on this
+    machine — one thread or all of them — unless its caller gave a count."""
     before = torch.get_num_threads()
-    if threads is None and DECODE_THREADS_CPU < before <= SMALL_CPU_THREADS:
-        threads = DECODE_THREADS_CPU
     if device.type != "cpu" or threads is None or threads == before:
         yield
         return

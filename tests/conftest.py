@@ -2,7 +2,7 @@
 and one tiny model trained on it for the whole session.
 
 The chorales come from music21's corpus through `midi_data.corpus` (converted once and cached
-in the user cache directory, see `midi_data.corpus.cache_dir`), so the first session that
+in the user cache directory, see `midi_data.cache.cache_dir`), so the first session that
 needs them takes a few seconds longer.
 """
 
@@ -28,6 +28,15 @@ def shared_data() -> Path:
     from tests.helpers import shared_path
 
     return shared_path()
+
+
+@pytest.fixture(scope="module")
+def tok(request: pytest.FixtureRequest):
+    """A fresh tokenizer of the test module's PRESET ("performance" unless the module sets
+    it), one per module."""
+    from midi_data.presets import make_tokenizer
+
+    return make_tokenizer(getattr(request.module, "PRESET", "performance"))
 
 
 @pytest.fixture(scope="session")

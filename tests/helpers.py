@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click.testing
 import mido
 import pytest
 import torch
@@ -19,8 +20,14 @@ from music_transformer.nn.config import make_config
 from music_transformer.training import TrainOptions
 
 # ../shared/data beside the checkout (MAESTRO samples, odd MIDI files, JSB chorales): only on
-# development machines, so every test that reads it skips without it.
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# development machines, so every test that reads it skips without it, saying so.
+# $MUSIC_TRANSFORMER_TEST_DATA points elsewhere (a path that does not exist: as a fresh clone).
+SHARED_DATA = Path(
+    os.environ.get("MUSIC_TRANSFORMER_TEST_DATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
+# What every checkout has: 12-s primers of real music (3 Bach chorales, 3 piano pieces).
+BUNDLED_PRIMERS = Path(__file__).resolve().parents[1] / "music_transformer" / "bundled" / "primers"
 
 
 def shared_path(*parts: str) -> Path:
@@ -39,6 +46,15 @@ def shared_files(folder: str, pattern: str) -> list[Any]:
         reason = f"shared test data not found at {path} (only on development machines)"
         return [pytest.param(None, id="no-shared-data", marks=pytest.mark.skip(reason=reason))]
     return sorted(path.glob(pattern))
+
+
+def piano_files(limit: int | None = None) -> list[Any]:
+    """Real piano MIDI for `parametrize`: the bundled piano primers (in every checkout), then
+    the shared MAESTRO samples (at most `limit`; without them, one parameter that skips)."""
+    return (
+        sorted(BUNDLED_PRIMERS.glob("piano-*.mid"))
+        + shared_files("maestro-samples", "*.mid")[:limit]
+    )
 
 
 def cpu_train_options(data_dir: str | Path, out_dir: str | Path, **fields: Any) -> TrainOptions:
@@ -75,6 +91,14 @@ TINY_RUN: dict[str, Any] = dict(
     log_every=5,
     seed=0,
 )
+
+
+def cli(*args: object) -> click.testing.Result:
+    """Run `music-transformer ARGS...` in this process (each argument str()-ed), as click's
+    CliRunner does: exit_code, output (stdout and stderr), stderr, exception."""
+    from cli.main import main
+
+    return click.testing.CliRunner().invoke(main, [str(a) for a in args])
 
 
 def run_recipe(script: str, *args: str, **env: str) -> None:
@@ -119,6 +143,28 @@ def sharpened_model(
             if p.dim() >= 2:
                 p.normal_(0.0, std if std is not None else 1.5 / p.shape[-1] ** 0.5)
     return model.eval()
+
+
+def forward_in_pieces(model: torch.nn.Module, tokens: torch.Tensor, bounds) -> tuple:
+    """Run `model` over tokens (B, T) piece by piece, [a, e) for each (a, e) in `bounds`,
+    carrying its cache: (logits (B, T', V) of all pieces, the last cache)."""
+    cache, outs = None, []
+    for a, e in bounds:
+        logits, cache = model(tokens[:, a:e], cache=cache)
+        outs.append(logits)
+    return torch.cat(outs, dim=1), cache
+
+
+def left_padded(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows, each (1, n_i), side by side: tokens (B, T) int64 left-padded with 0 and
+    valid (B, T) bool, T the longest row (what the sampler feeds a batch of primers)."""
+    t = max(row.shape[1] for row in rows)
+    tokens = torch.zeros(len(rows), t, dtype=torch.long)
+    valid = torch.zeros(len(rows), t, dtype=torch.bool)
+    for i, row in enumerate(rows):
+        n = row.shape[1]
+        tokens[i, t - n :], valid[i, t - n :] = row[0], True
+    return tokens, valid
 
 
 def retimed_chorale(bach_midi_dir: Path, out: Path, tempi: dict[int, int]) -> Path:

@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from midi_data import make_tokenizer
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return make_tokenizer("performance")
+from tests.helpers import BUNDLED_PRIMERS
 
 
 def notes(tok, ids) -> list[tuple[int, float, float, int]]:
@@ -44,9 +39,9 @@ def test_transpose_leaves_non_pitch_tokens(tok):
 
 
 @pytest.mark.parametrize("factor", [0.95, 0.975, 1.025, 1.05])
-def test_stretched_window_decodes_to_stretched_timings(tok, shared_data, factor):
-    ids = np.array(tok.encode(shared_data / "maestro-samples" / "Maestro_1.mid"))
-    window = ids[1000:1800]
+def test_stretched_window_decodes_to_stretched_timings(tok, factor):
+    ids = np.array(tok.encode(BUNDLED_PRIMERS / "piano-beethoven-hammerklavier-2.mid"))
+    window = ids[100:700]  # mid-piece, starting anywhere
     stretched = tok.stretch(window, factor)
     before, after = notes(tok, window), notes(tok, stretched)
     assert len(after) == len(before)
@@ -54,12 +49,13 @@ def test_stretched_window_decodes_to_stretched_timings(tok, shared_data, factor)
         assert (p2, v2) == (p, v)
         assert abs(s2 - s * factor) <= 0.005 + 1e-9  # re-quantized to the nearest 10 ms
         assert abs(e2 - e * factor) <= 0.005 + 1e-9
+    # half a 10 ms step: the stretched window's end is re-quantized once
     assert tok.seconds(stretched) == pytest.approx(tok.seconds(window) * factor, abs=0.005)
     events = [i for i in window.tolist() if tok.token_seconds[i] == 0]
     assert [i for i in stretched.tolist() if tok.token_seconds[i] == 0] == events
 
 
-def test_stretch_identity_and_empty(tok, shared_data):
-    ids = np.array(tok.encode(shared_data / "odd-midi" / "muspy_multichannel.mid"))
+def test_stretch_identity_and_empty(tok):
+    ids = np.array(tok.encode(BUNDLED_PRIMERS / "bwv145-a.mid"))  # four parts
     assert np.array_equal(tok.stretch(ids, 1.0), ids)
     assert len(tok.stretch(ids[:0], 1.05)) == 0

@@ -8,12 +8,11 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from cli.main import main
 from music_transformer import calibration as cal
 from music_transformer.nn import make_config
-from music_transformer.runtime import RuntimeChoiceError
+from music_transformer.runtime import RuntimeChoiceError, calibration_file
+from tests.helpers import cli
 
 CPU = torch.device("cpu")
 
@@ -22,7 +21,7 @@ CPU = torch.device("cpu")
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSIC_TRANSFORMER_CACHE", str(tmp_path))
     cal.forget()
-    yield cal.cache_path()
+    yield calibration_file()
     cal.forget()
 
 
@@ -97,7 +96,7 @@ def test_bf16_that_cannot_run_is_refused_in_one_line_and_auto_avoids_it(cache, a
 
 
 def test_info_says_what_auto_picks_and_why(cache, tiny_run) -> None:
-    result = CliRunner().invoke(main, ["info", str(tiny_run)])
+    result = cli(*["info", str(tiny_run)])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("  train ")]
     assert len(lines) == 1 and ("fp32" in lines[0] or "bf16" in lines[0])
@@ -108,13 +107,16 @@ def test_train_with_bf16_that_cannot_run_is_one_line(cache, bach_data_dir, tmp_p
     config = make_config("lstm", "tiny", 64)
     try:
         cal.choose_precision("bf16", CPU, "train", config)
-        pytest.skip("bf16 LSTMs run on this machine")
+        pytest.skip(
+            "needs a CPU without oneDNN's bf16 LSTM kernel (one without AVX-512, or "
+            "ONEDNN_MAX_CPU_ISA=AVX2): bf16 LSTMs run on this one"
+        )
     except RuntimeChoiceError:
         pass
     out = tmp_path / "run"
     args = ["train", "--data", bach_data_dir, "--out", out, "--arch", "lstm", "--preset", "tiny",
             "--precision", "bf16", "--max-steps", "2", "--device", "cpu", "-q"]  # fmt: skip
-    result = CliRunner().invoke(main, [str(a) for a in args])
+    result = cli(*args)
     assert result.exit_code == 2, result.output
     assert "bf16 does not run" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (out / "last").exists()

@@ -9,19 +9,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
+from tests.helpers import cli
 
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None,
     reason="FluidSynth is not installed (apt-get install fluidsynth)",
 )
 MISSING = "Error: FluidSynth is not installed: install the Debian packages 'fluidsynth'"
-
-
-def cli(*args: object):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pretty_midi
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from music_transformer.checkpoint import bundled_models, load_checkpoint, save_checkpoint
 from music_transformer.generation.loading import DEFAULT_MODEL
 from music_transformer.nn import build_model
 from music_transformer.nn.config import make_config
-from tests.helpers import SHARED_DATA, shared_path
+from tests.helpers import SHARED_DATA, cli, piano_files
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +34,9 @@ def untrained_dirs(tiny_run: Path, tmp_path_factory) -> dict[str, Path]:
     return dirs
 
 
-def cli(*args: str | Path) -> object:
-    return CliRunner().invoke(main, [str(a) for a in args])
+def run_continue(primer: object, out: object, model: object, *options: object):
+    """`music-transformer continue PRIMER -o OUT --model MODEL OPTIONS...`"""
+    return cli("continue", primer, "-o", out, "--model", model, *options)
 
 
 def notes(path: Path) -> list[pretty_midi.Note]:
@@ -70,19 +69,7 @@ def check_continuation(out: Path, primer_notes: list[pretty_midi.Note], primer_s
 
 def test_continue_a_bach_chorale(tiny_run: Path, primer_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mid"
-    result = cli(
-        "continue",
-        primer_file,
-        "-o",
-        out,
-        "--model",
-        tiny_run,
-        "--seconds",
-        "6",
-        "--seed",
-        "1",
-        "--quiet",
-    )
+    result = run_continue(primer_file, out, tiny_run, "--seconds", "6", "--seed", "1", "--quiet")
     assert result.exit_code == 0, result.output
     assert result.stderr == ""  # --quiet: no progress bar
     tok = load_checkpoint(tiny_run).tokenizer
@@ -96,26 +83,11 @@ def test_continue_a_bach_chorale(tiny_run: Path, primer_file: Path, tmp_path: Pa
     assert f"wrote {out}" in result.stdout
 
 
-def test_continue_a_maestro_performance(tiny_run: Path, tmp_path: Path) -> None:
-    primer = shared_path("maestro-samples", "Maestro_1.mid")
+@pytest.mark.parametrize("primer", piano_files(limit=1)[-2:], ids=lambda p: p.name)
+def test_continue_real_piano(primer: Path, tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "piano.mid"
-    result = cli(
-        "continue",
-        primer,
-        "-o",
-        out,
-        "--model",
-        tiny_run,
-        "--primer-seconds",
-        "5",
-        "--tokens",
-        "400",
-        "--seed",
-        "0",
-        "--top-k",
-        "40",
-        "-q",
-    )
+    result = run_continue(primer, out, tiny_run, "--primer-seconds", "5", "--tokens", "400",
+                          "--seed", "0", "--top-k", "40", "-q")  # fmt: skip
     assert result.exit_code == 0, result.output
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["primer"]["seconds"] <= 5.0 + 1e-6
@@ -126,24 +98,9 @@ def test_continue_a_maestro_performance(tiny_run: Path, tmp_path: Path) -> None:
 
 def test_num_samples_seeds_and_continuation_only(tiny_run, primer_file, tmp_path) -> None:
     out = tmp_path / "take.mid"
-    result = cli(
-        "continue",
-        primer_file,
-        "-o",
-        out,
-        "--model",
-        tiny_run,
-        "--tokens",
-        "120",
-        "--num-samples",
-        "3",
-        "--batch-size",
-        "2",
-        "--seed",
-        "5",
-        "--continuation-only",
-        "-q",
-    )
+    result = run_continue(primer_file, out, tiny_run, "--tokens", "120", "--num-samples", "3",
+                          "--batch-size", "2", "--seed", "5", "--continuation-only",
+                          "-q")  # fmt: skip
     assert result.exit_code == 0, result.output
     files = [tmp_path / f"take-{i}.mid" for i in (1, 2, 3)]
     sides = [json.loads(f.with_suffix(".json").read_text()) for f in files]
@@ -160,22 +117,8 @@ def test_num_samples_seeds_and_continuation_only(tiny_run, primer_file, tmp_path
     )
     # Sample 2 (seed 6) again alone, with its recorded seed: the same tokens.
     again = tmp_path / "again.mid"
-    result = cli(
-        "continue",
-        primer_file,
-        "-o",
-        again,
-        "--model",
-        tiny_run,
-        "--tokens",
-        "120",
-        "--seed",
-        "6",
-        "--continuation-only",
-        "--precision",
-        "fp32",
-        "-q",
-    )
+    result = run_continue(primer_file, again, tiny_run, "--tokens", "120", "--seed", "6",
+                          "--continuation-only", "--precision", "fp32", "-q")  # fmt: skip
     assert result.exit_code == 0
     if sides[1]["sampling"]["precision_used"] == "fp32":  # bf16 rounding could differ by batch
         assert again.read_bytes() == files[1].read_bytes()
@@ -212,21 +155,8 @@ def test_other_architectures_continue_past_their_window(
     arch, untrained_dirs, primer_file, tmp_path
 ) -> None:
     out = tmp_path / f"{arch}.mid"
-    result = cli(
-        "continue",
-        primer_file,
-        "-o",
-        out,
-        "--model",
-        untrained_dirs[arch],
-        "--tokens",
-        "100",
-        "--window",
-        "24",
-        "--seed",
-        "0",
-        "-q",
-    )
+    result = run_continue(primer_file, out, untrained_dirs[arch], "--tokens", "100", "--window",
+                          "24", "--seed", "0", "-q")  # fmt: skip
     assert result.exit_code == 0, result.output
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["continuation"]["tokens"] >= 1
@@ -310,22 +240,9 @@ def test_missing_default_model_says_how_to_get_one(primer_file, tmp_path, monkey
 
 def test_generate_unconditionally_in_batches(tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "samples"
-    result = cli(
-        "generate",
-        "--out",
-        out,
-        "--num-samples",
-        "3",
-        "--batch-size",
-        "2",
-        "--model",
-        tiny_run,
-        "--tokens",
-        "60",
-        "--seed",
-        "0",
-        "-q",
-    )
+    result = cli("generate", "--out", out, "--num-samples", "3",
+                 "--batch-size", "2", "--model", tiny_run, "--tokens", "60",
+                 "--seed", "0", "-q")  # fmt: skip
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert [e["file"] for e in manifest["outputs"]] == [f"sample-{i}.mid" for i in (1, 2, 3)]
@@ -350,23 +267,9 @@ def test_generate_skips_bad_primers_and_goes_on(tiny_run, bach_midi_dir, tmp_pat
     if odd.is_dir():  # files that break naive readers: each is read or skipped with a reason
         extra = ["--primers", odd]
     out = tmp_path / "takes"
-    result = cli(
-        "generate",
-        "--out",
-        out,
-        "--primers",
-        primers,
-        *extra,
-        "--num-samples",
-        "2",
-        "--model",
-        tiny_run,
-        "--tokens",
-        "40",
-        "--primer-seconds",
-        "4",
-        "-q",
-    )
+    result = cli("generate", "--out", out, "--primers", primers, *extra,
+                 "--num-samples", "2", "--model", tiny_run, "--tokens", "40",
+                 "--primer-seconds", "4", "-q")  # fmt: skip
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     skipped = {Path(s["path"]).name: s["reason"] for s in manifest["skipped"]}

@@ -7,14 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from midi_data.presets import make_tokenizer
 from music_transformer.checkpoint import bundled_models, save_checkpoint
 from music_transformer.nn import build_model
 from music_transformer.nn.config import make_config
 from music_transformer.training import TrainOptions
+from tests.helpers import cli
 
 TRAINING = {"seq_len": 96, "step": 1234, "valid_nll": 1.8765, "best_valid_nll": 1.75}
 
@@ -33,10 +32,6 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     dirs["run"] = root / "run"
     save_checkpoint(dirs["run"] / "best", build_model(config), config, tok, TRAINING)
     return dirs
-
-
-def cli(*args) -> object:
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.mark.parametrize("arch", ["transformer", "lstm"])

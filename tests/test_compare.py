@@ -18,21 +18,15 @@ from urllib.parse import unquote, urlparse
 
 import pretty_midi
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from music_transformer.comparison.score import sign_test
 from music_transformer.training import train
-from tests.helpers import TINY_RUN, cpu_train_options
+from tests.helpers import TINY_RUN, cli, cpu_train_options
 
 XSS_NAME = "<img src=x onerror=alert(1)>.mid"
 XSS_TRACK = "<script>alert(2)</script>"
 SECONDS = 4.0
 PRIMER_SECONDS = 6.0
-
-
-def cli(*args: object):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +42,7 @@ def model_dirs(tiny_run: Path, bach_data_dir: Path, tmp_path_factory) -> list[Pa
 
 
 @pytest.fixture(scope="module")
-def primer_dir(bach_midi_dir: Path, shared_data: Path, tmp_path_factory) -> Path:
+def primer_dir(bach_midi_dir: Path, tmp_path_factory) -> Path:
     """Three real chorales, one of them under a script-injecting name and with a
     script-injecting track name, plus an unreadable file."""
     folder = tmp_path_factory.mktemp("primers")
@@ -58,7 +52,8 @@ def primer_dir(bach_midi_dir: Path, shared_data: Path, tmp_path_factory) -> Path
     pm = pretty_midi.PrettyMIDI(str(sorted(bach_midi_dir.glob("*.mid"))[2]))
     pm.instruments[0].name = XSS_TRACK
     pm.write(str(folder / XSS_NAME))
-    shutil.copyfile(shared_data / "odd-midi" / "muspy_zero-ticks-per-beat.mid", folder / "bad.mid")
+    # a broken file (a MIDI file cut after 40 bytes) is reported and skipped
+    (folder / "bad.mid").write_bytes(chorales[0].read_bytes()[:40])
     return folder
 
 

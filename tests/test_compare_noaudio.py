@@ -13,15 +13,13 @@ from pathlib import Path
 import pretty_midi
 import pytest
 import torch
-from click.testing import CliRunner
 
-from cli.main import main
 from midi_data import make_tokenizer
 from music_transformer.checkpoint import bundled_models, save_checkpoint
 from music_transformer.comparison.primers import MIN_PRIMER_SECONDS, primer_cut
 from music_transformer.nn import build_model
 from music_transformer.nn.config import make_config
-from tests.helpers import retimed_chorale
+from tests.helpers import cli, retimed_chorale
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +45,7 @@ def primers(bach_midi_dir: Path, tmp_path_factory) -> Path:
 def run(models: list[Path], primers: Path, out: Path, *extra: object):
     args = ["compare", "--models", ",".join(map(str, models)), "--primers", primers,
             "--out", out, "--seconds", 2, "--primer-seconds", 4, "--quiet", *extra]  # fmt: skip
-    return CliRunner().invoke(main, [str(a) for a in args])
+    return cli(*args)
 
 
 def samples_by_model(out: Path) -> dict[tuple[str, str], bytes]:
@@ -139,7 +137,7 @@ def test_short_primers_are_cut_earlier(models, tmp_path: Path) -> None:
     out = tmp_path / "report"
     args = ["compare", "--models", ",".join(map(str, models)), "--primers", folder, "--out", out,
             "--seconds", 6, "--seed", 3, "--audio", "none", "--quiet"]  # fmt: skip
-    result = CliRunner().invoke(main, [str(a) for a in args])
+    result = cli(*args)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     page = (out / "index.html").read_text()
@@ -157,7 +155,7 @@ def test_short_primers_are_cut_earlier(models, tmp_path: Path) -> None:
     assert all(s["seconds"] >= 6.0 - 0.05 for s in key["samples"].values())
 
     kept = tmp_path / "kept"
-    result = CliRunner().invoke(main, [str(a) for a in args[:6]] + [str(kept), "--seconds", "6",
+    result = cli(*[str(a) for a in args[:6]] + [str(kept), "--seconds", "6",
                                 "--primer-seconds", "10", "--audio", "none", "-q"])  # fmt: skip
     assert result.exit_code == 0, result.output
     entry = json.loads((kept / "report.json").read_text())["primers"][0]
@@ -201,7 +199,7 @@ def test_a_beat_time_model_plays_on_the_primer_files_clock(bach_midi_dir, tmp_pa
     args = ["compare", "--models", f"jsb-relative,{other}", "--primers", folder, "--out", out,
             "--primer-seconds", 6, "--seconds", 8, "--audio", "none", "--seed", 1,
             "-q"]  # fmt: skip
-    result = CliRunner().invoke(main, [str(a) for a in args])
+    result = cli(*args)
     assert result.exit_code == 0, result.output
     key = json.loads((out / "key.json").read_text())
     (sid,) = [k for k, v in key["samples"].items() if v["model"] == "jsb-relative"]

@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from music_transformer.comparison.score import ANSWERS_FORMAT, format_score, score_answers
+from tests.helpers import cli
 
 PAIRS = {f"p{i:02d}-1": {"A": "mt", "B": "rnn"} for i in range(1, 7)}
 
@@ -63,13 +62,11 @@ def test_two_listeners_with_the_same_answers_count_twice(report: Path, tmp_path:
 
 def test_cli_reports_the_duplicate(report: Path, tmp_path: Path) -> None:
     one = answers(tmp_path, "alice.json", "2026-01-01T10:00:00.000Z")
-    result = CliRunner().invoke(main, ["compare", "score", str(report), str(one), str(one)])
+    result = cli(*["compare", "score", str(report), str(one), str(one)])
     assert result.exit_code == 0, result.output
     assert "6 answers from 1 answers file for" in result.output
     assert "counted once" in result.output
-    result = CliRunner().invoke(
-        main, ["compare", "score", str(report), str(one), str(one), "--json"]
-    )
+    result = cli(*["compare", "score", str(report), str(one), str(one), "--json"])
     scored = json.loads(result.output)
     assert scored["answer_files"] == 1
     assert scored["duplicate_files"] == [{"file": str(one), "same_as": str(one)}]

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from midi_data import DataError, find_files, music21_files
-from midi_data.corpus import _convert_job, cache_dir, music21_scores
+from midi_data.cache import cache_dir
+from midi_data.corpus import _convert_job, music21_scores
 
 
 def test_folder_search_is_recursive_and_keeps_any_name(tmp_path):

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from cli.main import main
 from music_transformer.checkpoint import load_checkpoint
 from music_transformer.training import train
-from tests.helpers import cpu_train_options
+from tests.helpers import cli, cpu_train_options
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +20,9 @@ def base_run(tiny_run: Path) -> Path:
     return tiny_run
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
 def test_prepare_with_a_models_tokenizer(base_run: Path, bach_midi_dir: Path, tmp_path) -> None:
     out = tmp_path / "mine"
-    result = invoke("prepare", bach_midi_dir, "--out", out, "--tokenizer-from", base_run, "-q")
+    result = cli("prepare", bach_midi_dir, "--out", out, "--tokenizer-from", base_run, "-q")
     assert result.exit_code == 0, result.output
     ours = json.loads((out / "tokenizer.json").read_text())
     theirs = json.loads((base_run / "best" / "tokenizer.json").read_text())
@@ -39,7 +33,7 @@ def test_init_starts_from_the_models_weights_and_architecture(
     base_run: Path, bach_data_dir: Path, tmp_path
 ) -> None:
     # A learning rate of ~0 leaves the weights where --init put them: the model's own.
-    result = invoke(
+    result = cli(
         "train", "--init", base_run, "--data", bach_data_dir, "--out", tmp_path / "ft",
         "--preset", "small", "--max-steps", "2", "--lr", "1e-12", "--warmup-steps", "0",
         "--seq-len", "16", "--batch-size", "2", "--device", "cpu", "--precision", "fp32", "-q",
@@ -48,6 +42,8 @@ def test_init_starts_from_the_models_weights_and_architecture(
     base, tuned = load_checkpoint(base_run), load_checkpoint(tmp_path / "ft" / "last")
     assert tuned.config == base.config  # not the `small` preset asked for
     for (name, a), (_, b) in zip(base.model.state_dict().items(), tuned.model.state_dict().items()):
+        # 2 AdamW steps move a weight by at most 2·lr = 2e-12 (Adam's step is ≤ lr per
+        # element), below fp32's spacing at any weight here: 1e-6 is rounding to spare
         assert torch.allclose(a, b, atol=1e-6), name
     training = tuned.meta["training"]
     assert training["init_from"] == str(base_run) and training["preset"] is None
@@ -72,12 +68,12 @@ def test_a_vocabulary_mismatch_is_one_line(base_run: Path, tmp_path) -> None:
     steps = [[72, 67, 60, 48]] * 16
     jsb.write_text(json.dumps({"train": [steps] * 3, "valid": [steps], "test": [steps]}))
     data = tmp_path / "jsb"
-    assert invoke("prepare", jsb, "--out", data, "--tokenizer", "jsb", "-q").exit_code == 0
-    result = invoke("train", "--init", base_run, "--data", data, "--out", tmp_path / "r", "-q")
+    assert cli("prepare", jsb, "--out", data, "--tokenizer", "jsb", "-q").exit_code == 0
+    result = cli("train", "--init", base_run, "--data", data, "--out", tmp_path / "r", "-q")
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "--tokenizer-from" in lines[0] and "another tokenizer" in lines[0]
-    both = invoke("prepare", jsb, "--out", tmp_path / "x", "--tokenizer", "jsb",
+    both = cli("prepare", jsb, "--out", tmp_path / "x", "--tokenizer", "jsb",
                   "--tokenizer-from", base_run)  # fmt: skip
     assert both.exit_code == 2 and "contradicts" in both.output
 

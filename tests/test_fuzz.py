@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pretty_midi
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
+from tests.helpers import cli
 
 CASES = 200
 SECONDS_PER_CASE = 20
@@ -88,9 +87,8 @@ def one_line_or_valid(result, out: Path) -> str:
 
 def test_prepare_skips_every_broken_mutant_and_keeps_going(mutants, tmp_path) -> None:
     with time_limit(SECONDS_PER_CASE * 10):
-        result = CliRunner().invoke(
-            main,
-            ["prepare", str(mutants[0][1].parent), "--out", str(tmp_path / "d"), "-j", "1", "-q"],
+        result = cli(
+            *["prepare", str(mutants[0][1].parent), "--out", str(tmp_path / "d"), "-j", "1", "-q"],
         )
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
@@ -104,7 +102,7 @@ def test_continue_on_every_mutant(mutants, tiny_run, tmp_path) -> None:
         args = ["continue", str(path), "-o", str(out), "--model", str(tiny_run), "--tokens", "8",
                 "--seed", "0", "-q"]  # fmt: skip
         with time_limit(SECONDS_PER_CASE):
-            result = CliRunner().invoke(main, args)
+            result = cli(*args)
         outcome = one_line_or_valid(result, out)
         seen[outcome] += 1
         if outcome == "refused":

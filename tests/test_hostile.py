@@ -12,19 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from midi_data.files import TargetExistsError, atomic_write_text
-from music_transformer.training import TrainOptions, read_metrics, train
+from music_transformer.training import TrainError, TrainOptions, read_metrics, train
 from music_transformer.training.state import lock_run_dir
-from tests.helpers import cpu_train_options
+from tests.helpers import cli, cpu_train_options
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def invoke(*args) -> object:
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def one_line_error(result, *words: str) -> None:
@@ -65,18 +59,16 @@ def test_a_model_that_asks_for_the_impossible_is_refused(model_copy, bach_midi_d
     edit_config(model_copy, **fields)
     primer = sorted(bach_midi_dir.glob("*.mid"))[0]
     out = model_copy.parent / "out.mid"
-    one_line_error(
-        invoke("continue", primer, "-o", out, "--model", model_copy, "--tokens", 4), *words
-    )
-    one_line_error(invoke("info", model_copy), *words)
+    one_line_error(cli("continue", primer, "-o", out, "--model", model_copy, "--tokens", 4), *words)
+    one_line_error(cli("info", model_copy), *words)
     assert not out.exists()
 
 
 def test_truncated_weights_are_broken_for_info_and_refused_for_use(model_copy, bach_data_dir):
     weights = model_copy / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])
-    one_line_error(invoke("info", model_copy), "truncated")
-    one_line_error(invoke("evaluate", model_copy, "--data", bach_data_dir, "-q"), "truncated")
+    one_line_error(cli("info", model_copy), "truncated")
+    one_line_error(cli("evaluate", model_copy, "--data", bach_data_dir, "-q"), "truncated")
 
 
 def test_a_tokenizer_that_does_not_fit_the_model_is_refused(model_copy, bach_midi_dir):
@@ -84,7 +76,7 @@ def test_a_tokenizer_that_does_not_fit_the_model_is_refused(model_copy, bach_mid
                 model_copy / "tokenizer.json")  # fmt: skip
     primer = sorted(bach_midi_dir.glob("*.mid"))[0]
     out = model_copy.parent / "o.mid"
-    result = invoke("continue", primer, "-o", out, "--model", model_copy, "--tokens", 4)
+    result = cli("continue", primer, "-o", out, "--model", model_copy, "--tokens", 4)
     one_line_error(result, "tokenizer has 50 tokens")
 
 
@@ -96,15 +88,15 @@ def test_only_regular_midi_files_of_a_sane_size_are_read(tiny_run, tmp_path, mon
     big.write_bytes(b"MThd" + bytes(2 * 2**20))
     for path, words in [("/dev/zero", ("not a regular file",)), (fifo, ("not a regular file",)),
                         (tmp_path, ("directory",))]:  # fmt: skip
-        result = invoke("continue", path, "-o", tmp_path / "o.mid", "--model", tiny_run)
+        result = cli("continue", path, "-o", tmp_path / "o.mid", "--model", tiny_run)
         one_line_error(result, *words)
     monkeypatch.setenv("MUSIC_TRANSFORMER_MAX_MIDI_MB", "1")
-    one_line_error(invoke("continue", big, "-o", tmp_path / "o.mid", "--model", tiny_run), "MiB")
+    one_line_error(cli("continue", big, "-o", tmp_path / "o.mid", "--model", tiny_run), "MiB")
     folder = tmp_path / "corpus"
     folder.mkdir()
     for p in (fifo, big):
         shutil.move(p, folder / p.name)
-    prepared = invoke("prepare", folder, "--out", tmp_path / "data", "-q")  # returns: no hang
+    prepared = cli("prepare", folder, "--out", tmp_path / "data", "-q")  # returns: no hang
     assert prepared.exit_code == 0, prepared.output
     assert (
         "skipped" in prepared.output and "big.mid" in prepared.output and "MiB" in prepared.output
@@ -142,7 +134,7 @@ def test_a_second_trainer_on_one_run_directory_stops(bach_data_dir, tmp_path) ->
     run = tmp_path / "run"
     held = lock_run_dir(run)  # another process is training into it
     try:
-        result = invoke("train", "--data", bach_data_dir, "--out", run, "--preset", "tiny",
+        result = cli("train", "--data", bach_data_dir, "--out", run, "--preset", "tiny",
                         "--max-steps", "2", "-q")  # fmt: skip
         one_line_error(result, "in use by another training process")
         assert not (run / "metrics.jsonl").exists()
@@ -158,12 +150,12 @@ def test_resume_from_another_working_directory(bach_data_dir, tmp_path, monkeypa
     train(cpu_train_options("data1", "run", max_steps=4, seq_len=32, batch_size=2,
                             eval_every=2, save_every=2))  # fmt: skip
     monkeypatch.chdir(tmp_path / "b")
-    result = invoke("train", "--out", tmp_path / "a" / "run", "--resume", "--max-steps", "6", "-q")
+    result = cli("train", "--out", tmp_path / "a" / "run", "--resume", "--max-steps", "6", "-q")
     assert result.exit_code == 0, result.output
     assert read_metrics(tmp_path / "a" / "run")[-1]["step"] == 6
     moved = tmp_path / "b" / "moved"
     shutil.move(tmp_path / "a" / "data1", moved)  # the data moved: --data says where
-    result = invoke("train", "--out", tmp_path / "a" / "run", "--resume", "--max-steps", "8",
+    result = cli("train", "--out", tmp_path / "a" / "run", "--resume", "--max-steps", "8",
                     "--data", moved, "-q")  # fmt: skip
     assert result.exit_code == 0, result.output
 
@@ -171,13 +163,13 @@ def test_resume_from_another_working_directory(bach_data_dir, tmp_path, monkeypa
 def test_absurd_numbers_are_one_line(tiny_run, bach_midi_dir, bach_data_dir, tmp_path) -> None:
     primer = sorted(bach_midi_dir.glob("*.mid"))[0]
     big = "99999999999999999999"
-    one_line_error(invoke("continue", primer, "-o", tmp_path / "o.mid", "--model", tiny_run,
+    one_line_error(cli("continue", primer, "-o", tmp_path / "o.mid", "--model", tiny_run,
                           "--seed", big), "seed")  # fmt: skip
-    one_line_error(invoke("train", "--data", bach_data_dir, "--out", tmp_path / "r",
+    one_line_error(cli("train", "--data", bach_data_dir, "--out", tmp_path / "r",
                           "--seed", big), "seed")  # fmt: skip
     a_dir = tmp_path / "taken.mid"
     a_dir.mkdir()
-    result = invoke("continue", primer, "-o", a_dir, "--model", tiny_run, "--force")
+    result = cli("continue", primer, "-o", a_dir, "--model", tiny_run, "--force")
     one_line_error(result, str(a_dir))
     assert ".tmp" not in result.output  # the user's path, not a temporary file's
 
@@ -186,3 +178,53 @@ def test_warm_up_fits_short_runs() -> None:
     assert TrainOptions(data_dir="d", out_dir="o", max_steps=200).warmup == 20
     assert TrainOptions(data_dir="d", out_dir="o", max_steps=20000).warmup == 500
     assert TrainOptions(data_dir="d", out_dir="o", max_steps=200, warmup_steps=50).warmup == 50
+
+
+PRIMER = REPO / "music_transformer" / "bundled" / "primers" / "bwv145-a.mid"
+# every command that runs a model, with the rest of a valid command line
+DEVICE_COMMANDS = {
+    "continue": ["continue", PRIMER, "-o", "{tmp}/out.mid"],
+    "generate": ["generate", "--out", "{tmp}/gen", "--num-samples", "1"],
+    "compare": ["compare", "--models", "bach-transformer,bach-lstm", "--primers", PRIMER,
+                "--out", "{tmp}/cmp", "--audio", "none"],
+    "train": ["train", "--data", "{tmp}", "--out", "{tmp}/run"],
+    "evaluate": ["evaluate", "bach-transformer", "--data", "{tmp}"],
+}  # fmt: skip
+
+
+def unavailable_devices() -> list[str]:
+    """Device names torch parses but this machine cannot run a model on ('meta' never can)."""
+    from music_transformer.runtime import RuntimeChoiceError, pick_device
+
+    names = []
+    for name in ("meta", "mps", "xpu", "hpu", "cuda", "cuda:1", "cuda:99"):
+        try:
+            pick_device(name)
+        except RuntimeChoiceError:
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("command", list(DEVICE_COMMANDS))
+def test_a_device_that_cannot_run_the_model_is_one_line_for_every_command(command, tmp_path):
+    """One --device option with one check for every command: a name torch knows but this
+    machine cannot run on (or no device at all) is one line and exit 2 before any work, the
+    same line for every command; nothing is written."""
+    args = [str(a).format(tmp=tmp_path) for a in DEVICE_COMMANDS[command]]
+    before = sorted(tmp_path.iterdir())
+    for name in [*unavailable_devices(), "bogus", "cuda:x"]:
+        result = cli(*args, "--device", name)
+        one_line_error(result, "--device", repr(name))
+        assert sorted(tmp_path.iterdir()) == before, name
+    assert "meta" in unavailable_devices()
+
+
+def test_the_library_refuses_the_same_devices() -> None:
+    from music_transformer.runtime import RuntimeChoiceError, check_device, pick_device
+
+    assert pick_device("cpu").type == "cpu" and check_device("cpu") == "cpu"
+    for name in [*unavailable_devices(), "bogus"]:
+        with pytest.raises(RuntimeChoiceError, match=repr(name)):
+            pick_device(name)
+        with pytest.raises(TrainError, match="option device"):
+            TrainOptions(data_dir=".", out_dir="x", device=name).validate()

@@ -13,13 +13,11 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from midi_data.jsb import REST, midi_to_grid
 from midi_data.shards import prepare
 from music_transformer.training import build_options, train
-from tests.helpers import SHARED_DATA, cpu_train_options, run_recipe, shared_path
+from tests.helpers import SHARED_DATA, cli, cpu_train_options, run_recipe, shared_path
 
 JSB_JSON = SHARED_DATA / "jsb-chorales" / "Jsb16thSeparated.json"
 L = 64  # training length of the tiny model: 16 sixteenth-note steps
@@ -56,7 +54,7 @@ def chorale(bach_midi_dir: Path) -> Path:
 def test_evaluate_on_the_valid_split(jsb_run: Path, jsb_data: Path) -> None:
     args = ["evaluate", str(jsb_run), "--data", str(jsb_data), "--split", "valid",
             "--device", "cpu", "--batch-size", "16", "--json"]  # fmt: skip
-    result = CliRunner().invoke(main, args)
+    result = cli(*args)
     assert result.exit_code == 0, result.output
     d = json.loads(result.output)
     assert d["pieces"] == 76 and d["train_seq_len"] == L
@@ -69,7 +67,7 @@ def test_evaluate_on_the_valid_split(jsb_run: Path, jsb_data: Path) -> None:
 def _valid_nll(model: str, jsb_data: Path, pieces: int) -> float:
     args = ["evaluate", model, "--data", str(jsb_data), "--split", "valid", "--device", "cpu",
             "--max-pieces", str(pieces), "--json"]  # fmt: skip
-    result = CliRunner().invoke(main, args)
+    result = cli(*args)
     assert result.exit_code == 0, result.output
     return json.loads(result.output)["nll"]
 
@@ -82,12 +80,13 @@ def test_bundled_jsb_relative_evaluates_by_name(jsb_run: Path, jsb_data: Path) -
 
 
 @pytest.mark.parametrize("which", ["tiny", "jsb-relative"])
-def test_continue_a_bach_chorale(which: str, jsb_run: Path, chorale: Path, tmp_path: Path) -> None:
+def test_continue_a_bach_chorale(which: str, request, chorale: Path, tmp_path: Path) -> None:
     out = tmp_path / "more.mid"
-    model = str(jsb_run) if which == "tiny" else which
+    # the bundled model needs no JSB data: only the tiny one trains on it (or skips)
+    model = str(request.getfixturevalue("jsb_run")) if which == "tiny" else which
     args = ["continue", str(chorale), "-o", str(out), "--model", model, "--tokens", "96",
             "--seed", "3", "--device", "cpu", "--quiet", "--primer-seconds", "4"]  # fmt: skip
-    result = CliRunner().invoke(main, args)
+    result = cli(*args)
     assert result.exit_code == 0, result.output
     pm = pretty_midi.PrettyMIDI(str(out))
     assert [i.name for i in pm.instruments if i.notes][:1] == ["Soprano"]
@@ -107,7 +106,7 @@ def test_continue_a_bach_chorale(which: str, jsb_run: Path, chorale: Path, tmp_p
     assert record["primer"]["tokens"] == 128 and record["continuation"]["tokens"] <= 96
 
 
-def test_continue_refuses_a_primer_that_is_not_four_voices(jsb_run: Path, tmp_path: Path) -> None:
+def test_continue_refuses_a_primer_that_is_not_four_voices(tmp_path: Path) -> None:
     pm = pretty_midi.PrettyMIDI()
     piano = pretty_midi.Instrument(0)
     for beat in range(8):
@@ -117,8 +116,8 @@ def test_continue_refuses_a_primer_that_is_not_four_voices(jsb_run: Path, tmp_pa
     pm.instruments.append(piano)
     pm.write(str(tmp_path / "cluster.mid"))
     args = ["continue", str(tmp_path / "cluster.mid"), "-o", str(tmp_path / "o.mid"),
-            "--model", str(jsb_run), "--device", "cpu", "--quiet"]  # fmt: skip
-    result = CliRunner().invoke(main, args)
+            "--model", "jsb-relative", "--device", "cpu", "--quiet"]  # fmt: skip
+    result = cli(*args)
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "more than four notes sound at once" in lines[0]
@@ -169,11 +168,11 @@ def test_voice_labels_and_concatenated_positions_train_evaluate_and_continue(
     assert math.isfinite(_valid_nll(str(run), jsb_data, 4))
     args = ["evaluate", str(run), "--data", str(jsb_data), "--split", "valid", "--device",
             "cpu", "--max-pieces", "2", "--context", "30"]  # fmt: skip
-    result = CliRunner().invoke(main, args)
+    result = cli(*args)
     assert result.exit_code == 2 and "multiple of its 4 tokens per step" in result.stderr
     out = tmp_path / "more.mid"
-    result = CliRunner().invoke(
-        main, ["continue", str(chorale), "-o", str(out), "--model", str(run), "--seconds", "12",
+    result = cli(
+        *["continue", str(chorale), "-o", str(out), "--model", str(run), "--seconds", "12",
                "--seed", "1", "-q"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -11,6 +11,7 @@ from music_transformer.generation.settings import SamplingSettings
 from music_transformer.nn import ConfigError, make_config
 from music_transformer.nn.transformer import sinusoids
 from tests.helpers import sharpened_model
+from tests.tolerances import rounding_bound
 
 V = 40
 VOICES = {"concat_positions": 8, "voice_dims": 4, "frame": 4}
@@ -36,12 +37,14 @@ def test_inputs_concatenate_token_position_and_voice() -> None:
     positions = torch.arange(11).expand(2, 11)
     x = model._inputs(tokens, positions)  # (B, T, D)
     d_tok = model.config.token_dims
+    # the same operations on the same values: equal (the default tolerance is never used)
     torch.testing.assert_close(x[..., :d_tok], model.embed(tokens) * 8.0)  # √64
     torch.testing.assert_close(x[..., d_tok : d_tok + 8], sinusoids(positions, 8))
     voices = model.voice_emb.weight[(positions - 1) % 4]  # position 0: BOS or a step's bass
     torch.testing.assert_close(x[..., d_tok + 8 :], voices)
     # the voice label changes the output: the same tokens one voice later differ
-    assert not torch.allclose(model(tokens)[0][:, 1:], model(tokens[:, 1:])[0], atol=1e-3)
+    differ = model(tokens)[0][:, 1:] - model(tokens[:, 1:])[0]
+    assert differ.abs().max() > rounding_bound(128, 8, sums=13)  # more than rounding
 
 
 def test_tails_start_on_a_time_step() -> None:
@@ -62,8 +65,11 @@ def test_decoding_past_the_window_keeps_the_voices() -> None:
     settings = SamplingSettings(tokens=30, temperature=0.0, window=w, precision="fp32")
     new = generate(model, [primer], settings)[0].tokens
     row = torch.tensor([primer + new])
-    logits = model(row, window=w)[0]  # (1, T, V)
-    assert logits[0, len(primer) - 1 : -1].argmax(-1).tolist() == new
+    logits = model(row, window=w)[0][0, len(primer) - 1 : -1]  # (T_new, V)
+    # each sampled token is the one-pass forward's greedy choice, up to a near-tie within
+    # rounding (tiny preset: 13 chained sums of ≤ 128 terms, |z| ≤ 8)
+    gap = logits.max(-1).values - logits[torch.arange(len(new)), new]
+    assert (gap <= 2 * rounding_bound(128, 8, sums=13)).all()
 
 
 def test_pitch_and_time_logits_are_what_the_paper_describes() -> None:
@@ -85,4 +91,7 @@ def test_pitch_and_time_logits_are_what_the_paper_describes() -> None:
             row = a - b + 29 if 0 <= a < 30 and 0 <= b < 30 else 59
             steps = min(max((qi - 1) // 4 - (j - 1) // 4, 0), 2)
             want = q[0, :, i] @ table.pitch_emb[:, row].T + q[0, :, i] @ table.time_emb[:, steps].T
-            torch.testing.assert_close(got[0, :, i, j], want.diagonal())
+            # two sums of Dh = 16 products each, |q·P| + |q·E| ≤ 8 here
+            torch.testing.assert_close(
+                got[0, :, i, j], want.diagonal(), atol=rounding_bound(16, 8, sums=2), rtol=0
+            )

@@ -8,10 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from midi_data import DataError, open_data, prepare
+from tests.helpers import BUNDLED_PRIMERS, cli
 
 BROKEN = {  # file in odd-midi → text expected in its skip reason
     "Issue104_Bizarre_Love_Triangle2.mid": "unreadable MIDI",
@@ -121,30 +120,29 @@ def test_score_preset(bach_midi_dir, tmp_path):
 
 
 def test_cli(mixed_dir, tmp_path):
-    runner = CliRunner()
     out = tmp_path / "cli data"
-    ok = runner.invoke(main, ["prepare", str(mixed_dir), "--out", str(out), "--quiet", "-j", "1"])
+    ok = cli(*["prepare", str(mixed_dir), "--out", str(out), "--quiet", "-j", "1"])
     assert ok.exit_code == 0, ok.output
     assert "5 skipped" in ok.stdout and "train" in ok.stdout
     assert "skipped" in ok.stderr and "muspy_empty.mid" in ok.stderr
-    missing = runner.invoke(main, ["prepare", str(tmp_path / "nope"), "--out", str(out)])
+    missing = cli(*["prepare", str(tmp_path / "nope"), "--out", str(out)])
     assert missing.exit_code == 2
     assert missing.stderr.strip().splitlines() == [
         f"Error: source {tmp_path / 'nope'} does not exist"
     ]
-    refused = runner.invoke(main, ["prepare", str(mixed_dir), "--out", str(mixed_dir), "-q"])
+    refused = cli(*["prepare", str(mixed_dir), "--out", str(mixed_dir), "-q"])
     assert refused.exit_code == 2 and "refusing to overwrite" in refused.stderr
-    bad_split = runner.invoke(main, ["prepare", str(mixed_dir), "-o", str(out), "--split", "1,1"])
+    bad_split = cli(*["prepare", str(mixed_dir), "-o", str(out), "--split", "1,1"])
     assert bad_split.exit_code == 2 and bad_split.stderr.startswith("Error: --split")
 
 
-def test_each_source_split_on_its_own(tmp_path, bach_midi_dir, shared_data):
+def test_each_source_split_on_its_own(tmp_path, bach_midi_dir):
     """Adding a second collection (another genre) leaves the first one's split exactly as it
     was, and the manifest counts pieces and tokens per source and split."""
     chorales = sorted(bach_midi_dir.glob("*.mid"))
     piano = tmp_path / "piano"
     piano.mkdir()
-    for p in sorted((shared_data / "maestro-samples").glob("*.mid"))[:4]:
+    for p in sorted(BUNDLED_PRIMERS.glob("piano-*.mid")):  # three real piano pieces
         shutil.copy(p, piano / p.name)
     split = "0.6,0.2,0.2"
     alone = prepare([str(bach_midi_dir)], tmp_path / "alone", workers=1, split=split,
@@ -160,8 +158,8 @@ def test_each_source_split_on_its_own(tmp_path, bach_midi_dir, shared_data):
     bach = splits(tmp_path / "alone", str(bach_midi_dir))
     assert len(bach) == len(chorales) and bach == splits(tmp_path / "both", str(bach_midi_dir))
     pianos = splits(tmp_path / "both", str(piano))
-    assert sorted(pianos.values()) == ["test", "train", "train", "valid"]  # 0.6/0.2/0.2 of 4
+    assert sorted(pianos.values()) == ["test", "train", "valid"]  # 0.6/0.2/0.2 of 3: one each
     counts = json.loads((tmp_path / "both" / "manifest.json").read_text())["by_source"]
-    assert counts[str(piano)]["train"]["pieces"] == 2
+    assert counts[str(piano)]["train"]["pieces"] == 1
     total = sum(c["tokens"] + c["pieces"] * 2 for s in counts.values() for c in s.values())
     assert total == sum(both.tokens.values())  # each piece framed by BOS and EOS

@@ -9,12 +9,10 @@ from pathlib import Path
 import mido
 import pretty_midi
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from midi_data.presets import load_tokenizer, make_tokenizer
 from midi_data.presets import performance as perf
-from tests.helpers import retimed_chorale, shared_path
+from tests.helpers import cli, retimed_chorale, shared_path
 
 
 def events_before(track, cut: int) -> list[tuple[int, str]]:
@@ -30,7 +28,7 @@ def events_before(track, cut: int) -> list[tuple[int, str]]:
 def continue_(primer: Path, out: Path, model: Path, *extra) -> dict:
     args = ["continue", str(primer), "-o", str(out), "--model", str(model), "--seed", "3",
             "-q", "--force", *map(str, extra)]  # fmt: skip
-    result = CliRunner().invoke(main, args)
+    result = cli(*args)
     assert result.exit_code == 0, result.output
     return json.loads(out.with_suffix(".json").read_text())
 
@@ -73,6 +71,7 @@ def test_a_piano_piece_keeps_tracks_tempo_map_meter_and_pedal(tiny_run, tmp_path
     assert new > 0
     ids = _continuation_ids(tok, out, tiny_run)
     expected = cut_s + first_onset_after_cut(tok, ids)
+    # one 10 ms token step, plus the rounding to the file's nearest tick
     assert pb.instruments[-1].notes[0].start == pytest.approx(expected, abs=0.011)
 
 
@@ -138,7 +137,7 @@ def test_sustain_pedal_option_writes_cc64_where_notes_were_held(tiny_run, tmp_pa
     track = mido.MidiFile(str(out)).tracks[-1]
     pedals = sum(m.type == "control_change" and m.control == 64 for m in track)
     assert pedals == 2 * sidecar["midi"]["pedal_spans"]  # a press and a release each
-    unconditional = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "g"),
+    unconditional = cli(*["generate", "--out", str(tmp_path / "g"),
         "--model", str(tiny_run), "--tokens", "300", "--sustain-pedal", "-q"])  # fmt: skip
     assert unconditional.exit_code == 0, unconditional.output
     pretty_midi.PrettyMIDI(str(tmp_path / "g" / "sample-1.mid"))
@@ -151,10 +150,11 @@ def test_file_clock_follows_the_tempo_map_for_beat_tokens(bach_midi_dir, tmp_pat
     primer = retimed_chorale(bach_midi_dir, tmp_path / "p.mid", {0: 500000, 4: 1000000})
     clock = FileClock(make_tokenizer("jsb"), primer)
     first = pretty_midi.PrettyMIDI(str(primer)).get_onsets()[0]  # the grid starts there
-    assert clock.model_seconds(first) == pytest.approx(0.0, abs=1e-6)
+    assert clock.model_seconds(first) == pytest.approx(0.0, abs=1e-6)  # float64 tempo map
     four_beats = pretty_midi.PrettyMIDI(str(primer)).get_beats()[4]  # 2.0 s
     assert clock.rate(clock.model_seconds(four_beats) - 0.1) == 1.0
     assert clock.rate(clock.model_seconds(four_beats) + 0.1) == 2.0
+    # 1 ms: a round trip may pass through the file's ticks (1/10080 beat: ≤ 0.1 ms here)
     for s in (first + 0.5, 1.7, 2.0, 3.3, 10.0):
         assert clock.file_seconds(clock.model_seconds(s)) == pytest.approx(s, abs=1e-3)
     assert clock.file_seconds(2.5) - clock.file_seconds(2.0) == pytest.approx(1.0, abs=1e-3)
@@ -175,7 +175,7 @@ def test_a_beat_time_model_counts_the_files_seconds(bach_midi_dir, tmp_path) -> 
     cut = pm.tick_to_time(sidecar["midi"]["cut_tick"])
     step = 60 / 80 / 4  # a 16th at 80 BPM
     assert 8 - step - 1e-6 < cut <= 8 + 1e-6  # was 12 s: 8 model seconds at 80 BPM
-    assert sidecar["primer"]["seconds"] == pytest.approx(cut, abs=1e-3)
+    assert sidecar["primer"]["seconds"] == pytest.approx(cut, abs=1e-3)  # sidecars round to ms
     end = max(n.end for n in pm.instruments[-1].notes)
     assert 0.9 * 20 - step <= end - cut <= 1.1 * 20 + step  # was ≈ 30 s
     assert sidecar["continuation"]["seconds"] == pytest.approx(end - cut, abs=2 * step)
@@ -189,7 +189,7 @@ def test_a_batch_of_primers_at_different_tempi_gets_the_seconds_asked(bach_midi_
     retimed_chorale(bach_midi_dir, folder / "fast.mid", {0: 375000})  # 160 BPM
     args = ["generate", "--out", str(tmp_path / "out"), "--primers", str(folder), "--model",
             "jsb-relative", "--seconds", "12", "--seed", "2", "-q"]  # fmt: skip
-    result = CliRunner().invoke(main, args)
+    result = cli(*args)
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert len(manifest["outputs"]) == 2

@@ -19,17 +19,11 @@ import pretty_midi
 import pytest
 import symusic
 
-from midi_data import MidiReadError, load_tokenizer, make_tokenizer
-from tests.helpers import shared_files
+from midi_data import MidiReadError, load_tokenizer
+from tests.helpers import piano_files
 
 QUANTUM = 0.01  # seconds
 VELOCITY_BIN = 127 / 32
-MAESTRO = shared_files("maestro-samples", "*.mid")
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return make_tokenizer("performance")
 
 
 def sustained_notes(pm: pretty_midi.PrettyMIDI) -> list[tuple[float, float, int, int]]:
@@ -114,8 +108,8 @@ def test_round_trip_bach(tok, bach_midi_dir):
         assert_round_trip(tok, path)
 
 
-@pytest.mark.parametrize("path", MAESTRO, ids=lambda p: p.name)
-def test_round_trip_maestro(tok, path, shared_data):
+@pytest.mark.parametrize("path", piano_files(), ids=lambda p: p.name)
+def test_round_trip_real_piano(tok, path):
     errors = assert_round_trip(tok, path)
     assert errors["onset"] <= QUANTUM / 2 + 1e-4  # rounding to the nearest 10 ms
 

@@ -16,18 +16,15 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from midi_data import load_tokenizer, make_tokenizer
-from tests.helpers import shared_files
+from midi_data import load_tokenizer
+from tests.helpers import piano_files
 
 GRID = 1 / 8  # beats
 MAX_BEATS = 12
 SECONDS_PER_BEAT = 0.5
-MAESTRO = shared_files("maestro-samples", "*.mid")
 
 
-@pytest.fixture(scope="module")
-def tok():
-    return make_tokenizer("score")
+PRESET = "score"  # the `tok` fixture (conftest.py) makes this preset's tokenizer
 
 
 def beat_notes(pm: pretty_midi.PrettyMIDI) -> list[tuple[float, float, int, int]]:
@@ -73,8 +70,8 @@ def test_round_trip_bach(tok, bach_midi_dir):
         assert_round_trip(tok, path)
 
 
-@pytest.mark.parametrize("path", MAESTRO[:3], ids=lambda p: p.name)
-def test_round_trip_maestro(tok, path, shared_data):
+@pytest.mark.parametrize("path", piano_files(limit=3), ids=lambda p: p.name)
+def test_round_trip_real_piano(tok, path):
     assert_round_trip(tok, path)
 
 

@@ -10,16 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from cli.main import main
 from music_transformer.checkpoint import load_checkpoint, read_meta
 from music_transformer.runtime import autocast_dtype
 from music_transformer.training import TrainError, TrainOptions, read_metrics, train
 from music_transformer.training.options import build_options, read_config_file
 from music_transformer.training.schedule import learning_rate
 from music_transformer.training.state import load_train_state
-from tests.helpers import TINY_RUN, cpu_train_options, tree_digest
+from tests.helpers import TINY_RUN, cli, cpu_train_options, tree_digest
 
 
 def tiny(data_dir: Path, out_dir: Path, **overrides) -> TrainOptions:
@@ -116,7 +114,7 @@ def test_early_stopping_stops_and_saves(bach_data_dir: Path, tmp_path) -> None:
 
 
 def test_schedules() -> None:
-    peak, warm = 1e-3, 10
+    peak, warm = 1e-3, 10  # the schedule is float64 arithmetic: pytest.approx's rel 1e-6
     ramp = [learning_rate(s, peak, warm) for s in range(warm)]
     assert ramp == sorted(ramp) and ramp[-1] == pytest.approx(peak)
     assert learning_rate(4 * warm - 1, peak, warm) == pytest.approx(peak / 2)  # 1/sqrt(4)
@@ -148,21 +146,16 @@ def test_config_files_json_and_toml(tmp_path) -> None:
         read_config_file(bad)
 
 
-def run_cli(args: list[str]):
-    result = CliRunner().invoke(main, args)
-    return result.exit_code, result.output
-
-
 def test_cli_trains_and_resumes(bach_data_dir: Path, tmp_path) -> None:
     out = tmp_path / "run"
     common = ["--data", str(bach_data_dir), "--out", str(out), "--device", "cpu", "--quiet"]
-    code, text = run_cli(["train", *common, "--preset", "tiny", "--max-steps", "4",
+    r = cli(*["train", *common, "--preset", "tiny", "--max-steps", "4",
                           "--seq-len", "32", "--batch-size", "2", "--eval-every", "4"])  # fmt: skip
-    assert code == 0, text
-    assert "step 4" in text
+    assert r.exit_code == 0, r.output
+    assert "step 4" in r.output
     # --resume keeps every option of the run (seq_len 32, tiny) and only raises max_steps.
-    code, text = run_cli(["train", "--out", str(out), "--resume", "--max-steps", "6", "--quiet"])
-    assert code == 0, text
+    r = cli(*["train", "--out", str(out), "--resume", "--max-steps", "6", "--quiet"])
+    assert r.exit_code == 0, r.output
     meta = read_meta(out / "last")
     assert meta["training"]["step"] == 6 and meta["training"]["seq_len"] == 32
 
@@ -183,14 +176,14 @@ def test_cli_errors_are_one_line_and_overwrite_nothing(
                                           str(trained_run / "options.json" / "sub")],
     }  # fmt: skip
     for needle, args in cases.items():
-        code, text = run_cli(["train", *args, "--preset", "tiny", "--quiet"])
-        assert code == 2, (needle, text)
-        assert len(text.strip().splitlines()) == 1, text
-        assert text.startswith("Error: ") and needle in text, text
+        r = cli(*["train", *args, "--preset", "tiny", "--quiet"])
+        assert r.exit_code == 2, (needle, r.output)
+        assert len(r.output.strip().splitlines()) == 1, r.output
+        assert r.output.startswith("Error: ") and needle in r.output, r.output
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"seq_len": 64, "warmup": 3}))
-    code, text = run_cli(["train", "--data", str(bach_data_dir), "--out", str(tmp_path / "z"),
+    r = cli(*["train", "--data", str(bach_data_dir), "--out", str(tmp_path / "z"),
                           "--config", str(bad)])  # fmt: skip
-    assert code == 2 and "'warmup'" in text and len(text.strip().splitlines()) == 1
+    assert r.exit_code == 2 and "'warmup'" in r.output and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "z" / "last").exists()
     assert tree_digest(trained_run) == before

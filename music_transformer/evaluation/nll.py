@@ -98,7 +98,9 @@ def window_nll(
                 logits.float().transpose(1, 2), targets, reduction="none"
             )  # (B, T): nats per predicted token
             keep = targets != pad_id  # (B, T)
-            nll = nll * keep
+            # summed in float64: an fp32 sum of n NLLs is off by up to n·2^-24 of it, and
+            # which n (whole batch, bucket slice) would change that error from call to call
+            nll = nll.double() * keep
             for b in buckets:
                 b.nll_sum += float(nll[:, b.start : b.end].sum())
                 b.tokens += int(keep[:, b.start : b.end].sum())

@@ -78,16 +78,23 @@ DEFAULT_CALIBRATION_WINDOW = 1024  # for the LSTM, which has no window
 
 
 def _decode_runtime(
-    model: nn.Module, precision: str, device: torch.device, batch: int, window: int | None
+    model: nn.Module,
+    precision: str,
+    device: torch.device,
+    batch: int,
+    window: int | None,
+    threads: int | None = None,
 ) -> tuple[torch.dtype | None, int | None]:
     """(autocast dtype, intra-op threads for the steps) as measured for this model's shape
-    (`calibration`); a model of another kind gets the static rule and unchanged threads."""
+    (`calibration`), the threads as given when `threads` is set; a model of another kind gets
+    the static precision rule and unchanged threads."""
     config = getattr(model, "config", None)
     if config is None:
-        return autocast_dtype(precision, device), None
+        return autocast_dtype(precision, device), threads
     length = window or DEFAULT_CALIBRATION_WINDOW
     dtype = choose_precision(precision, device, "decode", config, batch=batch, length=length)
-    threads = choose_decode_threads(device, config, batch, length)
+    if threads is None:
+        threads = choose_decode_threads(device, config, batch, length)
     return dtype.dtype, threads
 
 
@@ -162,6 +169,7 @@ def generate(
     progress: ProgressFn | None = None,
     device: str | torch.device | None = None,
     rates: Sequence[float] | None = None,
+    threads: int | None = None,
 ) -> list[Generated]:
     """Continue each primer.
 
@@ -179,6 +187,8 @@ def generate(
         rates: (B,) seconds of the output file per second of the model's time, per row
             (`Primer.rate`; default 1.0): `settings.seconds`, the progress and the results'
             seconds are then the file's.
+        threads: intra-op threads for the decoding steps on a CPU (the prefill keeps all);
+            default: whichever of one or all `calibration` measured faster here.
 
     Returns:
         B results, each with at most `settings.max_new_tokens` new tokens (stretched by
@@ -190,14 +200,16 @@ def generate(
         raise SamplingError("a length in seconds needs the tokenizer's token durations")
     window = settings.window if settings.window is not None else default_window(model)
     device = torch.device(device) if device is not None else model_device(model)
-    dtype, threads = _decode_runtime(model, settings.precision, device, len(primers), window)
+    dtype, threads = _decode_runtime(
+        model, settings.precision, device, len(primers), window, threads
+    )
     picker = TokenPicker(
         len(primers), device, settings.temperature_used, settings.top_k, settings.top_p,
         settings.seed, tokens.suppress_ids,
     )  # fmt: skip
     # Autocast keeps its bf16 copies of the weights for the whole `with` block only outside
-    # inference mode (inside it, every step re-casts every weight: 59 casts per step instead
-    # of 26 for `small`), so bf16 runs under no_grad and fp32 under inference_mode.
+    # inference mode (inside it, every step casts every weight again), so bf16 runs under
+    # no_grad and fp32 under inference_mode.
     no_autograd = torch.inference_mode() if dtype is None else torch.no_grad()
     was_training = model.training
     model.eval()

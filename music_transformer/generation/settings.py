@@ -17,7 +17,8 @@ from .filters import SamplingError, check_top_k, check_top_p
 DEFAULT_SECONDS = 30.0
 DEFAULT_TEMPERATURE = 1.0  # for models whose card recommends none
 # With --seconds only, a token ceiling still stops a model that never advances time;
-# expressive piano runs ~33 tokens per second of music (MIDI_NOTES.md), dense passages ~3× that.
+# expressive piano runs ~33 performance tokens per second of music (a 349-s MAESTRO
+# performance: 11,454 tokens), dense passages ~3× that.
 MAX_TOKENS_PER_SECOND = 150
 SEED_LIMIT = 2**63  # torch generators take seeds below this
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..nn.config import PRESETS
-from ..runtime import DEVICES, PRECISIONS
+from ..runtime import PRECISIONS, RuntimeChoiceError, check_device
 
 
 class TrainError(ValueError):
@@ -62,7 +62,7 @@ class TrainOptions:
     early_stop: int = 0  # stop after this many validations without improvement (0: never)
     log_every: int = 10  # steps between metrics.jsonl lines
     seed: int = 0  # model init, dropout and data windows
-    device: str = "auto"  # auto (cuda if available) | cpu | cuda
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 where fast) | fp32 | bf16
     quiet: bool = False  # no progress bar
     resume: bool = False  # continue RUN_DIR/last exactly where it stopped
@@ -91,7 +91,6 @@ class TrainOptions:
             raise TrainError(f"option lr must be positive, not {self.lr}")
         choices = {
             "schedule": SCHEDULES,
-            "device": DEVICES,
             "precision": PRECISIONS,
             "arch": ARCHS,
             "preset": tuple(PRESETS["transformer"]),
@@ -102,6 +101,10 @@ class TrainOptions:
                     f"option {name} must be one of {', '.join(allowed)}, "
                     f"not {getattr(self, name)!r}"
                 )
+        try:
+            check_device(self.device)
+        except RuntimeChoiceError as e:
+            raise TrainError(f"option device: {e}") from None
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise TrainError(f"option dropout must be in [0, 1), not {self.dropout}")
         if not isinstance(self.model, dict):

@@ -39,7 +39,7 @@ from midi_data.files import (
     temp_dir_beside,
 )
 
-from ..checkpoint import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE
+from ..checkpoint import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, read_meta
 from .options import TrainError
 
 STATE_FILE = "train_state.pt"
@@ -71,6 +71,55 @@ def lock_run_dir(run_dir: Path) -> Any:
             "or choose another --out"
         ) from None
     return handle
+
+
+def open_run_dir(run: Path, resume: bool, is_main: bool) -> tuple[Any, bool]:
+    """Check RUN_DIR before training into it: refuse to overwrite a run (or to resume none),
+    take its lock and find out early whether it is writable (rank 0 only). Returns (the lock,
+    None on other ranks; whether a `--resume` starts over because the run stopped before its
+    first checkpoint)."""
+    if run.exists() and not run.is_dir():
+        raise TrainError(f"run directory {run} exists and is not a directory")
+    lock = lock_run_dir(run) if is_main else None  # before looking inside: another writer?
+    has_run = (run / "last").exists() or (run / METRICS_FILE).exists()
+    if resume and run.is_dir() and is_main:
+        recover_run_dir(run)  # a kill between two renames (non-Linux) is undone here
+    restarted = False
+    if resume and not (run / "last" / STATE_FILE).is_file():
+        if not has_run:
+            raise TrainError(f"nothing to resume in {run} (no last/{STATE_FILE})")
+        restarted = True  # stopped before its first checkpoint: nothing to continue
+    if not resume and has_run:
+        raise TrainError(
+            f"{run} already holds a training run; pass --resume to continue it "
+            "or choose another --out"
+        )
+    if is_main:
+        try:
+            probe = run / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise TrainError(f"cannot write to run directory {run}: {e.strerror or e}") from None
+    return lock, restarted
+
+
+def read_resume_state(run: Path, tokenizer: Any, data_dir: str) -> dict[str, Any]:
+    """RUN_DIR/last's train state, with its config.json as state["meta"]; refused when the
+    checkpoint's vocabulary is not the data's (`tokenizer`, read from `data_dir`)."""
+    last = run / "last"
+    meta = read_meta(last)
+    data_vocab = {"preset": tokenizer.preset, "vocab_size": tokenizer.vocab_size}
+    ckpt_vocab = {k: meta.get("tokenizer", {}).get(k) for k in data_vocab}
+    if ckpt_vocab != data_vocab or meta["model"].get("vocab_size") != data_vocab["vocab_size"]:
+        raise TrainError(
+            f"checkpoint {last} was trained on a different vocabulary "
+            f"({ckpt_vocab['preset']}, {ckpt_vocab['vocab_size']} tokens) than data "
+            f"{data_dir} ({data_vocab['preset']}, {data_vocab['vocab_size']} tokens)"
+        )
+    state = load_train_state(last / STATE_FILE)
+    state["meta"] = meta
+    return state
 
 
 def step_dir_name(step: int) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,12 +25,7 @@ from midi_data import WindowBatches, eval_windows, open_data
 from midi_data.files import atomic_write_json, replace_dir, temp_dir_beside
 
 from ..calibration import PrecisionChoice, choose_precision
-from ..checkpoint import (
-    OPTIONS_FILE,
-    WEIGHTS_FILE,
-    read_meta,
-    save_checkpoint,
-)
+from ..checkpoint import OPTIONS_FILE, WEIGHTS_FILE, save_checkpoint
 from ..evaluation.nll import window_nll
 from ..nn import build_model
 from ..runtime import autocast, precision_name
@@ -70,12 +64,14 @@ class Trainer:
         self.opt, self.place, self.device = options, place, device
         self.run_dir = Path(options.out_dir)
         self.data = open_data(options.data_dir)  # a bad data dir fails before RUN_DIR is made
-        self._check_run_dir()
+        self._lock, self.restarted = st.open_run_dir(self.run_dir, options.resume, place.is_main)
         self.tokenizer = self.data.tokenizer
         # the sampler's default note limit, recorded beside the weights (rank 0 writes them)
         self.max_note_seconds = self.data.note_length_quantile() if place.is_main else None
         self.pad_id = int(self.tokenizer.pad_id)
-        resume_state = self._resume_state() if options.resume and not self.restarted else None
+        resume_state = None
+        if options.resume and not self.restarted:
+            resume_state = st.read_resume_state(self.run_dir, self.tokenizer, options.data_dir)
         if self.restarted and place.is_main:
             st.truncate_metrics(self.run_dir, -1)  # the lost steps' lines go with them
             if not options.quiet:
@@ -147,51 +143,6 @@ class Trainer:
             return mine
         bf16 = all_sum([float(mine is not None and mine.dtype is not None)], *self._on)[0] > 0
         return mine or PrecisionChoice(torch.bfloat16 if bf16 else None, "auto: as rank 0 chose")
-
-    def _check_run_dir(self) -> None:
-        """Refuse to overwrite a run, and find out early whether RUN_DIR is writable."""
-        run = self.run_dir
-        if run.exists() and not run.is_dir():
-            raise TrainError(f"run directory {run} exists and is not a directory")
-        if self.place.is_main:  # before looking inside: another writer may be at work
-            self._lock = st.lock_run_dir(run)
-        has_run = (run / "last").exists() or (run / st.METRICS_FILE).exists()
-        if self.opt.resume and run.is_dir() and self.place.is_main:
-            st.recover_run_dir(run)  # a kill between two renames (non-Linux) is undone here
-        self.restarted = False
-        if self.opt.resume and not (run / "last" / st.STATE_FILE).is_file():
-            if not has_run:
-                raise TrainError(f"nothing to resume in {run} (no last/{st.STATE_FILE})")
-            # stopped before its first checkpoint: nothing to continue, so it starts over
-            self.restarted = True
-        if not self.opt.resume and has_run:
-            raise TrainError(
-                f"{run} already holds a training run; pass --resume to continue it "
-                "or choose another --out"
-            )
-        if not self.place.is_main:
-            return
-        try:
-            probe = run / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as e:
-            raise TrainError(f"cannot write to run directory {run}: {e.strerror or e}") from None
-
-    def _resume_state(self) -> dict[str, Any]:
-        last = self.run_dir / "last"
-        meta = read_meta(last)
-        data_vocab = {"preset": self.tokenizer.preset, "vocab_size": self.tokenizer.vocab_size}
-        ckpt_vocab = {k: meta.get("tokenizer", {}).get(k) for k in data_vocab}
-        if ckpt_vocab != data_vocab or meta["model"].get("vocab_size") != data_vocab["vocab_size"]:
-            raise TrainError(
-                f"checkpoint {last} was trained on a different vocabulary "
-                f"({ckpt_vocab['preset']}, {ckpt_vocab['vocab_size']} tokens) than data "
-                f"{self.opt.data_dir} ({data_vocab['preset']}, {data_vocab['vocab_size']} tokens)"
-            )
-        state = st.load_train_state(last / st.STATE_FILE)
-        state["meta"] = meta
-        return state
 
     def _restore(self, state: dict[str, Any]) -> None:
         last = self.run_dir / "last"

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from midi_data import crop_seconds, read_midi
-from midi_data.corpus import cache_dir
+from midi_data.cache import cache_dir
 from midi_data.files import atomic_write
 from music_transformer.checkpoint import BUNDLED_DIR, export_checkpoint, load_checkpoint
 from music_transformer.nn import count_parameters

@@ -5,6 +5,7 @@ progress bar. Defaults come from, and ranges are checked by, the library's
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,30 @@ class OneLineCommand(click.Command):
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as e:
             raise UserError(e.format_message()) from None
+
+
+class OutputPath(click.ParamType):
+    """An output path as typed: a file (`folder=False`: not empty, not ending in "/", not an
+    existing folder) or a folder (`folder=True`: not empty, not an existing file). Checked
+    where it is parsed because the text is lost once it is a Path (`new/` becomes `new`)."""
+
+    name = "path"
+
+    def __init__(self, folder: bool = False) -> None:
+        self.folder = folder
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Path:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        if not text.strip():
+            self.fail(f"the output {'folder' if self.folder else 'file'} name is empty")
+        path = Path(text)
+        if self.folder and path.exists() and not path.is_dir():
+            self.fail(f"{text} is a file, not a folder")
+        if not self.folder and (text.endswith(("/", os.sep)) or path.is_dir()):
+            self.fail(f"{text} is a folder; give a file name such as {path / 'out.mid'}")
+        return path
 
 
 def _stack(*decorators: F) -> F:

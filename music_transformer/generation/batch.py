@@ -88,7 +88,7 @@ def generate_pieces(
 
     jobs = [p for p in usable for _ in range(num_samples)]  # one per output piece
     outs = [out_dir / f"{name}.mid" for name in piece_names(usable, num_samples)]
-    check_outputs(outs, force)
+    check_outputs(outs, force, inputs=files)
 
     bos = loaded.tokenizer.bos_id
     name = model or DEFAULT_MODEL

@@ -58,7 +58,7 @@ def continue_midi(
     settings = (settings or SamplingSettings()).with_seed()
     check_counts(num_samples, batch_size)
     outs = numbered_outputs(out, num_samples)
-    check_outputs(outs, force)
+    check_outputs(outs, force, inputs=[Path(primer)])
     loaded = load_model(model, device)
     settings = model_settings(loaded, settings)  # what the records show is what ran
     piece = read_primer(loaded.tokenizer, primer, settings.primer_seconds, file_time=True)

@@ -22,6 +22,17 @@ class UserError(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
+class OneLineCommand(click.Command):
+    """A command whose usage errors (bad option type, missing argument) are one line on
+    stderr with exit status 2, like every other user error, instead of usage + hint."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent=None, **extra: Any):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            raise UserError(e.format_message()) from None
+
+
 def user_errors(func: F) -> F:
     """Turn the library's ValueError subclasses (bad MIDI, bad config, missing model, bad data
     directory, ...) and OSError into a one-line UserError."""
@@ -32,6 +43,8 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except click.ClickException:
             raise
+        except BrokenPipeError:
+            raise  # the reader closed our output (`| head -1`): click exits quietly
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)

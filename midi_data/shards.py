@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import time
 from collections.abc import Sequence
@@ -70,7 +71,14 @@ def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
         parts = [float(x) for x in (text.split(",") if isinstance(text, str) else text)]
     except ValueError:
         raise DataError(f"--split {text!r}: expected three numbers like 0.9,0.05,0.05") from None
-    if len(parts) != 3 or min(parts) < 0 or abs(sum(parts) - 1) > 1e-6 or parts[0] == 0:
+    finite = all(math.isfinite(x) for x in parts)
+    if (
+        not finite
+        or len(parts) != 3
+        or min(parts) < 0
+        or abs(sum(parts) - 1) > 1e-6
+        or not parts[0]
+    ):
         raise DataError(f"--split {text!r}: need train,valid,test ≥ 0 summing to 1, train > 0")
     return parts[0], parts[1], parts[2]
 
@@ -339,6 +347,9 @@ def _write(
         }
         atomic_write_json(tmp / MANIFEST, manifest)
         _swap_into_place(tmp, out)
+    except OSError as e:  # a full disk: numpy says only "4416 requested and 4032 written"
+        reason = e.strerror or f"a file was cut short ({e}; is the disk full?)"
+        raise DataError(f"cannot write data directory {out}: {reason}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     skipped = [(f"{e['source']}:{e['path']}", e["skipped"]) for e in entries if "skipped" in e]

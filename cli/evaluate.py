@@ -6,11 +6,11 @@ import json
 
 import click
 
-from cli.errors import user_errors
+from cli.errors import OneLineCommand, user_errors
 from music_transformer.runtime import DEVICES, PRECISIONS
 
 
-@click.command(context_settings={"show_default": True})
+@click.command(cls=OneLineCommand, context_settings={"show_default": True})
 @click.argument("model_dir")
 @click.option(
     "--data",
@@ -22,19 +22,23 @@ from music_transformer.runtime import DEVICES, PRECISIONS
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test")
 @click.option(
     "--context",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Longest window in tokens of context [default: 4 × training length].",
 )
 @click.option(
     "--window",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Attend only to the last W positions in every layer, as generation past its window "
     "does [default: full attention].",
 )
-@click.option("--batch-size", type=int, default=4, help="Windows per forward pass.")
-@click.option("--max-pieces", type=int, default=None, help="Score only the first N pieces.")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=4, help="Windows per forward pass."
+)
+@click.option(
+    "--max-pieces", type=click.IntRange(min=1), default=None, help="Score only the first N pieces."
+)
 @click.option("--device", type=click.Choice(DEVICES), default="auto")
 @click.option(
     "--precision",

@@ -12,23 +12,12 @@ from typing import Any
 
 import click
 
-from cli.errors import UserError
+from cli.errors import OneLineCommand, UserError  # noqa: F401 (OneLineCommand: re-exported)
 from midi_data.render import AUDIO_FORMATS
 from music_transformer.generation.settings import DEFAULT_SECONDS, SamplingSettings, default
 from music_transformer.runtime import PRECISIONS
 
 F = Callable[..., Any]
-
-
-class OneLineCommand(click.Command):
-    """A command whose usage errors (bad option type, missing argument) are one line on
-    stderr with exit status 2, like every other user error, instead of usage + hint."""
-
-    def make_context(self, info_name: str | None, args: list[str], parent=None, **extra: Any):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as e:
-            raise UserError(e.format_message()) from None
 
 
 class OutputPath(click.ParamType):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from cli.errors import UserError, user_errors
+from cli.errors import OneLineCommand, UserError, user_errors
 from midi_data.presets import PRESETS
 
 
-@click.command()
+@click.command(cls=OneLineCommand)
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @click.option(
     "--out", "-o", required=True, type=click.Path(file_okay=False),

@@ -21,7 +21,7 @@ import torch
 from midi_data.files import atomic_write_json
 
 from ..checkpoint import LoadedModel, package_version
-from .loading import DEFAULT_MODEL, load_model, model_settings, sample_batch
+from .loading import DEFAULT_MODEL, check_window, load_model, model_settings, sample_batch
 from .outputs import OutputExistsError, check_outputs, piece_names
 from .primers import Primer, PrimerError, find_primers, read_primer
 from .sampler import ProgressFn
@@ -70,6 +70,7 @@ def generate_pieces(
         raise OutputExistsError(f"{out_dir / MANIFEST} exists (pass --force to overwrite)")
     files = find_primers(primers)
     loaded = load_model(model, device)
+    check_window(loaded, settings)
     settings = model_settings(loaded, settings)  # what the records show is what ran
 
     usable: list[Primer | None] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import LoadedModel
-from .loading import DEFAULT_MODEL, load_model, model_settings, sample_batch
+from .loading import DEFAULT_MODEL, check_window, load_model, model_settings, sample_batch
 from .outputs import check_outputs, numbered_outputs
 from .primers import read_primer
 from .sampler import ProgressFn
@@ -60,6 +60,7 @@ def continue_midi(
     outs = numbered_outputs(out, num_samples)
     check_outputs(outs, force, inputs=[Path(primer)])
     loaded = load_model(model, device)
+    check_window(loaded, settings)
     settings = model_settings(loaded, settings)  # what the records show is what ran
     piece = read_primer(loaded.tokenizer, primer, settings.primer_seconds, file_time=True)
     results: list[Output] = []

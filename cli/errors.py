@@ -51,7 +51,15 @@ def user_errors(func: F) -> F:
         except (ValueError, OSError) as e:
             if os.environ.get("MUSIC_TRANSFORMER_DEBUG"):
                 raise
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(msg) from None
+            raise UserError(_one_line(e)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(e: Exception) -> str:
+    """The first line of the message; an OSError as "FILE: what" (no "[Errno 36]"), a very
+    long file name shortened."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        name = str(e.filename)
+        return f"{name if len(name) <= 80 else name[:77] + '...'}: {e.strerror}"
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

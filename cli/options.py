@@ -37,9 +37,13 @@ class OutputPath(click.ParamType):
         if not text.strip():
             self.fail(f"the output {'folder' if self.folder else 'file'} name is empty")
         path = Path(text)
-        if self.folder and path.exists() and not path.is_dir():
+        try:
+            is_dir, exists = path.is_dir(), path.exists()
+        except OSError as e:  # a name too long for the file system, ...
+            self.fail(f"{text if len(text) < 80 else text[:77] + '...'}: {e.strerror or e}")
+        if self.folder and exists and not is_dir:
             self.fail(f"{text} is a file, not a folder")
-        if not self.folder and (text.endswith(("/", os.sep)) or path.is_dir()):
+        if not self.folder and (text.endswith(("/", os.sep)) or is_dir):
             self.fail(f"{text} is a folder; give a file name such as {path / 'out.mid'}")
         return path
 

@@ -9,6 +9,9 @@ import torch
 
 from .filters import apply_filters
 
+# Temperatures whose division keeps every realistic logit (|x| < 1e8) inside float32's range
+SAFE_TEMPERATURES = (1e-30, 1e30)
+
 
 class TokenPicker:
     """Draws one token per row from (B, V) logits: greedy, or filtered softmax sampling.
@@ -69,6 +72,8 @@ class TokenPicker:
         the row takes the limit instead: a tiny temperature is greedy (all mass on the most
         likely tokens), a huge one uniform over the tokens allowed."""
         scaled = logits / self.temperature
+        if SAFE_TEMPERATURES[0] <= self.temperature <= SAFE_TEMPERATURES[1]:
+            return scaled  # logits below 1e8 stay finite: no check (and no sync) per step
         allowed = torch.isfinite(logits)  # (B, V): -inf marks a token masked out
         broken = (scaled.isnan() | (scaled.isinf() & allowed)).any(-1, keepdim=True)  # (B, 1)
         if not bool(broken.any()):

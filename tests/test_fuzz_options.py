@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from cli.main import main
 from tests.test_fuzz import time_limit
 
-SECONDS_PER_CASE = 30
+SECONDS_PER_CASE = 60  # a hang, not a slow case on a loaded machine
 NUMBERS = [
     "0", "-1", "1", "2", "7", "3.5", "-0.0", "0.001", "1e-320", "1e-40", "1e39", "1e308",
     "1e400", "nan", "-nan", "inf", "-inf", "9223372036854775808", "99999999999999999999",

@@ -146,7 +146,10 @@ def test_evaluate_library_refuses_zero_counts_too(tiny_run, bach_data_dir):
 
 def test_train_seq_len_one_is_refused(bach_data_dir, tmp_path):
     out = tmp_path / "run"
-    err = one_line_error(cli("train", "--data", bach_data_dir, "--out", out, "--seq-len", "1"))
+    quick = ("--max-steps", "1", "--preset", "tiny", "--device", "cpu", "-q")  # if not refused
+    err = one_line_error(
+        cli("train", "--data", bach_data_dir, "--out", out, "--seq-len", "1", *quick)
+    )
     assert "--seq-len" in err and "x>=2" in err
     from music_transformer.training import TrainError, TrainOptions
 

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from cli.errors import user_errors
-from cli.options import OneLineCommand, device_option
+from cli.errors import OneLineCommand, user_errors
+from cli.options import device_option
 from music_transformer.runtime import PRECISIONS
 
 
@@ -23,19 +23,23 @@ from music_transformer.runtime import PRECISIONS
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test")
 @click.option(
     "--context",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Longest window in tokens of context [default: 4 × training length].",
 )
 @click.option(
     "--window",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Attend only to the last W positions in every layer, as generation past its window "
     "does [default: full attention].",
 )
-@click.option("--batch-size", type=int, default=4, help="Windows per forward pass.")
-@click.option("--max-pieces", type=int, default=None, help="Score only the first N pieces.")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=4, help="Windows per forward pass."
+)
+@click.option(
+    "--max-pieces", type=click.IntRange(min=1), default=None, help="Score only the first N pieces."
+)
 @device_option
 @click.option(
     "--precision",

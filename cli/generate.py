@@ -9,6 +9,7 @@ import click
 from cli.errors import UserError, user_errors
 from cli.options import (
     OneLineCommand,
+    OutputPath,
     audio_options,
     batch_size_option,
     check_renderer,
@@ -33,9 +34,7 @@ def _describe(record: dict) -> str:
 
 @click.command("continue", cls=OneLineCommand)
 @click.argument("primer", type=click.Path(path_type=Path))
-@click.option(
-    "-o", "--out", required=True, type=click.Path(path_type=Path), help="Output MIDI file."
-)
+@click.option("-o", "--out", required=True, type=OutputPath(), help="Output MIDI file.")
 @model_options
 @length_options
 @sampling_options
@@ -128,7 +127,7 @@ def _render_all(midis: list[Path], suffix: str, soundfont: Path | None, quiet: b
 
 @click.command("generate", cls=OneLineCommand)
 @click.argument("more_primers", nargs=-1, type=click.Path(path_type=Path), metavar="[PRIMER]...")
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--out", "-o", required=True, type=OutputPath(folder=True), help="Output folder.")
 @click.option(
     "--num-samples",
     type=int,

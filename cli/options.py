@@ -4,6 +4,7 @@ progress bar. Defaults come from, and ranges are checked by, the library's
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from cli.errors import UserError
+from cli.errors import OneLineCommand, UserError  # noqa: F401 (OneLineCommand: re-exported)
 from midi_data.render import AUDIO_FORMATS
 from music_transformer.generation.loading import DEFAULT_MODEL
 from music_transformer.generation.runner import DEFAULT_BATCH_SIZE
@@ -21,15 +22,32 @@ from music_transformer.runtime import DEVICE_HELP, PRECISIONS
 F = Callable[..., Any]
 
 
-class OneLineCommand(click.Command):
-    """A command whose usage errors (bad option type, missing argument) are one line on
-    stderr with exit status 2, like every other user error, instead of usage + hint."""
+class OutputPath(click.ParamType):
+    """An output path as typed: a file (`folder=False`: not empty, not ending in "/", not an
+    existing folder) or a folder (`folder=True`: not empty, not an existing file). Checked
+    where it is parsed because the text is lost once it is a Path (`new/` becomes `new`)."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent=None, **extra: Any):
+    name = "path"
+
+    def __init__(self, folder: bool = False) -> None:
+        self.folder = folder
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Path:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        if not text.strip():
+            self.fail(f"the output {'folder' if self.folder else 'file'} name is empty")
+        path = Path(text)
         try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as e:
-            raise UserError(e.format_message()) from None
+            is_dir, exists = path.is_dir(), path.exists()
+        except OSError as e:  # a name too long for the file system, ...
+            self.fail(f"{text if len(text) < 80 else text[:77] + '...'}: {e.strerror or e}")
+        if self.folder and exists and not is_dir:
+            self.fail(f"{text} is a file, not a folder")
+        if not self.folder and (text.endswith(("/", os.sep)) or is_dir):
+            self.fail(f"{text} is a folder; give a file name such as {path / 'out.mid'}")
+        return path
 
 
 def _stack(*decorators: F) -> F:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import click
 
-from cli.errors import UserError, user_errors
+from cli.errors import OneLineCommand, UserError, user_errors
 from midi_data.presets import PRESETS
 
 
-@click.command()
+@click.command(cls=OneLineCommand)
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @click.option(
     "--out", "-o", required=True, type=click.Path(file_okay=False),
-    help="Data directory to write (replaced if it is a previous data directory).",
+    help="Data directory to write: a new or empty folder, or with --force a previous data "
+    "directory (never any other folder).",
 )  # fmt: skip
 @click.option(
     "--tokenizer", "preset", default="performance", show_default=True,
@@ -30,6 +31,7 @@ from midi_data.presets import PRESETS
     "--split", default="0.9,0.05,0.05", show_default=True,
     help="Train,valid,test fractions (split by file, deterministic).",
 )  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace an existing data directory at --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.pass_context
 @user_errors
@@ -41,6 +43,7 @@ def prepare(
     tokenizer_from: str | None,
     workers: int | None,
     split: str,
+    force: bool,
     quiet: bool,
 ) -> None:
     """Tokenize MIDI SOURCEs into a training data directory.
@@ -73,7 +76,7 @@ def prepare(
             )
     result = run(
         sources, out, preset=preset, workers=workers, split=split, progress=not quiet,
-        tokenizer=tokenizer,
+        tokenizer=tokenizer, force=force,
     )  # fmt: skip
     for name, reason in result.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)

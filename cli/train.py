@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from cli.errors import user_errors
-from cli.options import OneLineCommand, device_option
+from cli.errors import OneLineCommand, UserError, user_errors
+from cli.options import device_option
 from music_transformer.nn.config import PRESETS
 from music_transformer.runtime import PRECISIONS
 from music_transformer.training.options import ARCHS, SCHEDULES
@@ -42,7 +42,10 @@ from music_transformer.training.options import default as d
 @click.option("--resume", is_flag=True, help="Continue RUN_DIR/last exactly where it stopped.")
 @click.option("--max-steps", type=int, default=d("max_steps"), help="Optimizer steps in total.")
 @click.option(
-    "--seq-len", type=int, default=d("seq_len"), help="Training window length L (tokens)."
+    "--seq-len",
+    type=click.IntRange(min=2),
+    default=d("seq_len"),
+    help="Training window length L (tokens), ≥ 2 (a model samples with a window of ≥ 2).",
 )
 @click.option(
     "--batch-size", type=int, default=d("batch_size"), help="Windows per process per micro-batch."
@@ -99,6 +102,14 @@ def train(ctx: click.Context, config_file: str | None, **values: object) -> None
     RUN_DIR/last/ and RUN_DIR/best/  checkpoints (config.json, model.safetensors, tokenizer.json)
     RUN_DIR/checkpoints/step-N/      the newest --keep-last checkpoints
     RUN_DIR/metrics.jsonl            training loss, validation NLL (nats/token), tokens/s
+
+    \b
+    Examples:
+      music-transformer train --data data/bach --out runs/bach --preset small --max-steps 5000
+      music-transformer train --data data/bach --out runs/bach-lstm --arch lstm
+      music-transformer train --out runs/bach --resume --max-steps 8000
+      music-transformer train --init piano-transformer --data data/mine --out runs/mine \\
+          --max-steps 120 --lr 3e-4
     """
     from music_transformer.training import build_options, load_run_options
     from music_transformer.training import train as run_training
@@ -113,7 +124,7 @@ def train(ctx: click.Context, config_file: str | None, **values: object) -> None
     base = load_run_options(values["out_dir"]) if values["resume"] else {}
     options = build_options(given, config_file, base)
     if not options.data_dir:
-        raise click.UsageError("--data is required (or a --config with data_dir)")
+        raise UserError("--data is required (or a --config with data_dir)")
     run_dir = run_training(options)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line, not K
         click.echo(_summary(run_dir))

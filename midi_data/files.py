@@ -33,11 +33,14 @@ def atomic_path(target: str | Path, exclusive: bool = False) -> Iterator[Path]:
     TargetExistsError and leaves the winner's file alone. Errors name `target`, never the
     temporary file."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     # Not tempfile.mkstemp: its files are private (0600); this one gets the usual permissions
     # (0666 minus the umask), like any file the user writes.
     tmp_path = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as e:  # name the file asked for, never the temporary one
+        raise OSError(f"cannot write {target}: {e.strerror or e}") from None
     mode = tmp_path.stat().st_mode & 0o777
     try:
         yield tmp_path

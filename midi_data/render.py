@@ -56,18 +56,31 @@ def find_soundfont(soundfont: str | Path | None = None) -> Path:
         soundfont = os.environ.get("SOUNDFONT")
     if soundfont is not None:
         path = Path(soundfont)
-        if not path.is_file():
+        if path.is_file():
+            return path
+        if not path.is_dir():
             raise RenderError(f"soundfont {path} does not exist")
-        return path
-    for folder in SOUNDFONT_DIRS:
+        found = _soundfont_in([path])  # a folder of soundfonts, as the default places are
+        if found is None:
+            raise RenderError(f"soundfont folder {path} holds no .sf2 file")
+        return found
+    found = _soundfont_in([Path(folder) for folder in SOUNDFONT_DIRS])
+    if found is None:
+        raise RenderError(f"no General MIDI soundfont found: {INSTALL_HINT}, or pass --soundfont")
+    return found
+
+
+def _soundfont_in(folders: list[Path]) -> Path | None:
+    """The preferred soundfont in `folders` (SOUNDFONT_NAMES first, then any .sf2)."""
+    for folder in folders:
         for name in SOUNDFONT_NAMES:
-            if (Path(folder) / name).is_file():
-                return Path(folder) / name
-    for folder in SOUNDFONT_DIRS:
-        found = sorted(Path(folder).glob("*.sf2")) if Path(folder).is_dir() else []
+            if (folder / name).is_file():
+                return folder / name
+    for folder in folders:
+        found = sorted(folder.glob("*.sf2")) if folder.is_dir() else []
         if found:
             return found[0]
-    raise RenderError(f"no General MIDI soundfont found: {INSTALL_HINT}, or pass --soundfont")
+    return None
 
 
 def check_encoder(audio_format: str) -> None:

@@ -22,6 +22,8 @@ The directory is built in a temporary folder beside `out` and renamed into place
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import shutil
 import time
 from collections.abc import Sequence
@@ -69,7 +71,14 @@ def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
         parts = [float(x) for x in (text.split(",") if isinstance(text, str) else text)]
     except ValueError:
         raise DataError(f"--split {text!r}: expected three numbers like 0.9,0.05,0.05") from None
-    if len(parts) != 3 or min(parts) < 0 or abs(sum(parts) - 1) > 1e-6 or parts[0] == 0:
+    finite = all(math.isfinite(x) for x in parts)
+    if (
+        not finite
+        or len(parts) != 3
+        or min(parts) < 0
+        or abs(sum(parts) - 1) > 1e-6
+        or not parts[0]
+    ):
         raise DataError(f"--split {text!r}: need train,valid,test ≥ 0 summing to 1, train > 0")
     return parts[0], parts[1], parts[2]
 
@@ -154,26 +163,30 @@ def prepare(
     split: str | Sequence[float] = (0.9, 0.05, 0.05),
     progress: bool = True,
     tokenizer: Tokenizer | None = None,
+    force: bool = False,
 ) -> PrepareResult:
     """Tokenize every file of `sources` into the data directory `out`.
 
     Args:
         sources: folders, files, or `music21:<corpus>` names.
-        out: the data directory; replaced if it is a previous data directory, refused if it
-            is any other non-empty folder.
+        out: the data directory. An existing one (a folder whose manifest.json carries this
+            program's data format marker) is replaced only with `force`; any other non-empty
+            folder is refused, `force` or not.
         preset: tokenizer preset.
         workers: processes (default: the CPUs available).
         split: train, valid, test fractions.
         progress: show progress bars.
         tokenizer: use this tokenizer (e.g. a model's, to fine-tune it) instead of a fresh
             one of `preset`; its ids are kept exactly.
+        force: replace an existing data directory at `out`.
     Raises:
-        DataError: missing source, bad split, or an `out` that is not safe to replace.
+        DataError: missing source, bad split, an `out` that is not safe to replace, or no
+            usable piece at all (then nothing is written and an old `out` stays as it was).
     """
     began = time.perf_counter()
     fractions = parse_split(split)
     out = Path(out)
-    check_out_dir(out)
+    check_out_dir(out, force)
     tokenizer = tokenizer or make_tokenizer(preset)
     workers = workers or default_workers()
     files = find_files(sources, workers=workers, progress=progress)
@@ -196,22 +209,51 @@ def prepare(
     bar.close()
 
     entries, pieces = _assign(files, results, fractions)
+    _check_usable(entries, out)
     result = _write(out, tokenizer, entries, pieces, sources, fractions)
     result.seconds = time.perf_counter() - began
     return result
 
 
-def check_out_dir(out: Path) -> None:
-    """Refuse to replace anything but a previous data directory or an empty folder."""
+def is_data_dir(path: Path) -> bool:
+    """Whether `path` is a folder `prepare` wrote: its manifest.json carries DATA_FORMAT (a
+    folder that merely holds some manifest.json, e.g. generate's output, is not one)."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == DATA_FORMAT
+
+
+def check_out_dir(out: Path, force: bool = False) -> None:
+    """Refuse to replace anything but an empty folder or, with `force`, a data directory."""
     if not out.exists():
         return
     if not out.is_dir():
         raise DataError(f"--out {out} exists and is not a directory")
-    if any(out.iterdir()) and not (out / MANIFEST).is_file():
+    if not any(out.iterdir()):
+        return
+    if not is_data_dir(out):
         raise DataError(
-            f"--out {out} is a non-empty folder but not a data directory (no {MANIFEST}); "
-            "refusing to overwrite it"
+            f"--out {out} is a non-empty folder but not a data directory written by prepare; "
+            "refusing to overwrite it (give a new or empty folder)"
         )
+    if not force:
+        raise DataError(f"--out {out} is an existing data directory (pass --force to replace it)")
+
+
+def _check_usable(entries: list[dict[str, Any]], out: Path) -> None:
+    """No piece at all (an empty folder, only broken files): refuse before anything is
+    written, so an existing data directory is not replaced by an empty one."""
+    if any(e["split"] is not None for e in entries):
+        return
+    if not entries:
+        raise DataError(f"no MIDI files found in the sources; {out} was not written")
+    first = next(e for e in entries if "skipped" in e)
+    raise DataError(
+        f"none of the {len(entries)} files is usable ({first['source']}:{first['path']}: "
+        f"{first['skipped']}); {out} was not written"
+    )
 
 
 def _assign(
@@ -305,6 +347,9 @@ def _write(
         }
         atomic_write_json(tmp / MANIFEST, manifest)
         _swap_into_place(tmp, out)
+    except OSError as e:  # a full disk: numpy says only "4416 requested and 4032 written"
+        reason = e.strerror or f"a file was cut short ({e}; is the disk full?)"
+        raise DataError(f"cannot write data directory {out}: {reason}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     skipped = [(f"{e['source']}:{e['path']}", e["skipped"]) for e in entries if "skipped" in e]
@@ -335,5 +380,5 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
     """Swap the finished directory onto `out` (see `files.replace_dir`): `out` is at every
     moment either the old or the new complete directory (or absent)."""
     if out.exists():
-        check_out_dir(out)  # it may have changed while we worked
+        check_out_dir(out, force=True)  # it may have changed while we worked
     replace_dir(tmp, out)

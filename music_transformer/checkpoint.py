@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model as st_load_model
 from safetensors.torch import save_model as st_save_model
 from torch import nn
@@ -65,7 +66,7 @@ def save_checkpoint(
     model = unwrap(model)
     if dtype is not None:
         model = _copy_as(model, config, dtype)
-    atomic_write(directory / WEIGHTS_FILE, lambda p: st_save_model(model, str(p)))
+    atomic_write(directory / WEIGHTS_FILE, lambda p: _save_weights(model, p))
     atomic_write(directory / TOKENIZER_FILE, lambda p: tokenizer.save(p))
     meta = {
         "model": config_to_dict(config),
@@ -77,6 +78,16 @@ def save_checkpoint(
         meta["card"] = card  # what a shipped model is for (`models` shows "suits")
     atomic_write_json(directory / CONFIG_FILE, meta)
     return directory
+
+
+def _save_weights(model: nn.Module, path: Path) -> None:
+    """safetensors' writer reports a full disk as its own SafetensorError: make it the
+    OSError every other write gives (one line for the user, the temp file cleaned up)."""
+    try:
+        st_save_model(model, str(path))
+    except SafetensorError as e:
+        reason = str(e).splitlines()[0] if str(e) else "write failed"
+        raise OSError(f"cannot write {WEIGHTS_FILE}: {reason}") from None
 
 
 def export_checkpoint(
@@ -177,12 +188,41 @@ class LoadedModel:
         return asked or self.training_seq_len or attention_span(self.config)
 
 
+# config.json's tables and what each must be: "model" is required, the others optional
+_META_TABLES = {"model": True, "training": False, "tokenizer": False, "card": False}
+
+
 def read_meta(directory: str | Path) -> dict[str, Any]:
-    directory = resolve_model_dir(directory)
+    """config.json of a model directory, its structure checked (CheckpointError naming the
+    file): a JSON object with a "model" object and, when present, "training", "tokenizer"
+    and "card" objects (the card's "sampling" too)."""
+    path = resolve_model_dir(directory) / CONFIG_FILE
     try:
-        return json.loads((directory / CONFIG_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"cannot read {directory / CONFIG_FILE}: {e}") from None
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CheckpointError(f"cannot read {path}: it is not UTF-8 text (JSON)") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"cannot read {path}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"bad {path}: expected a JSON object, got {_json_kind(meta)}")
+    for key, required in _META_TABLES.items():
+        if key not in meta and not required:
+            continue
+        if not isinstance(meta.get(key), dict):
+            got = "nothing" if key not in meta else _json_kind(meta[key])
+            raise CheckpointError(f"bad {path}: {key!r} must be a JSON object, got {got}")
+    sampling = meta.get("card", {}).get("sampling", {})
+    if not isinstance(sampling, dict):
+        raise CheckpointError(f"bad {path}: card 'sampling' must be a JSON object")
+    return meta
+
+
+def _json_kind(value: Any) -> str:
+    """JSON's name for what a value is (null, array, ...), for messages."""
+    names = {type(None): "null", bool: "true/false", list: "an array", str: "a string"}
+    return names.get(type(value), "a number" if isinstance(value, int | float) else "?")
 
 
 def model_tokenizer(name_or_dir: str | Path) -> Any:
@@ -214,7 +254,7 @@ def load_checkpoint(name_or_dir: str | Path, device: str | torch.device = "cpu")
     meta = read_meta(directory)
     try:
         config = config_from_dict(meta["model"])
-    except (KeyError, ConfigError) as e:
+    except (KeyError, TypeError, ConfigError) as e:
         raise CheckpointError(f"bad model config in {directory / CONFIG_FILE}: {e}") from None
     if not (directory / TOKENIZER_FILE).is_file():
         raise CheckpointError(f"model directory {directory} has no {TOKENIZER_FILE}")

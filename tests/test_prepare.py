@@ -84,7 +84,10 @@ def test_overwrite_only_a_data_dir(mixed_dir, tmp_path):
     prepare([str(mixed_dir / "muspy_empty.mid"), str(mixed_dir / "测试文件.midi")], out,
             workers=1, progress=False)  # fmt: skip
     first = open_data(out).num_tokens("train")
-    prepare([str(mixed_dir)], out, split="1,0,0", workers=1, progress=False)  # replaces the old one
+    with pytest.raises(DataError, match="pass --force to replace it"):
+        prepare([str(mixed_dir)], out, split="1,0,0", workers=1, progress=False)
+    assert open_data(out).num_tokens("train") == first
+    prepare([str(mixed_dir)], out, split="1,0,0", workers=1, progress=False, force=True)
     assert open_data(out).num_tokens("train") > first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "mixed"]  # no temp dirs
     with pytest.raises(DataError, match="not a data directory"):
@@ -125,7 +128,7 @@ def test_cli(mixed_dir, tmp_path):
     assert ok.exit_code == 0, ok.output
     assert "5 skipped" in ok.stdout and "train" in ok.stdout
     assert "skipped" in ok.stderr and "muspy_empty.mid" in ok.stderr
-    missing = cli(*["prepare", str(tmp_path / "nope"), "--out", str(out)])
+    missing = cli(*["prepare", str(tmp_path / "nope"), "--out", str(tmp_path / "n")])
     assert missing.exit_code == 2
     assert missing.stderr.strip().splitlines() == [
         f"Error: source {tmp_path / 'nope'} does not exist"
@@ -163,3 +166,43 @@ def test_each_source_split_on_its_own(tmp_path, bach_midi_dir):
     assert counts[str(piano)]["train"]["pieces"] == 1
     total = sum(c["tokens"] + c["pieces"] * 2 for s in counts.values() for c in s.values())
     assert total == sum(both.tokens.values())  # each piece framed by BOS and EOS
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
+def test_a_folder_with_some_manifest_json_is_never_replaced(bach_midi_dir, tmp_path, force):
+    """A user's folder of MIDI files with their own manifest.json (or `generate`'s output
+    folder, which has one too) is not a data directory: refused, --force or not, untouched."""
+    mine = tmp_path / "mine"
+    shutil.copytree(bach_midi_dir, mine)
+    (mine / "manifest.json").write_text(json.dumps({"outputs": [], "my notes": "keep"}))
+    before = _tree(mine)
+    args = ["prepare", str(bach_midi_dir), "--out", str(mine), "-q", "-j", "1"]
+    result = cli(*args, *(["--force"] if force else []))
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "not a data directory written by prepare" in result.stderr
+    assert _tree(mine) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temporary folder left
+
+
+@pytest.mark.parametrize("case", ["empty folder", "only broken files", "its own output"])
+def test_no_usable_piece_leaves_the_old_data_untouched(case, bach_midi_dir, mixed_dir, tmp_path):
+    out = tmp_path / "data"
+    prepare([str(bach_midi_dir)], out, workers=1, progress=False)
+    before = _tree(out)
+    source = {"empty folder": tmp_path / "empty", "its own output": out,
+              "only broken files": tmp_path / "broken"}[case]  # fmt: skip
+    source.mkdir(exist_ok=True)
+    if case == "only broken files":
+        for name in BROKEN:
+            shutil.copy(mixed_dir / name, source / name)
+    args = ["prepare", str(source), "--out", str(out), "-q", "-j", "1", "--force"]
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    error = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(error) == 1 and f"{out} was not written" in error[0]
+    assert ("no MIDI files found" if case != "only broken files" else "none of the 4") in error[0]
+    assert _tree(out) == before

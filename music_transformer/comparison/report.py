@@ -53,6 +53,7 @@ from ..generation.sidecars import (
 )
 from ..longform.compare import judge_section
 from .audio import RenderReport, render_all
+from .choices import CompareError, check_models, checked_soundfont
 from .metrics import model_nll, report_metrics
 from .page import Clip, Pair, PrimerSection, build_page
 from .primers import ComparePrimer, load_primer, notes_after, notes_before
@@ -63,10 +64,6 @@ DEFAULT_PRIMER_SECONDS = 10.0
 COMPARE_BATCH_SIZE = 8  # primers continued together (each model runs its own batches)
 DEFAULT_AUDIO = "mp3"  # see midi_data.render.ENCODINGS: plays everywhere, a tenth of a WAV
 OUR_FILES = ("index.html", KEY_FILE, "metrics.json", "report.json")
-
-
-class CompareError(ValueError):
-    """A comparison that cannot start (bad models, no usable primer, existing report)."""
 
 
 def model_labels(names: Sequence[str | Path]) -> list[str]:
@@ -169,10 +166,9 @@ def run_comparison(
     if move_cut:
         sampling = replace(sampling, primer_seconds=DEFAULT_PRIMER_SECONDS)
     check_counts(1, batch_size)
-    if len(models) < 2:
-        raise CompareError("--models needs at least two models, separated by commas")
-    if soundfont is not None and not Path(soundfont).is_file():
-        raise CompareError(f"--soundfont {soundfont} does not exist")
+    check_models(models)
+    if soundfont is not None:
+        soundfont = checked_soundfont(soundfont)
     if data is not None and not Path(data).is_dir():
         raise CompareError(f"--data {data} is not a folder")
     if audio is not None:

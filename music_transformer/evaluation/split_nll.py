@@ -71,6 +71,17 @@ class EvalResult:
         return d
 
 
+def check_counts(**counts: int | None) -> None:
+    """Each of `counts` is None (its default) or a whole number ≥ 1 (EvaluationError naming
+    the option otherwise): 0 is never a silent "default" or "all"."""
+    for name, value in counts.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            option = "--" + name.replace("_", "-")
+            raise EvaluationError(f"{option} must be a whole number ≥ 1, not {value!r}")
+
+
 def evaluate(
     model_dir: str | Path,
     data_dir: str | Path,
@@ -98,6 +109,7 @@ def evaluate(
         precision: "auto" | "fp32" | "bf16", decided as for training (`runtime`).
         progress: called after every batch as progress(windows done, windows in all).
     """
+    check_counts(context=context, window=window, batch_size=batch_size, max_pieces=max_pieces)
     dev = pick_device(device)
     loaded = load_checkpoint(model_dir, device=dev)
     train_len = loaded.meta.get("training", {}).get("seq_len")
@@ -107,11 +119,7 @@ def evaluate(
                 f"{loaded.directory} records no training seq_len; pass --context N"
             )
         train_len = max(context // 4, 1)
-    context = int(context or 4 * train_len)
-    if context < 1:
-        raise EvaluationError(f"--context must be positive, not {context}")
-    if window is not None and window < 1:
-        raise EvaluationError(f"--window must be positive, not {window}")
+    context = int(4 * train_len if context is None else context)
     config = loaded.config
     absolute = isinstance(config, ModelConfig) and config.position == "absolute"
     if absolute and context > config.max_abs_len:
@@ -126,7 +134,7 @@ def evaluate(
             f"{loaded.directory} has {config.vocab_size}"
         )
     pieces = data.pieces(split)
-    if max_pieces:
+    if max_pieces is not None:
         pieces = pieces[:max_pieces]
     if getattr(config, "voice_dims", 0) and context % config.frame:
         raise EvaluationError(

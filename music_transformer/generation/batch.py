@@ -26,7 +26,7 @@ import torch
 from midi_data.files import atomic_write_json
 
 from ..checkpoint import LoadedModel
-from .loading import DEFAULT_MODEL, load_model
+from .loading import DEFAULT_MODEL, check_window, load_model
 from .outputs import OutputExistsError, check_outputs, piece_names, sidecar_for
 from .primers import Primer, PrimerError, find_primers, read_primer
 from .runner import DEFAULT_BATCH_SIZE, Job, Take, plan, run
@@ -88,6 +88,7 @@ def generate_pieces(
         )
     files = find_primers(primers)
     loaded = load_model(model, device)
+    check_window(loaded, settings)
     settings = plan(loaded, settings)
 
     usable: list[Primer | None] = []
@@ -115,7 +116,7 @@ def generate_pieces(
     }
     done = {} if earlier is None else _finished(earlier, head, jobs, settings.seed)
     resuming = force or earlier is not None  # an interrupted run's leftovers may be replaced
-    check_outputs([job.out for j, job in enumerate(jobs) if j not in done], resuming)
+    check_outputs([job.out for j, job in enumerate(jobs) if j not in done], resuming, inputs=files)
 
     entries = dict(done)  # job index → manifest entry
     manifest = {**head, "outputs": [], "skipped": skipped}

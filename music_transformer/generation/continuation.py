@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import LoadedModel
-from .loading import DEFAULT_MODEL, load_model
+from .loading import DEFAULT_MODEL, check_window, load_model
 from .outputs import check_outputs, numbered_outputs
 from .primers import read_primer
 from .runner import DEFAULT_BATCH_SIZE, Job, plan, run
@@ -58,8 +58,9 @@ def continue_midi(
     settings = (settings or SamplingSettings()).with_seed()
     check_counts(num_samples, batch_size)
     outs = numbered_outputs(out, num_samples)
-    check_outputs(outs, force)
+    check_outputs(outs, force, inputs=[Path(primer)])
     loaded = load_model(model, device)
+    check_window(loaded, settings)
     settings = plan(loaded, settings)
     piece = read_primer(loaded.tokenizer, primer, settings.primer_seconds, file_time=True)
     takes = run(loaded, [Job(piece, o) for o in outs], settings, batch_size, progress)

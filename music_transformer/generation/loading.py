@@ -11,6 +11,7 @@ import torch
 
 from ..checkpoint import CheckpointError, LoadedModel, bundled_models, load_checkpoint
 from ..runtime import pick_device
+from .filters import SamplingError
 from .sampler import Generated, ProgressFn, TokenInfo, generate
 from .settings import DEFAULT_TEMPERATURE, SamplingSettings
 
@@ -33,6 +34,17 @@ def load_model(
             )
         model = DEFAULT_MODEL
     return load_checkpoint(model, pick_device(device))
+
+
+def check_window(loaded: LoadedModel, settings: SamplingSettings) -> None:
+    """A window asked for a model that has none (the LSTM keeps a fixed-size state, not a
+    context of tokens) is refused rather than silently ignored."""
+    if settings.window is not None and loaded.config.arch != "transformer":
+        raise SamplingError(
+            f"--window {settings.window}: {loaded.directory.name} is an "
+            f"{loaded.config.arch.upper()}, which carries a state instead of a window of "
+            "tokens; leave --window out"
+        )
 
 
 def model_settings(loaded: LoadedModel, settings: SamplingSettings) -> SamplingSettings:

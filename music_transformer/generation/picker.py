@@ -9,6 +9,9 @@ import torch
 
 from .filters import apply_filters
 
+# Temperatures whose division keeps every realistic logit (|x| < 1e8) inside float32's range
+SAFE_TEMPERATURES = (1e-30, 1e30)
+
 
 class TokenPicker:
     """Draws one token per row from (B, V) logits: greedy, or filtered softmax sampling.
@@ -49,7 +52,7 @@ class TokenPicker:
             logits = logits.index_fill(-1, self.suppress, float("-inf"))
         if self.temperature == 0:
             return logits.argmax(dim=-1)
-        logits = apply_filters(logits / self.temperature, top_k=self.top_k, top_p=self.top_p)
+        logits = apply_filters(self.scale(logits), top_k=self.top_k, top_p=self.top_p)
         probs = torch.softmax(logits, dim=-1)  # (B, V)
         if self.generators is None:
             u = torch.rand(probs.size(0), device=self.device)  # (B,)
@@ -62,3 +65,20 @@ class TokenPicker:
         cdf = probs.cumsum(dim=-1)  # (B, V)
         target = (u * cdf[:, -1]).unsqueeze(1)  # (B, 1)
         return torch.searchsorted(cdf, target, right=True).squeeze(1).clamp_max(probs.size(1) - 1)
+
+    def scale(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits (B, V) / temperature. Where that leaves float32's range (a temperature
+        below ~1e-37 divides a logit to ±inf; above ~3e38 the temperature itself is inf),
+        the row takes the limit instead: a tiny temperature is greedy (all mass on the most
+        likely tokens), a huge one uniform over the tokens allowed."""
+        scaled = logits / self.temperature
+        if SAFE_TEMPERATURES[0] <= self.temperature <= SAFE_TEMPERATURES[1]:
+            return scaled  # logits below 1e8 stay finite: no check (and no sync) per step
+        allowed = torch.isfinite(logits)  # (B, V): -inf marks a token masked out
+        broken = (scaled.isnan() | (scaled.isinf() & allowed)).any(-1, keepdim=True)  # (B, 1)
+        if not bool(broken.any()):
+            return scaled
+        if self.temperature < 1:
+            allowed &= logits == logits.max(-1, keepdim=True).values
+        limit = torch.zeros_like(logits).masked_fill(~allowed, float("-inf"))  # (B, V)
+        return torch.where(broken, limit, scaled)

@@ -31,6 +31,7 @@ from torch import nn
 from ..calibration import choose_decode_threads, choose_precision
 from ..nn.config import attention_span
 from ..runtime import autocast, autocast_dtype, decode_threads, precision_name
+from .buffer import TokenBuffer, budget_options, check_budget, expected_tokens
 from .filters import SamplingError
 from .picker import TokenPicker
 from .rules import Rules, TokenInfo
@@ -198,6 +199,7 @@ def generate(
     _check_primers(model, primers)
     if settings.seconds is not None and tokens.token_seconds is None:
         raise SamplingError("a length in seconds needs the tokenizer's token durations")
+    check_budget(len(primers), settings.max_new_tokens, budget_options(settings))
     window = settings.window if settings.window is not None else default_window(model)
     device = torch.device(device) if device is not None else model_device(model)
     dtype, threads = _decode_runtime(
@@ -267,7 +269,7 @@ class _Run:
         logits, cache = self.prefill([_last(p, window, self.grain) for p in self.primers])
         rules = Rules(s, self.tokens, self.primers, device, self.rates)
         budget = rules.budget()
-        out = torch.full((batch, budget), self.tokens.pad_id, dtype=torch.long, device=device)
+        out = TokenBuffer(batch, budget, expected_tokens(s, budget), self.tokens.pad_id, device)
         lengths = torch.full((batch,), budget, dtype=torch.long, device=device)
         reason = torch.full((batch,), _RUNNING, dtype=torch.long, device=device)
         seconds = torch.zeros(batch, dtype=torch.float64, device=device)
@@ -287,7 +289,7 @@ class _Run:
                 stop(rules.ends_before(token, seconds), _SECONDS, step)  # a musical end
                 if self.tokens.eos_id is not None:
                     stop(token == self.tokens.eos_id, _EOS, step)
-                out[:, step] = token
+                out.put(step, token)
                 added = torch.where(reason == _RUNNING, rules.seconds_of(token), 0.0)  # (B,)
                 seconds += added
                 rules.update(token)
@@ -303,7 +305,7 @@ class _Run:
                     break
                 logits, cache = self.step(token, cache)
 
-        rows = [out[i, : int(lengths[i])].tolist() for i in range(batch)]
+        rows = [out.row(i, int(lengths[i])) for i in range(batch)]
         secs = [rules.total_seconds(r, i) for i, r in enumerate(rows)]
         return rows, reason.tolist(), secs
 

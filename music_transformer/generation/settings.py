@@ -21,6 +21,9 @@ DEFAULT_TEMPERATURE = 1.0  # for models whose card recommends none
 # performance: 11,454 tokens), dense passages ~3× that.
 MAX_TOKENS_PER_SECOND = 150
 SEED_LIMIT = 2**63  # torch generators take seeds below this
+# Pieces one run may write: each is a file and a sidecar; past this a folder is unusable (and
+# the job list alone of --num-samples 10**20 would never be built)
+MAX_PIECES = 100_000
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,13 @@ def default(name: str) -> Any:
 
 
 def check_counts(num_samples: int, batch_size: int) -> None:
-    """num_samples and batch_size must be whole numbers ≥ 1 (SamplingError otherwise)."""
+    """num_samples and batch_size must be whole numbers ≥ 1, num_samples at most MAX_PIECES
+    (SamplingError otherwise)."""
     for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise SamplingError(f"{name} must be a whole number ≥ 1, got {value!r}")
+    if num_samples > MAX_PIECES:
+        raise SamplingError(
+            f"num_samples {num_samples:,} is more than one run writes (at most {MAX_PIECES:,}); "
+            "run several"
+        )

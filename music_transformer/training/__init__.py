@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .options import TrainError, TrainOptions, build_options, load_run_options, read_config_file
-from .state import read_metrics
+from .state import read_metrics, remove_if_unused
 
 __all__ = [
     "TrainError",
@@ -37,8 +37,13 @@ def train(options: TrainOptions) -> Path:
     keep_freed_memory()  # the step's big buffers reused warm (allocator.py)
     owned = not dist.is_initialized()
     place, device = init_distributed(options.device)
+    fresh = not Path(options.out_dir).exists()
     try:
         return Trainer(options, place, device).run()
+    except BaseException:
+        if fresh and place.is_main:
+            remove_if_unused(Path(options.out_dir))
+        raise
     finally:
         if owned:
             close_distributed()

@@ -29,6 +29,24 @@ def init_checkpoint(options: TrainOptions, tokenizer: Any) -> Path:
     return directory
 
 
+def init_architecture(options: TrainOptions, chosen: set[str]) -> str:
+    """The `--arch` of the model `--init` names, which the run trains (and options.json
+    records). An `arch` chosen (on the command line or in --config) that differs, or any
+    `preset`, contradicts it: TrainError, rather than silently training another model."""
+    init_arch = arch_name(config_from_dict(read_meta(options.init)["model"]))
+    if "preset" in chosen:
+        raise TrainError(
+            f"--preset {options.preset} contradicts --init {options.init}, whose size is its "
+            "own; leave --preset out"
+        )
+    if "arch" in chosen and options.arch != init_arch:
+        raise TrainError(
+            f"--arch {options.arch} contradicts --init {options.init}, whose architecture is "
+            f"{init_arch}; leave --arch out"
+        )
+    return init_arch
+
+
 def model_config(
     options: TrainOptions,
     tokenizer: Any,

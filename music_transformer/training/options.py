@@ -85,6 +85,8 @@ class TrainOptions:
         w = self.warmup_steps
         if w is not None and (isinstance(w, bool) or not isinstance(w, int) or w < 0):
             raise TrainError(f"option warmup_steps must be a whole number ≥ 0, not {w!r}")
+        if self.seq_len < 2:  # a window of one token has no next token to learn from
+            raise TrainError(f"option seq_len must be ≥ 2, not {self.seq_len}")
         if not 0 <= self.seed < 2**63:
             raise TrainError(f"option seed must be in 0 … {2**63 - 1}, not {self.seed}")
         if not self.lr > 0:
@@ -169,15 +171,21 @@ def build_options(
 ) -> TrainOptions:
     """Merge option layers: `base` (e.g. a resumed run's options.json) < file < `explicit`."""
     merged: dict[str, Any] = dict(base or {})
+    chosen = options_from_dict(explicit, "command-line options")  # what the user asked for
     if config_file is not None:
-        merged.update(read_config_file(config_file))
-    merged.update(options_from_dict(explicit, "command-line options"))
+        chosen = {**read_config_file(config_file), **chosen}
+    merged.update(chosen)
     try:
-        return TrainOptions(**merged)
+        options = TrainOptions(**merged)
     except (TypeError, ValueError) as e:
         if isinstance(e, TrainError):
             raise
         raise TrainError(f"bad training options: {e}") from None
+    if options.init and not options.resume:
+        from .model_choice import init_architecture  # reads the model: only when asked
+
+        options = dataclasses.replace(options, arch=init_architecture(options, set(chosen)))
+    return options
 
 
 def load_run_options(run_dir: str | Path) -> dict[str, Any]:

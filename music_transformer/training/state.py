@@ -163,14 +163,28 @@ def link_copy_dir(src: Path, target: Path) -> None:
     """Materialize checkpoint `src` as `target` by hard links (checkpoint files are replaced,
     never modified in place, so sharing inodes is safe), falling back to copies."""
     tmp = temp_dir_beside(target)
-    for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, STATE_FILE):
-        if not (src / name).exists():
-            continue
-        try:
-            os.link(src / name, tmp / name)
-        except OSError:
-            shutil.copy2(src / name, tmp / name)
-    replace_dir(tmp, target)
+    try:
+        for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, STATE_FILE):
+            if not (src / name).exists():
+                continue
+            try:
+                os.link(src / name, tmp / name)
+            except OSError:
+                shutil.copy2(src / name, tmp / name)
+        replace_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already unless a copy failed
+
+
+def remove_if_unused(run_dir: Path) -> None:
+    """Remove a run directory holding nothing but its lock file: what a `train` that failed
+    before writing anything leaves (it made the folder to lock it)."""
+    try:
+        if [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+            (run_dir / LOCK_FILE).unlink()
+            run_dir.rmdir()
+    except OSError:
+        pass  # not ours to insist on: the error being reported matters more
 
 
 # --- train_state.pt ---------------------------------------------------------------------------

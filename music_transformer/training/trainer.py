@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -269,11 +270,19 @@ class Trainer:
         }
 
     def _write_dir(self, target: Path, with_state: bool) -> None:
+        """Build the checkpoint beside `target` and swap it in; a failed write (a full disk:
+        OSError, or torch.save's RuntimeError) is one line and leaves no temporary folder."""
         tmp = temp_dir_beside(target)
-        save_checkpoint(tmp, self.model, self.config, self.tokenizer, self.summary())
-        if with_state:
-            st.save_train_state(tmp / st.STATE_FILE, self.train_state())
-        replace_dir(tmp, target)
+        try:
+            save_checkpoint(tmp, self.model, self.config, self.tokenizer, self.summary())
+            if with_state:
+                st.save_train_state(tmp / st.STATE_FILE, self.train_state())
+            replace_dir(tmp, target)
+        except (OSError, RuntimeError) as e:
+            reason = (getattr(e, "strerror", None) or str(e)).strip().splitlines()[0]
+            raise TrainError(f"cannot save checkpoint {target}: {reason}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def save(self) -> None:
         """Write last/ (with train_state.pt) and checkpoints/step-N/ (rank 0 only)."""

@@ -18,7 +18,7 @@ fi
 
 # The model's own tokenizer, and a split by piece: ~70% to fine-tune on, the rest held out.
 "$MT" prepare "$PIECES" --out "$OUT/data" --tokenizer-from piano-transformer \
-  --split 0.7,0.1,0.2 --quiet
+  --split 0.7,0.1,0.2 --force --quiet  # --force: a rerun replaces its own data
 write_output "$OUT/before.json" "$MT" evaluate piano-transformer --data "$OUT/data" \
   --split test --context 2048 --json -q
 /usr/bin/time -f "fine-tuning wall clock: %e s" \

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "models": "cli.models:models",
     "info": "cli.models:info",
     "compare": "cli.compare:compare",
+    "studio": "cli.studio:studio",
 }
 
 HELP = {
@@ -37,6 +38,7 @@ HELP = {
     "models": "List the bundled models.",
     "info": "Show a model's config, size, tokenizer and training metrics.",
     "compare": "Listening comparison of several models (audio, piano rolls, A/B page).",
+    "studio": "Local web app: continue, audition, pick a take and keep going.",
 }
 
 

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ class Chromium:
     """A minimal DevTools-protocol client over --remote-debugging-pipe (fd 3 in, fd 4 out):
     NUL-terminated JSON messages, no websocket library needed."""
 
-    def __init__(self, exe: str, profile: Path) -> None:
+    def __init__(self, exe: str, profile: Path, extra: Sequence[str] = ()) -> None:
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
         # park the child's ends above 4 so dup2 onto 3 and 4 cannot clobber each other
@@ -46,7 +47,7 @@ class Chromium:
             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", "--mute-audio",
             "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-pipe",
-            "about:blank",
+            *extra, "about:blank",
         ]  # fmt: skip
         self.proc = subprocess.Popen(
             [exe, *flags], pass_fds=(3, 4, high_r, high_w), preexec_fn=child_fds,

@@ -68,18 +68,25 @@ async def read_upload(request: Request, limit: int) -> bytes:
     kind = request.headers.get("content-type", "").split(";")[0].strip()
     if kind not in UPLOAD_TYPES:
         raise PieceError(f"send the MIDI file as one of {', '.join(UPLOAD_TYPES)}", 415)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PieceError(f"the file is larger than the {limit / 2**20:g} MiB a MIDI file may have",
-                         413)  # fmt: skip
+    # A file a little over the limit is read to its end before the 413 is sent, so the
+    # client hears the reason instead of a connection reset mid-upload; past twice the limit
+    # the connection is cut at once.
+    too_big = PieceError(
+        f"the file is larger than the {limit / 2**20:g} MiB a MIDI file may have (set "
+        "MUSIC_TRANSFORMER_MAX_MIDI_MB to raise it)", 413,
+    )  # fmt: skip
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > 2 * limit:
+        raise too_big
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise PieceError(
-                f"the file is larger than the {limit / 2**20:g} MiB a MIDI file may have", 413
-            )
-        chunks.append(chunk)
+        if size > 2 * limit:
+            break
+        if size <= limit:
+            chunks.append(chunk)
+    if size > limit:
+        raise too_big
     return b"".join(chunks)
 
 
@@ -148,7 +155,7 @@ def build_app(studio: Studio, loopback: bool = True) -> Starlette:
 
     async def audio(request: Request) -> Response:
         path = await run_in_threadpool(studio.audio, *take_args(request))
-        return FileResponse(path, media_type="audio/mpeg")
+        return FileResponse(path, media_type="audio/wav")
 
     async def midi(request: Request) -> Response:
         piece_id, node = take_args(request)
@@ -158,7 +165,7 @@ def build_app(studio: Studio, loopback: bool = True) -> Starlette:
 
     async def export_audio(request: Request) -> Response:
         piece_id, node = take_args(request)
-        path = await run_in_threadpool(studio.audio, piece_id, node)
+        path = await run_in_threadpool(studio.audio, piece_id, node, "mp3")
         name = "primer" if node == ROOT else node
         return FileResponse(path, media_type="audio/mpeg", filename=f"{piece_id}-{name}.mp3")
 
@@ -305,10 +312,10 @@ API_DOC = {
     "POST /api/pieces/{piece}/jobs": "generate: {node, model, seconds, candidates, "
     "temperature, top_k, top_p, seed, primer_seconds} → a job (202)",
     "GET /api/pieces/{piece}/takes/{take}/notes": "notes, cuts, bar lines (seconds)",
-    "GET /api/pieces/{piece}/takes/{take}/audio": "MP3 of the take (FluidSynth)",
+    "GET /api/pieces/{piece}/takes/{take}/audio": "WAV of the take (FluidSynth), to listen",
     "GET /api/pieces/{piece}/takes/{take}/midi": "the take as MIDI (primer file verbatim + "
     "continuation tracks)",
-    "GET /api/pieces/{piece}/takes/{take}/export.mp3": "the MP3 as a download",
+    "GET /api/pieces/{piece}/takes/{take}/export.mp3": "MP3 of the take, as a download",
     "GET /api/pieces/{piece}/takes/{take}/command": "the `continue` line that makes it again",
     "POST /api/pieces/{piece}/blind": "a blind A/B trial: settings + models [x, y] → a job",
     "POST /api/pieces/{piece}/blind/{trial}": '{"choice": "A" | "B" | "none"}',

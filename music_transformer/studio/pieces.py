@@ -6,7 +6,7 @@ PIECES/<piece id>/
   primer.mid          the uploaded (or bundled) primer, byte for byte
   takes/<node>.mid    a take: its parent's file verbatim + the continuation on its own track
   takes/<node>.json   the take's sidecar, as `continue` writes it
-  audio/<node>.mp3    rendered on first listen
+  audio/<node>.wav    rendered on first listen (the newest 40 kept); .mp3 on first export
   blind/              key.json and answers.json of the blind A/B trials, when exported
 ```
 
@@ -161,8 +161,8 @@ class Pieces:
         folder = self.folder(piece_id)
         return folder / PRIMER_FILE if node == ROOT else folder / "takes" / f"{node}.mid"
 
-    def audio_path(self, piece_id: str, node: str) -> Path:
-        return self.folder(piece_id) / "audio" / f"{check_id(node, 'take')}.mp3"
+    def audio_path(self, piece_id: str, node: str, kind: str) -> Path:
+        return self.folder(piece_id) / "audio" / f"{check_id(node, 'take')}.{kind}"
 
     def reserve(self, piece_id: str, count: int) -> list[str]:
         """Ids for `count` takes about to be written (kept in the tree by `keep`)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from midi_data.midi_io import read_score
 from midi_data.notes import notes_from_score
-from midi_data.render import RenderError, render_audio
+from midi_data.render import RenderError, encode_audio, render_audio
 
 from ..comparison.bars import bar_times
 from . import generation as gen
@@ -25,6 +25,7 @@ MAX_CANDIDATES = 8
 MAX_SECONDS = 600.0  # ten minutes of new music per take: more is a typo, not a wish
 MAX_TEMPERATURE = 5.0
 MAX_TOP_K = 100_000
+WAV_CACHE = 40  # rendered WAVs kept per piece (~8 MB for 45 s); older ones are rendered again
 FIELDS = {"node", "model", "seconds", "candidates", "temperature", "top_k", "top_p", "seed",
           "primer_seconds"}  # fmt: skip
 
@@ -162,21 +163,29 @@ class Studio:
         return {"node": node_id, "notes": rows, "cuts": cuts, "bars": bars,
                 "duration": round(duration, 3)}  # fmt: skip
 
-    def audio(self, piece_id: str, node_id: str) -> Path:
-        """The node's MP3 (primer + every take up to it), rendered once with FluidSynth.
+    def audio(self, piece_id: str, node_id: str, kind: str = "wav") -> Path:
+        """The node's audio (primer + every take up to it), rendered with FluidSynth on first
+        request: "wav" to listen in the page (FluidSynth alone: about a second; over
+        loopback its size costs nothing), "mp3" to export (encoded from that WAV by
+        `midi_data.render`, 128 kbit/s — the encoder takes ten times the render, so only
+        exports pay it). The newest WAV_CACHE WAVs are kept.
 
         Raises:
             PieceError (503): FluidSynth, a soundfont or the encoder is missing.
         """
-        out = self.pieces.audio_path(piece_id, node_id)
+        wav = self.pieces.audio_path(piece_id, node_id, "wav")
+        out = wav.with_suffix(f".{kind}")
         with self._locks_lock:
             lock = self._render_locks.setdefault(out, threading.Lock())
         with lock:
-            if not out.is_file():
-                try:
-                    render_audio(self.take_file(piece_id, node_id), out)
-                except RenderError as e:
-                    raise PieceError(f"no audio: {e}", 503) from None
+            try:
+                if not wav.is_file() and not (kind == "mp3" and out.is_file()):
+                    render_audio(self.take_file(piece_id, node_id), wav)
+                    prune(wav.parent, "*.wav", WAV_CACHE)
+                if not out.is_file():
+                    encode_audio(wav, out)
+            except RenderError as e:
+                raise PieceError(f"no audio: {e}", 503) from None
         return out
 
     def command(self, piece_id: str, node_id: str) -> str:
@@ -197,6 +206,13 @@ class Studio:
             piece["current"] = node_id
 
         return self.pieces.update(piece_id, change)
+
+
+def prune(folder: Path, pattern: str, keep: int) -> None:
+    """Delete all but the `keep` newest files matching `pattern` in `folder`."""
+    files = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[keep:]:
+        old.unlink(missing_ok=True)
 
 
 def public_node(node: dict[str, Any], hide: bool = False) -> dict[str, Any]:

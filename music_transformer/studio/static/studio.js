@@ -85,10 +85,15 @@ function drawRoll(canvas) {
   }
   ctx.strokeStyle = "#d8d8d0";
   ctx.fillStyle = "#777";
+  // every bar line while they are ≥ 4 px apart, bar numbers ≥ 28 px apart (1, 2, 5, 10, …)
+  const seen = (bars || []).filter((t) => t >= from && t <= to);
+  const perBar = seen.length > 1 ? (x(seen[seen.length - 1]) - x(seen[0])) / (seen.length - 1) : W;
+  const nice = (gap) => [1, 2, 5, 10, 20, 50, 100, 200, 500].find((k) => k * perBar >= gap) || 1000;
+  const lineEvery = nice(4), labelEvery = nice(28);
   (bars || []).forEach((t, i) => {
-    if (t < from || t > to) return;
+    if (t < from || t > to || i % lineEvery !== 0) return;
     ctx.beginPath(); ctx.moveTo(x(t), top); ctx.lineTo(x(t), H - bottom); ctx.stroke();
-    ctx.fillText(String(i + 1), x(t) + 2, top - 2);
+    if (i % labelEvery === 0) ctx.fillText(String(i + 1), x(t) + 2, top - 2);
   });
   const step = to - from > 60 ? 10 : to - from > 20 ? 5 : 1;
   for (let t = Math.ceil(from / step) * step; t <= to; t += step) {

@@ -190,6 +190,24 @@ def test_a_session_in_chromium(tmp_path: Path) -> None:
             (exported,) = list(downloads.glob("*.mid"))
             check_export(exported, primer, page.js(f"state.piece.nodes['{first[0]}'].cut"))
 
+            # listen blind: A and B from two models, a preference, the reveal, the export
+            page.set_values({"seconds": 3})
+            page.click("#blind-start")
+            page.until("document.querySelectorAll('#trials .card').length === 2", what="A/B")
+            page.until("document.getElementById('cancel').hidden", what="the trial to end")
+            titles = page.js("[...document.querySelectorAll('#trials h3')].map(h => h.textContent)")
+            assert [t.split(": ")[1] for t in titles] == ["A", "B"]  # no model named yet
+            page.click("#trials .card .choose[data-side='A']")
+            page.until("document.querySelector('#trials .choose').textContent.includes('✔')")
+            page.click("#reveal")
+            page.until("document.querySelector('#trials h3').textContent.includes('=')")
+            titles = page.js("[...document.querySelectorAll('#trials h3')].map(h => h.textContent)")
+            assert sorted(t.split(" = ")[1] for t in titles) == ["piano-lstm", "piano-transformer"]
+            page.click("#blind-export")
+            page.until("!document.getElementById('blind-result').hidden", what="the export")
+            assert "compare score" in page.js("document.getElementById('blind-result').textContent")
+
+            page.js("window.scrollTo(0, 0)")
             pixels = page.screenshot()
             box = page.js("""(() => { const r = document.getElementById('current-roll')
                 .getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })()""")

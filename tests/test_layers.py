@@ -1,6 +1,7 @@
 """The architecture as a test: imports point down the layers, never up or sideways.
 
 cli                      ← nothing imports it
+studio                   ← the web app: may use everything below
 comparison  training     ← may use everything below
 generation  evaluation  catalog
 checkpoint
@@ -31,6 +32,7 @@ RANK = {
     "evaluation": 3,
     "training": 4,
     "comparison": 4,
+    "studio": 5,
 }
 
 

@@ -10,8 +10,6 @@ const state = {
   stream: null,      // its EventSource
   rolls: new Map(),  // canvas -> {data, from, to, cut, playhead}
 };
-const PART_COLOURS = ["#4a6fa5", "#e07b39", "#3a9d5d", "#9b59b6", "#c0392b", "#16a085"];
-const NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
 const PRE_ROLL = 3;  // seconds of what came before played ahead of a candidate
 
 // --- talking to the server -----------------------------------------------------------------
@@ -50,81 +48,15 @@ async function attempt(action) {
 const pieceUrl = () => `/api/pieces/${state.piece.id}`;
 const takeUrl = (node) => `${pieceUrl()}/takes/${node}`;
 
-// --- piano rolls -------------------------------------------------------------------------------
+// --- piano rolls (drawn by rolls.js) --------------------------------------------------------------
 
-function pitchName(p) {
-  return NAMES[p % 12] + (Math.floor(p / 12) - 1);
-}
-
-// Draw `roll.data` (notes [start, end, pitch, velocity, part], cuts, bars) between seconds
-// `roll.from` and `roll.to`: pitch names on the left, seconds and bar numbers, velocity as
-// shade, a red line at every cut (and at roll.cut), the playhead while playing.
-function drawRoll(canvas) {
-  const roll = state.rolls.get(canvas);
-  const ctx = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, left = 34, bottom = 16, top = 12;
-  ctx.fillStyle = "#fbfbf8";
-  ctx.fillRect(0, 0, W, H);
-  if (!roll || !roll.data) return;
-  const { notes, bars } = roll.data;
-  const from = roll.from, to = Math.max(roll.to, roll.from + 1);
-  const shown = notes.filter((n) => n[1] >= from && n[0] <= to);
-  const pitches = shown.length ? shown.map((n) => n[2]) : [60];
-  let low = Math.min(...pitches) - 2, high = Math.max(...pitches) + 2;
-  if (high - low < 24) { const mid = (low + high) / 2; low = Math.round(mid - 12); high = low + 24; }
-  const x = (t) => left + ((t - from) / (to - from)) * (W - left - 4);
-  const rowH = (H - top - bottom) / (high - low + 1);
-  const y = (p) => top + (high - p) * rowH;
-  ctx.font = "10px sans-serif";
-  for (let p = low; p <= high; p++) {  // C rows shaded, with their names
-    if (p % 12 !== 0) continue;
-    ctx.fillStyle = "#eeeeea";
-    ctx.fillRect(left, y(p), W - left, rowH);
-    ctx.fillStyle = "#555";
-    ctx.fillText(pitchName(p), 2, y(p) + rowH);
-  }
-  ctx.strokeStyle = "#d8d8d0";
-  ctx.fillStyle = "#777";
-  // every bar line while they are ≥ 4 px apart, bar numbers ≥ 28 px apart (1, 2, 5, 10, …)
-  const seen = (bars || []).filter((t) => t >= from && t <= to);
-  const perBar = seen.length > 1 ? (x(seen[seen.length - 1]) - x(seen[0])) / (seen.length - 1) : W;
-  const nice = (gap) => [1, 2, 5, 10, 20, 50, 100, 200, 500].find((k) => k * perBar >= gap) || 1000;
-  const lineEvery = nice(4), labelEvery = nice(28);
-  (bars || []).forEach((t, i) => {
-    if (t < from || t > to || i % lineEvery !== 0) return;
-    ctx.beginPath(); ctx.moveTo(x(t), top); ctx.lineTo(x(t), H - bottom); ctx.stroke();
-    if (i % labelEvery === 0) ctx.fillText(String(i + 1), x(t) + 2, top - 2);
-  });
-  const step = to - from > 60 ? 10 : to - from > 20 ? 5 : 1;
-  for (let t = Math.ceil(from / step) * step; t <= to; t += step) {
-    ctx.fillText(`${t}s`, x(t) - 6, H - 3);
-  }
-  for (const [s, e, p, v, part] of shown) {
-    ctx.globalAlpha = 0.3 + 0.7 * (v / 127);
-    ctx.fillStyle = PART_COLOURS[part % PART_COLOURS.length];
-    ctx.fillRect(x(s), y(p), Math.max(1.5, x(e) - x(s)), Math.max(1.5, rowH - 0.5));
-  }
-  ctx.globalAlpha = 1;
-  const cuts = [...(roll.data.cuts || [])];
-  if (roll.cut !== undefined) cuts.push(roll.cut);
-  ctx.strokeStyle = "#d62728";
-  ctx.lineWidth = 2;
-  for (const c of cuts) {
-    if (c < from || c > to) continue;
-    ctx.beginPath(); ctx.moveTo(x(c), 0); ctx.lineTo(x(c), H - bottom); ctx.stroke();
-  }
-  if (roll.playhead !== undefined) {
-    ctx.strokeStyle = "#111";
-    ctx.beginPath(); ctx.moveTo(x(roll.playhead), 0); ctx.lineTo(x(roll.playhead), H); ctx.stroke();
-  }
-  ctx.lineWidth = 1;
-}
+const redraw = (canvas) => drawRoll(canvas, state.rolls.get(canvas));
 
 async function loadRoll(canvas, node, view) {
   const data = await api("GET", `${takeUrl(node)}/notes`);
   const roll = { data, from: 0, to: data.duration, ...view(data) };
   state.rolls.set(canvas, roll);
-  drawRoll(canvas);
+  redraw(canvas);
   return roll;
 }
 
@@ -141,7 +73,7 @@ function play(audio, canvas, start) {
   const tick = () => {
     if (!roll) return;
     roll.playhead = audio.paused ? undefined : audio.currentTime;
-    drawRoll(canvas);
+    redraw(canvas);
     if (!audio.paused && !audio.ended) requestAnimationFrame(tick);
   };
   audio.addEventListener("playing", () => requestAnimationFrame(tick), { once: true });
@@ -241,32 +173,6 @@ function renderCandidates() {
   const kids = children(current).filter((n) => !n.blind || n.model);
   $("candidates-of").textContent = kids.length ? `continuing ${current === "root" ? "the primer" : current}` : "none yet: press Generate";
   $("candidate-list").replaceChildren(...kids.map((n) => card(n, label(n))));
-}
-
-function renderTrials() {
-  const cards = [];
-  for (const trial of state.piece.blind) {
-    for (const side of ["A", "B"]) {
-      const node = state.piece.nodes[trial[side]];
-      const who = trial.models ? ` = ${trial.models[side]}` : "";
-      const el = card(node, `${trial.id}: ${side}${who}`);
-      el.querySelector(".continue").hidden = true;
-      el.querySelector(".copy").hidden = !trial.revealed;
-      const choose = document.createElement("button");
-      choose.type = "button";
-      choose.className = "choose";
-      choose.dataset.side = side;
-      choose.textContent = trial.choice === side ? `✔ ${side} preferred` : `Prefer ${side}`;
-      choose.disabled = trial.revealed;
-      choose.addEventListener("click", () => attempt(async () => {
-        await api("POST", `${pieceUrl()}/blind/${trial.id}`, { choice: side });
-        await refresh();
-      }));
-      el.querySelector(".row").append(choose);
-      cards.push(el);
-    }
-  }
-  $("trials").replaceChildren(...cards);
 }
 
 async function showPiece() {
@@ -388,19 +294,13 @@ async function upload(file) {
 }
 
 function dragCut(canvas) {
-  const toSeconds = (event) => {
-    const roll = state.rolls.get(canvas);
-    const box = canvas.getBoundingClientRect();
-    const px = ((event.clientX - box.left) / box.width) * canvas.width;
-    return roll.from + ((px - 34) / (canvas.width - 38)) * (roll.to - roll.from);
-  };
   let dragging = false;
   const move = (event) => {
     const roll = state.rolls.get(canvas);
     if (!dragging || !roll || roll.cut === undefined) return;
-    roll.cut = Math.min(roll.to, Math.max(0.5, toSeconds(event)));
+    roll.cut = Math.min(roll.to, Math.max(0.5, secondsAt(canvas, roll, event.clientX)));
     $("primer-seconds").value = roll.cut.toFixed(1);
-    drawRoll(canvas);
+    redraw(canvas);
   };
   canvas.addEventListener("mousedown", (e) => { dragging = true; move(e); });
   window.addEventListener("mousemove", move);
@@ -457,25 +357,10 @@ function wire() {
   $("copy-command").addEventListener("click", () => attempt(() => copyCommand(state.piece.current)));
   $("primer-seconds").addEventListener("input", () => {
     const roll = state.rolls.get($("current-roll"));
-    if (roll && roll.cut !== undefined) { roll.cut = Number($("primer-seconds").value); drawRoll($("current-roll")); }
+    if (roll && roll.cut !== undefined) { roll.cut = Number($("primer-seconds").value); redraw($("current-roll")); }
   });
   dragCut($("current-roll"));
-  $("blind-start").addEventListener("click", () => attempt(async () => {
-    const body = { ...settings(), models: [$("blind-x").value, $("blind-y").value] };
-    delete body.model;
-    delete body.candidates;
-    watch(await api("POST", `${pieceUrl()}/blind`, body));
-  }));
-  $("reveal").addEventListener("click", () => attempt(async () => {
-    await api("POST", `${pieceUrl()}/blind/reveal`, {});
-    await refresh();
-  }));
-  $("blind-export").addEventListener("click", () => attempt(async () => {
-    const result = await api("POST", `${pieceUrl()}/blind/export`, {});
-    $("blind-result").hidden = false;
-    $("blind-result").textContent = `Wrote ${result.folder}/key.json and answers.json\n` +
-      `Score them with: music-transformer compare score ${result.folder} ${result.folder}/answers.json`;
-  }));
+  wireBlind();
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -127,6 +127,8 @@ def test_a_session_in_chromium(tmp_path: Path) -> None:
     started = time.time()
     primer = tmp_path / "my piece.mid"
     shutil.copyfile(real_primer(), primer)
+    not_midi = tmp_path / "notes.mid"
+    not_midi.write_text("these are my notes, not a MIDI file")
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     with studio_server(tmp_path / "pieces") as url:
@@ -135,9 +137,14 @@ def test_a_session_in_chromium(tmp_path: Path) -> None:
             page = Page(chrome, downloads)
             page.send("Page.navigate", url=url + "/")
             page.until("document.querySelectorAll('#model option').length > 0", what="models")
-            # a user's own file, chosen in the file dialog
+            # a file that is not MIDI first: one line in the page, and nothing else happens
             root = page.send("DOM.getDocument")["root"]["nodeId"]
             node = page.send("DOM.querySelector", nodeId=root, selector="#file")["nodeId"]
+            page.send("DOM.setFileInputFiles", nodeId=node, files=[str(not_midi)])
+            page.until("document.getElementById('message').textContent.includes('not a "
+                       "standard MIDI file')", what="the one-line error")  # fmt: skip
+            assert page.js("document.getElementById('piece').hidden")
+            # then a user's own file, chosen in the file dialog
             page.send("DOM.setFileInputFiles", nodeId=node, files=[str(primer)])
             page.until("!document.getElementById('piece').hidden", what="the piece")
             page.until("state.rolls.get(document.getElementById('current-roll'))", what="roll")
@@ -241,6 +248,13 @@ def events(track) -> list[tuple[int, str]]:
     return [(t, str(m)) for t, m in absolute_events(track) if m.type != "end_of_track"]
 
 
+def refused(entry: dict, audio: bool) -> bool:
+    """A console line about a request the test made fail on purpose: the upload of a file
+    that is not MIDI (400), audio without FluidSynth (503)."""
+    url = entry.get("url", "")
+    return "name=notes.mid" in url or (not audio and "/audio" in url)
+
+
 def check_requests_and_errors(events: list[dict], url: str, audio: bool) -> None:
     requests = [e["params"]["request"]["url"] for e in events
                 if e.get("method") == "Network.requestWillBeSent"]  # fmt: skip
@@ -249,7 +263,7 @@ def check_requests_and_errors(events: list[dict], url: str, audio: bool) -> None
     errors = [e for e in events if e.get("method") == "Runtime.exceptionThrown"]
     errors += [e for e in events if e.get("method") == "Log.entryAdded"
                and e["params"]["entry"]["level"] == "error"
-               and (audio or "/audio" not in e["params"]["entry"].get("url", ""))]  # fmt: skip
+               and not refused(e["params"]["entry"], audio)]  # fmt: skip
     errors += [e for e in events if e.get("method") == "Runtime.consoleAPICalled"
                and e["params"]["type"] == "error"]  # fmt: skip
     assert not errors, errors

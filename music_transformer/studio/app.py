@@ -103,8 +103,9 @@ def piece_view(studio: Studio, piece: dict[str, Any]) -> dict[str, Any]:
             "folder": str(studio.pieces.folder(piece["id"]))}  # fmt: skip
 
 
-def build_app(studio: Studio, loopback: bool = True) -> Starlette:
-    """The ASGI app serving `studio` (the page, /static/ and /api/)."""
+def build_app(studio: Studio, hosts: list[str] | None = None) -> Starlette:
+    """The ASGI app serving `studio` (the page, /static/ and /api/); with `hosts`, only
+    requests whose Host header names one of them are answered."""
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     async def page(request: Request) -> Response:
@@ -269,9 +270,7 @@ def build_app(studio: Studio, loopback: bool = True) -> Starlette:
         Route("/api/jobs/{job}/events", events),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    middleware = (
-        [Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)] if loopback else []
-    )
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts)] if hosts else []
     handlers = {PieceError: on_piece_error, HTTPException: on_http_error}
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers,
                      lifespan=lifespan)  # fmt: skip

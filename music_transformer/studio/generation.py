@@ -160,7 +160,7 @@ def command_line(
     """The `music-transformer continue` line that writes this take again, token for token:
     its parent's file as primer, its own seed, every setting that differs from the
     command's defaults, and the precision it ran at pinned (auto may choose otherwise
-    for another batch size)."""
+    for another batch size), on the CPU as the studio runs."""
     s = node["settings"]
     name = model if model in bundled_models() else str(model_path)
     args = ["music-transformer", "continue", str(parent), "-o", out, "--model", name]
@@ -172,5 +172,5 @@ def command_line(
         args += ["--top-k", str(s["top_k"])]
     if s.get("top_p") is not None:
         args += ["--top-p", f"{s['top_p']:g}"]
-    args += ["--precision", node["precision"]]
+    args += ["--precision", node["precision"], "--device", "cpu"]  # where the studio runs
     return shlex.join(args)

@@ -83,7 +83,7 @@ def serve(
     """
     import uvicorn
 
-    from .app import build_app
+    from .app import LOOPBACK_HOSTS, build_app
     from .service import Studio
 
     models = offered_models(model)
@@ -99,7 +99,7 @@ def serve(
     echo(f"music-transformer studio: {url}  (pieces in {pieces_dir}; Ctrl-C stops)")
     if open_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
-    app = build_app(studio, loopback=loopback)
+    app = build_app(studio, hosts=[*LOOPBACK_HOSTS, host] if loopback else None)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     try:

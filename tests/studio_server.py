@@ -20,6 +20,7 @@ from typing import Any
 from music_transformer.checkpoint import BUNDLED_DIR
 from tests.helpers import SHARED_DATA
 
+REPO = Path(__file__).resolve().parents[1]
 BUNDLED_PRIMER = BUNDLED_DIR / "primers" / "piano-chpn-op53.mid"
 
 
@@ -37,9 +38,8 @@ def studio_server(pieces: Path, *options: str, env: dict[str, str] | None = None
     command = [sys.executable, "-m", "cli", "studio", "--port", "0", "--no-browser",
                "--pieces", str(pieces), *options]  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
-    )
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=environment, cwd=REPO)  # fmt: skip
     try:
         line = proc.stdout.readline()
         found = re.search(r"http://127\.0\.0\.1:\d+/", line)

@@ -235,6 +235,19 @@ def test_an_abandoned_job_stops(url: str, session: dict) -> None:
     assert found["state"] == "cancelled" and "nobody was watching" in found["message"]
 
 
+def test_a_closed_tab_stops_its_job(url: str, session: dict) -> None:
+    """The page's event stream closes (the tab is closed) while the job runs: the server
+    hears the disconnect and stops the job once nobody has watched for --abandon-after s."""
+    _, job = call("POST", f"{url}/api/pieces/{session['piece']}/jobs", {"seconds": 600})
+    stream = urllib.request.urlopen(f"{url}/api/jobs/{job['id']}/events", timeout=60)
+    while b"event: progress" not in stream.readline():  # running, and watched
+        pass
+    stream.close()
+    time.sleep(ABANDON + 6)
+    _, found = call("GET", f"{url}/api/jobs/{job['id']}")
+    assert found["state"] == "cancelled" and "nobody was watching" in found["message"]
+
+
 def test_blind_trial_scored_as_compare_scores(url: str, session: dict) -> None:
     pid, t1 = session["piece"], session["takes"][0]
     status, job = call("POST", f"{url}/api/pieces/{pid}/blind", {"node": t1, "seconds": 3})

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from tests.studio_server import BUNDLED_PRIMER, call, wait_state
+from tests.studio_server import BUNDLED_PRIMER, REPO, call, wait_state
 
 
 def studio(*args: str):
@@ -44,7 +44,9 @@ def test_bad_options_are_one_line(tmp_path: Path) -> None:
 def test_ctrl_c_stops_a_running_job(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "cli", "studio", "--port", "0", "--no-browser",
                "--pieces", str(tmp_path / "pieces")]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
     try:
         url = proc.stdout.readline().split()[2].rstrip("/")
         _, piece = call("POST", f"{url}/api/pieces?name=p.mid", BUNDLED_PRIMER.read_bytes(),

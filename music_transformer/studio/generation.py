@@ -44,10 +44,12 @@ class Take:
     Attributes:
         result: the sampler's row (new tokens, stop reason, seconds, window, precision).
         settings: the settings that made it, `seed` being this row's seed.
+        batch: rows computed together with it (its sidecar records it, as `continue`'s do).
     """
 
     result: Generated
     settings: SamplingSettings
+    batch: int = 1
 
 
 class Models:
@@ -128,7 +130,7 @@ def sample_takes(
         report(min(1.0, made / wanted) if settings.seconds else 0.0)
 
     rows = sample_batch(loaded, [primer.ids] * count, settings, progress, [primer.rate] * count)
-    return [Take(r, replace(settings, seed=settings.seed + i)) for i, r in enumerate(rows)]
+    return [Take(r, replace(settings, seed=settings.seed + i), count) for i, r in enumerate(rows)]
 
 
 def write_take(
@@ -138,7 +140,7 @@ def write_take(
     exactly as `continue` writes them; returns the sidecar's record."""
     written = write_piece(
         loaded, out, primer, take.result, settings=take.settings, model_name=model_name,
-        force=True,  # a take's name is new; a file there is a leftover of a crashed job
+        batch=take.batch, force=True,  # a take's name is new: a file there is a crash's leftover
     )  # fmt: skip
     return written.record
 
@@ -151,7 +153,7 @@ def rewrite_take(loaded: LoadedModel, parent: Path, node: dict[str, Any], out: P
     result = Generated(
         node["tokens"], node["stopped_by"], node["seconds"], node["window"], node["precision"]
     )
-    write_take(loaded, primer, Take(result, settings), out, node["model"])
+    write_take(loaded, primer, Take(result, settings, node.get("batch", 1)), out, node["model"])
 
 
 def command_line(

@@ -57,15 +57,18 @@ class Job:
     watchers: int = 0
     last_seen: float = field(default_factory=time.monotonic)
     orphan_seconds: float = 30.0
+    _sent: tuple[float, float] = (0.0, 0.0)  # (fraction, monotonic time) of the last event
 
     def emit(self, name: str, **data: Any) -> None:
         self.events.append((name, {"job": self.id, **data}))
 
     def report(self, fraction: float) -> None:
-        """Progress from the sampler: kept always, sent as an event when it moved ≥ 1%."""
-        last = self.progress
+        """Progress from the sampler: kept always, sent as an event when it moved ≥ 1%
+        since the last one sent (or ≥ 1 s passed), and at the end."""
         self.progress = fraction
-        if fraction - last >= 0.01 or fraction >= 1.0:
+        now = time.monotonic()
+        if fraction - self._sent[0] >= 0.01 or now - self._sent[1] >= 1.0 or fraction >= 1.0:
+            self._sent = (fraction, now)
             self.emit("progress", progress=round(fraction, 3), elapsed=self.elapsed())
 
     def elapsed(self) -> float:

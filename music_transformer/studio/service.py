@@ -121,6 +121,7 @@ class Studio:
                 "settings": take.settings.record(), "seed": take.settings.seed,
                 "cut": round(primer.heard_seconds, 4), "seconds": round(r.seconds, 4),
                 "stopped_by": r.stopped_by, "precision": r.precision, "window": r.window,
+                "batch": take.batch,
                 "job": job.id, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "blind": None if blind is None else blind[i],
             })  # fmt: skip

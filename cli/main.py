@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "info": "cli.models:info",
     "compare": "cli.compare:compare",
     "judge": "cli.judge:judge",
+    "studio": "cli.studio:studio",
 }
 
 HELP = {
@@ -55,6 +56,7 @@ HELP = {
     "info": "Show a model's config, size, tokenizer and training metrics.",
     "compare": "Listening comparison of several models (audio, piano rolls, A/B page).",
     "judge": "Do continuations stay music over minutes? 30-s segments vs a real corpus.",
+    "studio": "Local web app: continue, audition, pick a take and keep going.",
 }
 
 

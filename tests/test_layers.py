@@ -1,6 +1,7 @@
 """The architecture as a test: imports point down the layers, never up or sideways.
 
 cli                      ← nothing imports it
+studio                   ← the web app: may use everything below
 comparison  training     ← may use everything below
 generation  evaluation  catalog  longform
 checkpoint
@@ -33,6 +34,7 @@ RANK = {
     "longform": 3,
     "training": 4,
     "comparison": 4,
+    "studio": 5,
 }
 
 

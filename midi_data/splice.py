@@ -82,9 +82,11 @@ def splice(
     parsed = read_mido(primer_file)
     mf, tempo = parsed.mf, parsed.tempo
     used, program = _facts(parsed)
-    to_tick = model_ticks(tok, mf, tempo)
     cut_seconds = float(tok.seconds(primer_ids))
-    cut = to_tick(cut_seconds)
+    cut = model_ticks(tok, mf, tempo)(cut_seconds)
+    # The output keeps the primer's tempo changes up to the cut only (its last tempo goes on),
+    # so the continuation is placed through that clock, not through the whole file's.
+    to_tick = model_ticks(tok, mf, tempo.until(cut))
     notes = notes_from_pretty(tok.decode(list(primer_ids) + list(new_ids)), sustain=False)
     later = notes.start >= cut_seconds - 1e-9
     ends = {int(p): float(e) for s, e, p, n in zip(notes.start, notes.end, notes.pitch, later)

@@ -12,6 +12,7 @@ and "the first 12 s of the primer" mean seconds of the file the user hears.
 from __future__ import annotations
 
 import bisect
+import copy
 import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -68,6 +69,14 @@ class TempoMap:
 
     def tempo_at(self, tick: float) -> int:
         return self.tempos[max(0, bisect.bisect_right(self.ticks, tick) - 1)]
+
+    def until(self, tick: int) -> TempoMap:
+        """This map without the changes after `tick`, its tempo there going on: the clock
+        of the file cut at `tick` (a spliced output keeps the primer only up to its cut)."""
+        k = max(1, bisect.bisect_right(self.ticks, tick))
+        cut = copy.copy(self)
+        cut.ticks, cut.seconds, cut.tempos = self.ticks[:k], self.seconds[:k], self.tempos[:k]
+        return cut
 
 
 @dataclass(frozen=True, eq=False)

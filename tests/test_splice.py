@@ -225,3 +225,35 @@ def test_a_primer_file_changed_between_splices_is_read_again(bach_midi_dir, tmp_
         tempos.append({m.tempo for t in mido.MidiFile(str(out)).tracks for m in t
                        if m.type == "set_tempo"})  # fmt: skip
     assert tempos == [{mido.bpm2tempo(120)}, {mido.bpm2tempo(60)}]
+
+
+def test_a_tempo_change_after_the_cut_does_not_move_the_continuation(tmp_path) -> None:
+    """The output keeps the primer's events up to the cut (its last tempo going on), so a
+    tempo change the primer file has after the cut must not place the continuation: each new
+    note plays at the seconds the model wrote it (here: the file's own later notes, whose
+    tokens count the file's seconds)."""
+    from midi_data.splice import splice
+
+    tpb, beats = 480, 16
+    mf = mido.MidiFile(ticks_per_beat=tpb)
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500_000, time=0)])
+    for beat in range(2 * beats):  # a note per beat: 16 at 120 BPM (8 s), 16 at 60 BPM
+        if beat == beats:
+            track.append(mido.MetaMessage("set_tempo", tempo=1_000_000, time=0))
+        track.append(mido.Message("note_on", note=60 + beat % 12, velocity=80, time=0))
+        track.append(mido.Message("note_off", note=60 + beat % 12, velocity=0, time=tpb // 2))
+        track.append(mido.Message("note_on", note=0, velocity=0, time=tpb // 2))  # a rest
+    mf.tracks.append(track)
+    primer = tmp_path / "tempo-change.mid"
+    mf.save(str(primer))
+    tok = make_tokenizer("performance")
+    ids = list(tok.encode(primer))
+    k = next(k for k in range(len(ids)) if tok.seconds(ids[:k]) >= 4.0)  # cut at 4 s
+    out = tmp_path / "out.mid"
+    splice(tok, primer, ids[:k], ids[k:], out)
+    real = sorted(n.start for n in pretty_midi.PrettyMIDI(str(primer)).instruments[0].notes)
+    (new,) = [i for i in pretty_midi.PrettyMIDI(str(out)).instruments if i.name == "Continuation"]
+    played = sorted(n.start for n in new.notes)
+    assert len(played) == sum(t >= 4.0 - 1e-6 for t in real) == 24  # 8 at 120 BPM, 16 at 60
+    # one tick at 120 BPM is 1/960 s; the tokens' 10-ms grid holds these times exactly
+    assert played == pytest.approx([t for t in real if t >= 4.0 - 1e-6], abs=1.1 / (2 * tpb))

@@ -8,13 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
-
-
-def cli(*args: str | Path):
-    return CliRunner().invoke(main, [str(a) for a in args])
+from tests.helpers import cli
 
 
 def one_line_error(result) -> str:

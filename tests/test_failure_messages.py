@@ -11,19 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
+from tests.helpers import cli
 from tests.test_cli_safety import one_line_error
 
 EXE = [sys.executable, "-m", "cli"]
-
-
-def cli(*args: str | Path):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 # --- item 7: config.json of the wrong shape ----------------------------------------------------

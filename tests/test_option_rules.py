@@ -13,15 +13,10 @@ from pathlib import Path
 
 import pretty_midi
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
 from midi_data.render import SOUNDFONT_DIRS
+from tests.helpers import cli
 from tests.test_cli_safety import one_line_error
-
-
-def cli(*args: str | Path):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,9 @@ import torch
 
 from .filters import apply_filters
 
+# Entropy-adaptive temperature: the multiples of the temperature tried, coolest first.
+WARMER = (1.0, 1.19, 1.41, 1.68, 2.0)
+
 
 class TokenPicker:
     """Draws one token per row from (B, V) logits: greedy, or filtered softmax sampling.
@@ -28,8 +31,12 @@ class TokenPicker:
         top_p: float | None = None,
         seed: int | None = None,
         suppress_ids: Sequence[int] = (),
+        *,
+        min_p: float | None = None,
+        entropy_floor: float | None = None,
     ) -> None:
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.min_p, self.entropy_floor = min_p, entropy_floor
         self.suppress = (
             torch.as_tensor(sorted(set(suppress_ids)), dtype=torch.long, device=device)
             if suppress_ids
@@ -49,7 +56,8 @@ class TokenPicker:
             logits = logits.index_fill(-1, self.suppress, float("-inf"))
         if self.temperature == 0:
             return logits.argmax(dim=-1)
-        logits = apply_filters(logits / self.temperature, top_k=self.top_k, top_p=self.top_p)
+        logits = logits / self.temperatures(logits)
+        logits = apply_filters(logits, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p)
         probs = torch.softmax(logits, dim=-1)  # (B, V)
         if self.generators is None:
             u = torch.rand(probs.size(0), device=self.device)  # (B,)
@@ -62,3 +70,19 @@ class TokenPicker:
         cdf = probs.cumsum(dim=-1)  # (B, V)
         target = (u * cdf[:, -1]).unsqueeze(1)  # (B, 1)
         return torch.searchsorted(cdf, target, right=True).squeeze(1).clamp_max(probs.size(1) - 1)
+
+    def temperatures(self, logits: torch.Tensor) -> torch.Tensor | float:
+        """The temperature of each row: `temperature`, or with `entropy_floor` the first of
+        temperature × WARMER whose next-token entropy reaches the floor (the last when none
+        does) — a choice collapsed onto one or two tokens is opened up, up to twice as warm.
+        logits (B, V) → (B, 1), or the plain float without a floor."""
+        if self.entropy_floor is None:
+            return self.temperature
+        steps = self.temperature * torch.tensor(WARMER, device=logits.device)  # (K,)
+        scaled = logits[:, None, :] / steps[None, :, None]  # (B, K, V)
+        logp = torch.log_softmax(scaled, dim=-1)
+        entropy = -(logp.exp() * logp.nan_to_num(neginf=0.0)).sum(-1)  # (B, K) nats
+        enough = entropy >= self.entropy_floor
+        enough[:, -1] = True
+        first = enough.float().argmax(dim=1)  # (B,) the first that reaches the floor
+        return steps[first].unsqueeze(1)  # (B, 1)

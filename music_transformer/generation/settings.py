@@ -12,7 +12,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..runtime import RuntimeChoiceError, check_precision
-from .filters import SamplingError, check_top_k, check_top_p
+from .filters import SamplingError, check_min_p, check_top_k, check_top_p
+from .guards import GuardSettings
 
 DEFAULT_SECONDS = 30.0
 DEFAULT_TEMPERATURE = 1.0  # for models whose card recommends none
@@ -48,6 +49,11 @@ class SamplingSettings:
         allow_early_end: let the model end a piece (EOS) before the length asked for.
         allow_voice_crossing: four-part grids (`jsb`) may put a lower voice above a higher one.
         no_repeat_ngram: never play the same n tokens twice in a row's history (None: off).
+        guard: watch each row's last seconds and backtrack when they go bad
+            (`generation.guards`, `generation.rewind`; performance tokens); None: off.
+        min_p: keep only tokens at least this fraction as likely as the likeliest (None: off).
+        entropy_floor: nats; a row whose next-token entropy at `temperature` is below it
+            samples warmer, up to 2× (`picker`), None: off.
     """
 
     temperature: float | None = None
@@ -66,6 +72,9 @@ class SamplingSettings:
     allow_early_end: bool = False
     allow_voice_crossing: bool = False
     no_repeat_ngram: int | None = None
+    guard: GuardSettings | None = None
+    min_p: float | None = None
+    entropy_floor: float | None = None
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -76,6 +85,12 @@ class SamplingSettings:
                 raise SamplingError(f"temperature must be a finite number ≥ 0, got {t!r}")
         check_top_k(self.top_k)
         check_top_p(self.top_p)
+        check_min_p(self.min_p)
+        floor = self.entropy_floor
+        if floor is not None and not (isinstance(floor, int | float) and 0 < floor < math.inf):
+            raise SamplingError(f"entropy_floor must be a number > 0 (nats), got {floor!r}")
+        if self.guard is not None and not isinstance(self.guard, GuardSettings):
+            raise SamplingError(f"guard must be GuardSettings or None, got {self.guard!r}")
         if self.seconds is None and self.tokens is None:
             object.__setattr__(self, "seconds", DEFAULT_SECONDS)
         for name in ("seconds", "primer_seconds", "time_limit", "max_note_seconds"):
@@ -125,7 +140,9 @@ class SamplingSettings:
 
     def record(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict, for sidecars and manifests."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["guard"] = self.guard.record() if self.guard is not None else None
+        return out
 
 
 def default(name: str) -> Any:

@@ -95,6 +95,32 @@ class KVCache:
             keep(self.tokens), keep(self.positions),
         )  # fmt: skip
 
+    def replace_rows(self, rows: Tensor, donor: KVCache) -> KVCache:
+        """This cache with rows `rows` (K,) replaced by the K rows of `donor` (a backtracked
+        row re-fed from its snapshot). Both are right-aligned — every row's newest position
+        stays in the last column, so relative distances hold — and the result, max(S, S')
+        wide, is left-padded with masked positions. A copy: neither input changes."""
+        width = max(self.length, donor.length)
+        keys, values = [], []
+        for i in range(self.n_layers):
+            for out, mine, theirs in zip((keys, values), self.layer(i), donor.layer(i)):
+                merged = _widen(mine, width, 2, 0.0)  # (B, H, S, Dh)
+                merged[rows] = _widen(theirs, width, 2, 0.0).to(merged.dtype)
+                out.append(merged)
+        valid = None
+        if self.valid is not None or donor.valid is not None or self.length != donor.length:
+            valid = _widen(_all_valid(self), width, 1, False)  # (B, S)
+            valid[rows] = _widen(_all_valid(donor), width, 1, False)
+        seen = self.seen.clone()
+        seen[rows] = donor.seen
+        extra = []
+        for mine, theirs in ((self.tokens, donor.tokens), (self.positions, donor.positions)):
+            if mine is not None and theirs is not None:
+                mine = _widen(mine, width, 1, 0)
+                mine[rows] = _widen(theirs, width, 1, 0)
+            extra.append(mine)
+        return KVCache(_Store(keys, values, fill=width), 0, width, valid, seen, *extra)
+
     def __repr__(self) -> str:
         return f"KVCache(batch={self.batch_size}, length={self.length}, layers={self.n_layers})"
 
@@ -165,3 +191,20 @@ class CacheWriter:
             return KVCache(self.store, self.start, end, new_valid, new_seen, tokens, positions)
         store = _Store(list(self.keys), list(self.values), fill=total)  # type: ignore[arg-type]
         return KVCache(store, 0, total, new_valid, new_seen, tokens, positions)
+
+
+def _widen(t: Tensor, width: int, dim: int, fill: float | bool) -> Tensor:
+    """A copy of `t` left-padded with `fill` along `dim` to `width` positions."""
+    shape = list(t.shape)
+    pad = width - shape[dim]
+    shape[dim] = width
+    out = torch.full(shape, fill, dtype=t.dtype, device=t.device)
+    out.narrow(dim, pad, t.shape[dim]).copy_(t)
+    return out
+
+
+def _all_valid(cache: KVCache) -> Tensor:
+    """(B, S) bool: the cache's padding mask, all True when it has none."""
+    if cache.valid is not None:
+        return cache.valid
+    return torch.ones(cache.batch_size, cache.length, dtype=torch.bool, device=cache.seen.device)

@@ -1,0 +1,213 @@
+"""Window guards: the sampler watches what each row has written and says when it went bad.
+
+For `performance` tokens. Each row's new tokens are read as onsets (NOTE_ON pitch, time from
+the TIME_SHIFT sums); every `check_every` seconds of model time the last `window` seconds of
+new music are measured and compared with bands that real music stays inside:
+
+* distinct pitches at least `min_distinct` (a loop on two or three pitches falls below);
+* share of onsets on the two most used pitches at most `max_top2` (one triad re-struck);
+* share of pitch 8-grams already heard earlier in the window at most `max_repeat`;
+* no stretch without an onset longer than `max_gap` seconds;
+* onsets per second between `min_density` and `max_density`.
+
+A row's primer widens its own bands: a silence or a density the primer itself has is never
+called bad (`GuardBands.widened`). The backtracking itself is `generation.rewind`'s.
+
+Written for the sampler alone: nothing here comes from (or may be imported by) the long-form
+judge, which measures the sampler from outside.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from itertools import pairwise
+from typing import Any
+
+from midi_data.presets import performance
+
+NGRAM = 8  # pitch n-gram length of the repeat measure
+MIN_ONSETS = 12  # fewer onsets in a window: pitch shares and repeats are not judged
+
+
+@dataclass(frozen=True)
+class GuardBands:
+    """Limits one window of `window` seconds must stay within (see the module docstring).
+
+    Defaults: POP909 and piano-midi.de training split, every 10-s window at 1-s steps (about
+    1.4M windows); each limit is the 0.2nd or 99.8th percentile of one statistic, so real
+    music trips any one of them in well under 1% of its windows. Derivation and the rates:
+    `bench/guard_bands.py`, results in bench/results/guard-bands.json.
+    """
+
+    min_distinct: int = 4
+    max_top2: float = 0.62
+    max_repeat: float = 0.80
+    max_gap: float = 3.4
+    min_density: float = 0.9
+    max_density: float = 22.0
+
+    def widened(self, own: WindowStats | None) -> GuardBands:
+        """These bands, widened so that `own` (a primer's window) falls inside them."""
+        if own is None:
+            return self
+        low = own.onsets >= MIN_ONSETS
+        return replace(
+            self,
+            min_distinct=min(self.min_distinct, own.distinct),
+            max_top2=max(self.max_top2, own.top2) if low else self.max_top2,
+            max_repeat=max(self.max_repeat, own.repeat) if low else self.max_repeat,
+            max_gap=max(self.max_gap, own.gap),
+            min_density=min(self.min_density, own.density),
+            max_density=max(self.max_density, own.density),
+        )
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """How the sampler guards each row.
+
+    Attributes:
+        window: seconds of model time measured at each check.
+        check_every: seconds of model time between checks.
+        rewind: seconds a backtrack goes back on its first attempt at one place; attempt k
+            goes back k × rewind (never into the primer).
+        max_attempts: backtracks at one place before its window is accepted as it is.
+        max_backtracks: backtracks per row in all.
+        bands: the limits (None: the model card's `guard` bands, else GuardBands()).
+    """
+
+    window: float = 10.0
+    check_every: float = 1.0
+    rewind: float = 4.0
+    max_attempts: int = 3
+    max_backtracks: int = 24
+    bands: GuardBands | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("window", "check_every", "rewind"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value > 0):
+                raise ValueError(f"guard {name} must be a number > 0, got {value!r}")
+        for name in ("max_attempts", "max_backtracks"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"guard {name} must be a whole number ≥ 0, got {value!r}")
+
+    def record(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "bands"}
+        out["bands"] = asdict(self.bands) if self.bands is not None else None
+        return out
+
+
+def bands_from_card(meta: dict[str, Any]) -> GuardBands | None:
+    """The bands a model's config.json records under card.guard (measured on its own
+    training data), or None when it records none."""
+    found = (meta.get("card") or {}).get("guard")
+    if not isinstance(found, dict):
+        return None
+    known = {f.name for f in fields(GuardBands)}
+    return GuardBands(**{k: v for k, v in found.items() if k in known})
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """The statistics of one window. onsets: count; distinct: pitches; top2: share of the
+    two most used pitches; repeat: share of pitch 8-grams heard earlier in the window; gap:
+    longest stretch without an onset (seconds, window edges included); density: onsets/s."""
+
+    onsets: int
+    distinct: int
+    top2: float
+    repeat: float
+    gap: float
+    density: float
+
+    def breach(self, bands: GuardBands) -> str | None:
+        """Why this window is outside `bands` (the first reason found), or None."""
+        judged = self.onsets >= MIN_ONSETS
+        checks = (
+            (self.distinct < bands.min_distinct, f"distinct pitches {self.distinct}"),
+            (judged and self.top2 > bands.max_top2, f"two-pitch share {self.top2:.2f}"),
+            (judged and self.repeat > bands.max_repeat, f"repeated 8-grams {self.repeat:.2f}"),
+            (self.gap > bands.max_gap, f"no onset for {self.gap:.2f} s"),
+            (self.density < bands.min_density, f"density {self.density:.2f}/s"),
+            (self.density > bands.max_density, f"density {self.density:.2f}/s"),
+        )
+        return next((why for bad, why in checks if bad), None)
+
+
+def window_stats(onsets: Sequence[tuple[float, int]], start: float, end: float) -> WindowStats:
+    """Statistics of the onsets (time in seconds, pitch) with start <= time <= end; `onsets`
+    in time order (found by bisection, so a long history costs nothing)."""
+    a = bisect_left(onsets, (start - 1e-9, -1))
+    b = bisect_right(onsets, (end + 1e-9, 128))
+    inside = list(onsets[a:b])
+    inside.sort()  # a chord's notes in pitch order, whatever order they were written in
+    pitches = [p for _, p in inside]
+    counts = Counter(pitches).most_common(2)
+    n = len(pitches)
+    grams = [tuple(pitches[i : i + NGRAM]) for i in range(n - NGRAM + 1)]
+    heard: set[tuple[int, ...]] = set()
+    repeats = 0
+    for g in grams:
+        repeats += g in heard
+        heard.add(g)
+    times = [start] + [t for t, _ in inside] + [end]
+    return WindowStats(
+        onsets=n,
+        distinct=len(set(pitches)),
+        top2=sum(c for _, c in counts) / n if n else 0.0,
+        repeat=repeats / len(grams) if grams else 0.0,
+        gap=max(b - a for a, b in pairwise(times)),
+        density=n / max(end - start, 1e-9),
+    )
+
+
+class OnsetReader:
+    """Reads `performance` token ids as onsets: kind and argument tables of a tokenizer."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.kind = [int(k) for k in tokenizer.kind]
+        self.arg = [int(a) for a in tokenizer.arg]
+        self.seconds = [float(s) for s in tokenizer.token_seconds]
+
+    def onsets(self, ids: Sequence[int], clock: float = 0.0) -> tuple[list, float]:
+        """(onsets [(seconds, pitch)], clock after the tokens), starting at `clock`."""
+        out = []
+        for i in ids:
+            clock += self.seconds[i]
+            if self.kind[i] == performance.NOTE_ON:
+                out.append((clock, self.arg[i]))
+        return out, clock
+
+
+@dataclass
+class RowWatch:
+    """One row's onsets since its primer and when it is next checked (model seconds)."""
+
+    bands: GuardBands
+    onsets: list = field(default_factory=list)
+    clock: float = 0.0
+    next_check: float = 0.0
+    quiet_until: float = 0.0  # a window accepted after its attempts ran out: no checks
+
+    def mark(self) -> tuple[int, float, float]:
+        """What `restore` needs to come back here."""
+        return len(self.onsets), self.clock, self.next_check
+
+    def restore(self, mark: tuple[int, float, float]) -> None:
+        n, self.clock, self.next_check = mark
+        del self.onsets[n:]
+
+
+def primer_stats(reader: OnsetReader, primer: Sequence[int], window: float) -> WindowStats | None:
+    """The statistics of a primer's last `window` seconds (all of it when shorter; None
+    without a single onset)."""
+    onsets, clock = reader.onsets(primer)
+    if not onsets:
+        return None
+    start = max(0.0, clock - window)
+    return window_stats(onsets, start, max(clock, start + 1e-3))

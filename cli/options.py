@@ -13,6 +13,7 @@ import click
 
 from cli.errors import UserError
 from midi_data.render import AUDIO_FORMATS
+from music_transformer.generation.guards import GuardSettings
 from music_transformer.generation.settings import DEFAULT_SECONDS, SamplingSettings, default
 from music_transformer.runtime import PRECISIONS
 
@@ -119,6 +120,29 @@ sampling_options = _stack(
         help="Never repeat the same N tokens (breaks loops of greedy or cold sampling).",
     ),
     click.option(
+        "--guard/--no-guard",
+        default=default("guard") is not None,
+        show_default=True,
+        help="Watch each continuation's last 10 s (performance tokens): when its pitches, "
+        "repeats, gaps or density leave what real music shows, go back a few seconds and "
+        "sample again (each backtrack recorded in the sidecar).",
+    ),
+    click.option(
+        "--min-p",
+        type=float,
+        default=None,
+        metavar="P",
+        help="Keep only tokens at least P times as likely as the likeliest, P in (0, 1].",
+    ),
+    click.option(
+        "--entropy-floor",
+        type=float,
+        default=None,
+        metavar="NATS",
+        help="Sample warmer (up to 2× the temperature) where the choice collapses below "
+        "this entropy.",
+    ),
+    click.option(
         "--no-grammar",
         "grammar",
         flag_value=False,
@@ -217,12 +241,18 @@ SAMPLING_KEYS = (
     "allow_voice_crossing",
     "no_repeat_ngram",
     "grammar",
+    "guard",
+    "min_p",
+    "entropy_floor",
 )
 
 
 def pop_settings(kwargs: dict[str, Any]) -> SamplingSettings:
     """Remove the sampling and length options from a command's kwargs → checked settings."""
-    return SamplingSettings(**{key: kwargs.pop(key) for key in SAMPLING_KEYS if key in kwargs})
+    values = {key: kwargs.pop(key) for key in SAMPLING_KEYS if key in kwargs}
+    if "guard" in values:  # the flag → the guard's default settings, or none
+        values["guard"] = (default("guard") or GuardSettings()) if values["guard"] else None
+    return SamplingSettings(**values)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@ batch keeps stepping, and the re-fed rows' keys are spliced into the batch's cac
 After `max_attempts` backtracks at one place the window is accepted as it is and the row is
 not checked again until the window has passed; a row backtracks at most `max_backtracks`
 times. Each backtrack is recorded: seconds of the continuation (the file's) where the bad
-window ended and where the row went back to, why, and which attempt.
+window ended and where the row went back to (and its new tokens kept), why, which attempt, and
+the seed the row went on with.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ class RowGuards:
             self.picker.generators[row].manual_seed(seed)
         self.records[row].append(
             {"at": round(watch.clock * rate, 3), "to": round(snap.seconds * rate, 3),
-             "reason": why, "attempt": spot.attempts, "seed": seed}
+             "to_token": snap.length, "reason": why, "attempt": spot.attempts, "seed": seed}
         )  # fmt: skip
         grammar = self.rules.grammar
         for name, value in snap.grammar.items():

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..runtime import RuntimeChoiceError, check_precision
 from .filters import SamplingError, check_min_p, check_top_k, check_top_p
-from .guards import GuardSettings
+from .guards import DEFAULT_GUARD, GuardSettings
 
 DEFAULT_SECONDS = 30.0
 DEFAULT_TEMPERATURE = 1.0  # for models whose card recommends none
@@ -72,7 +72,7 @@ class SamplingSettings:
     allow_early_end: bool = False
     allow_voice_crossing: bool = False
     no_repeat_ngram: int | None = None
-    guard: GuardSettings | None = None
+    guard: GuardSettings | None = DEFAULT_GUARD
     min_p: float | None = None
     entropy_floor: float | None = None
 

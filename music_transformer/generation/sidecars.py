@@ -117,6 +117,7 @@ def write_piece(
             "window": result.window,
             "precision_used": result.precision,
         },
+        **({"guard": result.guard} if result.guard is not None else {}),
         "version": package_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -1,14 +1,14 @@
 """Derive the sampler's guard bands from real music: a prepared `performance` data directory.
 
     python bench/guard_bands.py DATA_DIR [--split train] [--window 10] [--step 1]
-        [--low 0.2] [--high 99.8] [--gap-high 99] [--out bench/results/guard-bands.json]
+        [--low 0.2] [--high 99.8] [--silence-high 99] [--out bench/results/guard-bands.json]
 
 Every piece of the split is read as onsets with the guard's own reader
 (`generation.guards`), cut into windows of `--window` seconds every `--step` seconds (the way
 the sampler checks a row), and each statistic's percentiles are printed per source (the
 manifest's sources, e.g. classical and pop) and pooled. The bands are the pooled `--low`th
 percentile of the lower-bounded statistics and the `--high`th of the upper-bounded ones (the
-gap: `--gap-high`th); the
+silence: `--silence-high`th); the
 script then reports how often real music would trip them: the share of its windows outside
 (any band) and the guard's false alarms per minute of music, per source and split.
 """
@@ -37,7 +37,7 @@ STAT_OF = {
     "min_distinct": "distinct",
     "max_top2": "top2",
     "max_repeat": "repeat",
-    "max_gap": "gap",
+    "max_silence": "silence",
     "min_density": "density",
     "max_density": "density",
 }
@@ -45,10 +45,10 @@ STAT_OF = {
 
 def windows(reader: OnsetReader, ids, window: float, step: float):
     """WindowStats of every window [t, t + window] of one piece, t = 0, step, 2·step, …"""
-    onsets, end = reader.onsets([int(i) for i in ids])
+    tape = reader.read([int(i) for i in ids])
     t = 0.0
-    while t + window <= end + 1e-9:
-        yield window_stats(onsets, t, t + window)
+    while t + window <= tape.clock + 1e-9:
+        yield window_stats(tape, t, t + window)
         t += step
 
 
@@ -64,14 +64,14 @@ def collect(data: Path, split: str, window: float, step: float) -> dict[str, lis
     return out
 
 
-def bands_from(stats: list, low: float, high: float, gap_high: float) -> GuardBands:
+def bands_from(stats: list, low: float, high: float, silence_high: float) -> GuardBands:
     values = {}
     for name, stat in STAT_OF.items():
         judged = stats
         if name in ("max_top2", "max_repeat"):  # judged only on windows of enough onsets
             judged = [s for s in stats if s.onsets >= MIN_ONSETS]
         x = np.array([getattr(s, stat) for s in judged], dtype=np.float64)
-        q = low if name in LOWER else gap_high if name == "max_gap" else high
+        q = low if name in LOWER else silence_high if name == "max_silence" else high
         values[name] = float(np.percentile(x, q))
     values["min_distinct"] = int(np.floor(values["min_distinct"]))
     return GuardBands(**{k: round(v, 2) for k, v in values.items()})
@@ -94,20 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--low", type=float, default=0.2)
     p.add_argument("--high", type=float, default=99.8)
     # real music has onset-free stretches of 7 s in 0.2% of its windows (fermatas, song ends);
-    # the issue's target is no silence over 3 s the primer lacks: the gap band is the 99th
-    p.add_argument("--gap-high", type=float, default=99.0)
+    # the issue's target is no silence over 3 s the primer lacks: the silence band is the 99th
+    p.add_argument("--silence-high", type=float, default=99.0)
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
     by_source = collect(a.data, a.split, a.window, a.step)
     pooled = [s for v in by_source.values() for s in v]
-    bands = bands_from(pooled, a.low, a.high, a.gap_high)
+    bands = bands_from(pooled, a.low, a.high, a.silence_high)
     report = {"data": str(a.data), "split": a.split, "window": a.window, "step": a.step,
-              "percentiles": [a.low, a.high], "gap_percentile": a.gap_high,
+              "percentiles": [a.low, a.high], "silence_percentile": a.silence_high,
               "bands": asdict(bands), "percentile_table": {},
               "trips": {}}  # fmt: skip
     for name, stats in [*by_source.items(), ("pooled", pooled)]:
         table = {}
-        for stat in ("distinct", "top2", "repeat", "gap", "density"):
+        for stat in ("distinct", "top2", "repeat", "silence", "density"):
             x = np.array([getattr(s, stat) for s in stats])
             table[stat] = {q: round(float(np.percentile(x, q)), 3) for q in (0.2, 1, 50, 99, 99.8)}
         report["percentile_table"][name] = table

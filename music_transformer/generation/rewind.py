@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..nn.cache import KVCache
 from ..nn.lstm import LSTMState
-from .guards import GuardBands, GuardSettings, OnsetReader, RowWatch, primer_stats, window_stats
+from .guards import GuardBands, GuardSettings, OnsetReader, start_watch, window_stats
 
 RESEED = 1 << 32  # a backtracked row's stream: its seed + RESEED × (its backtracks so far)
 
@@ -87,7 +87,7 @@ class Snapshot:
     length: int  # the row's new tokens kept
     seconds: float  # their seconds of music (model time)
     grammar: dict[str, Tensor]
-    watch: tuple[int, float, float]
+    watch: tuple
 
 
 @dataclass
@@ -115,9 +115,7 @@ class RowGuards:
         self.rates = rates.tolist()
         self.reader = OnsetReader(tokenizer)
         bands = settings.bands or GuardBands()
-        self.watches = [
-            RowWatch(bands.widened(primer_stats(self.reader, p, settings.window))) for p in primers
-        ]
+        self.watches = [start_watch(self.reader, p, bands, settings.window) for p in primers]
         self.snapshots: list[list[Snapshot]] = [[] for _ in primers]
         self.spots: list[Spot | None] = [None] * len(primers)
         self.records: list[list[dict[str, Any]]] = [[] for _ in primers]
@@ -141,11 +139,10 @@ class RowGuards:
             if not go:
                 continue
             watch = self.watches[row]
-            onsets, watch.clock = self.reader.onsets([token], watch.clock)
-            watch.onsets.extend(onsets)
-            if watch.clock < watch.next_check - 1e-9:
+            clock = self.reader.read([token], watch.tape).clock
+            if clock < watch.next_check - 1e-9:
                 continue
-            watch.next_check = watch.clock + self.s.check_every
+            watch.next_check = clock + self.s.check_every
             why = self._breach(watch)
             if why is None:
                 self.snapshots[row].append(self._snapshot(row, lengths[row], seconds[row]))
@@ -155,24 +152,25 @@ class RowGuards:
                 back[row] = snap
         return back
 
-    def _breach(self, watch: RowWatch) -> str | None:
-        if watch.clock < self.s.window - 1e-9 or watch.clock < watch.quiet_until:
+    def _breach(self, watch: Any) -> str | None:
+        clock = watch.tape.clock
+        if clock < self.s.window - 1e-9 or clock < watch.quiet_until:
             return None
-        stats = window_stats(watch.onsets, watch.clock - self.s.window, watch.clock)
-        return stats.breach(watch.bands)
+        return window_stats(watch.tape, clock - self.s.window, clock).breach(watch.bands)
 
     def _back(self, row: int, why: str) -> Snapshot | None:
         """Restore `row` to an earlier snapshot, or None when its attempts are spent."""
         watch, spot = self.watches[row], self.spots[row]
-        if spot is None or spot.at < watch.clock - self.s.window:
-            spot = self.spots[row] = Spot(watch.clock)
+        clock = watch.tape.clock
+        if spot is None or spot.at < clock - self.s.window:
+            spot = self.spots[row] = Spot(clock)
         spot.attempts += 1
         if spot.attempts > self.s.max_attempts or len(self.records[row]) >= self.s.max_backtracks:
-            watch.quiet_until = watch.clock + self.s.window  # accepted as it is
+            watch.quiet_until = clock + self.s.window  # accepted as it is
             return None
-        target = watch.clock - spot.attempts * self.s.rewind
+        target = clock - spot.attempts * self.s.rewind
         snaps = self.snapshots[row]
-        while len(snaps) > 1 and snaps[-1].watch[1] > target + 1e-9:
+        while len(snaps) > 1 and snaps[-1].seconds > target + 1e-9:
             snaps.pop()
         snap = snaps[-1]
         rate = self.rates[row]
@@ -181,7 +179,7 @@ class RowGuards:
             seed = int(self.seed) + row + RESEED * (len(self.records[row]) + 1)
             self.picker.generators[row].manual_seed(seed)
         self.records[row].append(
-            {"at": round(watch.clock * rate, 3), "to": round(snap.seconds * rate, 3),
+            {"at": round(clock * rate, 3), "to": round(snap.seconds * rate, 3),
              "to_token": snap.length, "reason": why, "attempt": spot.attempts, "seed": seed}
         )  # fmt: skip
         grammar = self.rules.grammar

@@ -274,7 +274,8 @@ class _Run:
                 stop(rules.ends_before(token, seconds), _SECONDS, pos)  # a musical end
                 if self.tokens.eos_id is not None:
                     stop(token == self.tokens.eos_id, _EOS, pos)
-                out[rows, pos.clamp(max=budget - 1)] = token
+                room = pos < budget  # (B,) a row done at its budget is written no more
+                out[rows[room], pos[room]] = token[room]
                 added = torch.where(reason == _RUNNING, rules.seconds_of(token), 0.0)  # (B,)
                 seconds += added
                 rules.update(token)

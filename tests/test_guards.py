@@ -162,3 +162,28 @@ def test_models_the_guard_cannot_rewind_sample_unguarded_and_say_why(name: str) 
     )
     assert "performance tokens" in got[0].guard["note"]
     assert len(got[0].tokens) == 8
+
+
+def test_continue_records_the_guard_in_its_sidecar(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    primer = PRIMERS + "piano-chpn-op53.mid"
+    common = ["--primer-seconds", "3", "--seconds", "2", "--seed", "1", "--precision", "fp32"]
+    for flag in ("--guard", "--no-guard"):
+        out = tmp_path / f"{flag[2:]}.mid"
+        args = ["continue", primer, "-o", str(out), *common, flag, "--min-p", "0.05", "-q"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        record = json.loads(out.with_suffix(".json").read_text())
+        assert record["sampling"]["min_p"] == 0.05
+        if flag == "--guard":
+            assert record["sampling"]["guard"]["window"] == GuardSettings().window
+            assert record["guard"]["backtracks"] == []
+            assert record["guard"]["bands_used"]["min_distinct"] == GuardBands().min_distinct
+        else:
+            assert record["sampling"]["guard"] is None and "guard" not in record
+    bad = CliRunner().invoke(main, ["continue", primer, "-o", str(tmp_path / "x.mid"),
+                                    "--min-p", "2"])  # fmt: skip
+    assert bad.exit_code == 2 and "min_p must be in (0, 1]" in bad.output

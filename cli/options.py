@@ -143,6 +143,13 @@ sampling_options = _stack(
         "this entropy.",
     ),
     click.option(
+        "--sink-tokens",
+        type=int,
+        default=None,
+        metavar="K",
+        help="When the context slides, keep the first K tokens of each row's context.",
+    ),
+    click.option(
         "--no-grammar",
         "grammar",
         flag_value=False,
@@ -244,6 +251,7 @@ SAMPLING_KEYS = (
     "guard",
     "min_p",
     "entropy_floor",
+    "sink_tokens",
 )
 
 

@@ -15,8 +15,8 @@ batch keeps stepping, and the re-fed rows' keys are spliced into the batch's cac
 After `max_attempts` backtracks at one place the window is accepted as it is and the row is
 not checked again until the window has passed; a row backtracks at most `max_backtracks`
 times. Each backtrack is recorded: seconds of the continuation (the file's) where the bad
-window ended and where the row went back to (and its new tokens kept), why, which attempt, and
-the seed the row went on with.
+window ended and where the row went back to (and its new tokens then and after), why, which
+attempt, and the seed the row went on with.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class RowGuards:
             if why is None:
                 self.snapshots[row].append(self._snapshot(row, lengths[row], seconds[row]))
                 continue
-            snap = self._back(row, why)
+            snap = self._back(row, why, lengths[row])
             if snap is not None:
                 back[row] = snap
         return back
@@ -158,7 +158,7 @@ class RowGuards:
             return None
         return window_stats(watch.tape, clock - self.s.window, clock).breach(watch.bands)
 
-    def _back(self, row: int, why: str) -> Snapshot | None:
+    def _back(self, row: int, why: str, length: int) -> Snapshot | None:
         """Restore `row` to an earlier snapshot, or None when its attempts are spent."""
         watch, spot = self.watches[row], self.spots[row]
         clock = watch.tape.clock
@@ -180,7 +180,8 @@ class RowGuards:
             self.picker.generators[row].manual_seed(seed)
         self.records[row].append(
             {"at": round(clock * rate, 3), "to": round(snap.seconds * rate, 3),
-             "to_token": snap.length, "reason": why, "attempt": spot.attempts, "seed": seed}
+             "from_token": length, "to_token": snap.length, "reason": why,
+             "attempt": spot.attempts, "seed": seed}
         )  # fmt: skip
         grammar = self.rules.grammar
         for name, value in snap.grammar.items():

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..calibration import choose_decode_threads, choose_precision
+from ..nn.cache import KVCache
 from ..nn.config import attention_span
 from ..runtime import autocast, autocast_dtype, decode_threads, precision_name
 from .filters import SamplingError
@@ -193,6 +194,8 @@ def generate(
     if settings.seconds is not None and tokens.token_seconds is None:
         raise SamplingError("a length in seconds needs the tokenizer's token durations")
     window = settings.window if settings.window is not None else default_window(model)
+    if settings.sink_tokens and window and 2 * settings.sink_tokens > window:
+        raise SamplingError(f"sink_tokens ({settings.sink_tokens}) must be at most half the window")
     device = torch.device(device) if device is not None else model_device(model)
     dtype, threads = _decode_runtime(model, settings.precision, device, len(primers), window)
     picker = TokenPicker(
@@ -247,6 +250,8 @@ class _Run:
         s, batch = self.settings, len(self.primers)
         window, device = self.window, self.device
         logits, cache = self.prefill([_last(p, window, self.grain) for p in self.primers])
+        k = s.sink_tokens
+        self.sinks = cache.first(k) if k and isinstance(cache, KVCache) else None
         rules = Rules(s, self.tokens, self.primers, device, self.rates)
         self.guards = start_guards(
             s, self.tokens.tokenizer, self.primers, rules, self.pick, cache, self.absolute
@@ -320,7 +325,10 @@ class _Run:
         if self.absolute and self.window is not None:
             return self.step_absolute(token, cache)
         if self.window is not None and cache.length >= self.window:
-            cache = cache.trim(self.keep - 1)  # room for the token fed next
+            if self.sinks is not None:  # the context's first tokens stay
+                cache = cache.slide(self.keep - 1, self.sinks)
+            else:
+                cache = cache.trim(self.keep - 1)  # room for the token fed next
         logits, cache = self.model(token.unsqueeze(1), cache=cache)  # (B, 1, V)
         return logits[:, -1], cache  # (B, V)
 

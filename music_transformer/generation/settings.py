@@ -54,6 +54,8 @@ class SamplingSettings:
         min_p: keep only tokens at least this fraction as likely as the likeliest (None: off).
         entropy_floor: nats; a row whose next-token entropy at `temperature` is below it
             samples warmer, up to 2× (`picker`), None: off.
+        sink_tokens: when the context slides, keep each row's first this-many context tokens
+            ("attention sinks", `KVCache.slide`; relative Transformers), None: off.
     """
 
     temperature: float | None = None
@@ -75,6 +77,7 @@ class SamplingSettings:
     guard: GuardSettings | None = DEFAULT_GUARD
     min_p: float | None = None
     entropy_floor: float | None = None
+    sink_tokens: int | None = None
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -98,7 +101,7 @@ class SamplingSettings:
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if value is not None and not (number and 0 < value < math.inf):
                 raise SamplingError(f"{name} must be a number > 0, got {value!r}")
-        for name in ("tokens", "window", "seed", "no_repeat_ngram"):
+        for name in ("tokens", "window", "seed", "no_repeat_ngram", "sink_tokens"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise SamplingError(f"{name} must be a whole number, got {value!r}")
@@ -113,6 +116,8 @@ class SamplingSettings:
                 raise SamplingError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.window is not None and self.window < 2:
             raise SamplingError(f"window must be ≥ 2, got {self.window}")
+        if self.sink_tokens is not None and self.sink_tokens < 1:
+            raise SamplingError(f"sink_tokens must be ≥ 1, got {self.sink_tokens}")
         if self.seed is not None and not 0 <= self.seed < SEED_LIMIT:
             raise SamplingError(f"seed must be in 0 … {SEED_LIMIT - 1}, got {self.seed}")
         try:

@@ -20,7 +20,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from music_transformer.generation.guards import GuardSettings, OnsetReader, window_stats
+from music_transformer.generation.guards import (
+    GuardBands,
+    GuardSettings,
+    OnsetReader,
+    window_stats,
+)
 from music_transformer.generation.loading import load_model, sample_batch
 from music_transformer.generation.primers import read_primer
 from music_transformer.generation.settings import SamplingSettings
@@ -32,6 +37,21 @@ VARIANTS = {
     "min-p": {"min_p": 0.05},
     "entropy": {"entropy_floor": 1.0},
     "guard+min-p": {"guard": GuardSettings(), "min_p": 0.05},
+    # 30-s windows, bands from bench/results/guard-bands-30s.json (the same percentiles)
+    "guard-30s": {
+        "guard": GuardSettings(
+            window=30.0,
+            rewind=6.0,
+            bands=GuardBands(
+                min_distinct=13,
+                max_top2=0.53,
+                max_repeat=0.56,
+                max_silence=2.59,
+                min_density=1.77,
+                max_density=24.14,
+            ),
+        )
+    },
 }
 
 

@@ -7,8 +7,9 @@ Continues every primer (12 s cuts) once per variant with the same seeds, in one 
 cuts each continuation into 30-s segments. Per segment it counts what the issue's piano rolls
 showed: two pitches carrying over 40% of the onsets, a silence (nothing sounding) over 3 s,
 pitch 8-grams mostly heard before in the segment (over half), density over 20 onsets per
-second; plus the backtracks and the wall time of each variant. The statistics are the
-guard's own (`generation.guards.window_stats`): a quick look, not the long-form judge.
+second; plus the backtracks, the tokens decoded (kept + thrown away by backtracks) and the
+wall and CPU time of each variant. The statistics are the guard's own
+(`generation.guards.window_stats`): a quick look, not the long-form judge.
 """
 
 from __future__ import annotations
@@ -93,13 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     report = {"model": a.model, "seconds": a.seconds, "seed": a.seed, "primers":
               [str(f) for f in a.primers], "variants": {}}  # fmt: skip
     for name in a.variants.split(","):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         got = sample_batch(loaded, [r.ids for r in rows], replace(base, **VARIANTS[name]))
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         segs = [segments(reader, g.tokens) for g in got]
         backs = [len((g.guard or {}).get("backtracks", [])) for g in got]
         report["variants"][name] = {
             "wall_seconds": round(wall, 1),
+            "cpu_seconds": round(cpu, 1),  # of this process: less sensitive to a busy machine
+            "decoded_tokens": sum(len(g.tokens) for g in got)
+            + sum(
+                b["from_token"] - b["to_token"]
+                for g in got
+                for b in (g.guard or {}).get("backtracks", [])
+            ),
             "tokens": [len(g.tokens) for g in got],
             "backtracks": backs,
             "reasons": [b["reason"] for g in got for b in (g.guard or {}).get("backtracks", [])],

@@ -37,6 +37,7 @@ VARIANTS = {
     "guard": {"guard": GuardSettings()},
     "min-p": {"min_p": 0.05},
     "entropy": {"entropy_floor": 1.0},
+    "sinks": {"sink_tokens": 16},
     "guard+min-p": {"guard": GuardSettings(), "min_p": 0.05},
     # 30-s windows, bands from bench/results/guard-bands-30s.json (the same percentiles)
     "guard-30s": {

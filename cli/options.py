@@ -14,6 +14,7 @@ import click
 
 from cli.errors import OneLineCommand, UserError  # noqa: F401 (OneLineCommand: re-exported)
 from midi_data.render import AUDIO_FORMATS
+from music_transformer.generation.guards import GuardSettings
 from music_transformer.generation.loading import DEFAULT_MODEL
 from music_transformer.generation.runner import DEFAULT_BATCH_SIZE
 from music_transformer.generation.settings import DEFAULT_SECONDS, SamplingSettings, default
@@ -158,6 +159,36 @@ sampling_options = _stack(
         help="Never repeat the same N tokens (breaks loops of greedy or cold sampling).",
     ),
     click.option(
+        "--guard/--no-guard",
+        default=default("guard") is not None,
+        show_default=True,
+        help="Watch each continuation's last 10 s (performance tokens): when its pitches, "
+        "repeats, gaps or density leave what real music shows, go back a few seconds and "
+        "sample again (each backtrack recorded in the sidecar).",
+    ),
+    click.option(
+        "--min-p",
+        type=float,
+        default=None,
+        metavar="P",
+        help="Keep only tokens at least P times as likely as the likeliest, P in (0, 1].",
+    ),
+    click.option(
+        "--entropy-floor",
+        type=float,
+        default=None,
+        metavar="NATS",
+        help="Sample warmer (up to 2× the temperature) where the choice collapses below "
+        "this entropy.",
+    ),
+    click.option(
+        "--sink-tokens",
+        type=int,
+        default=None,
+        metavar="K",
+        help="When the context slides, keep the first K tokens of each row's context.",
+    ),
+    click.option(
         "--no-grammar",
         "grammar",
         flag_value=False,
@@ -253,4 +284,7 @@ SAMPLING_KEYS = tuple(f.name for f in fields(SamplingSettings))
 
 def pop_settings(kwargs: dict[str, Any]) -> SamplingSettings:
     """Remove the sampling and length options from a command's kwargs → checked settings."""
-    return SamplingSettings(**{key: kwargs.pop(key) for key in SAMPLING_KEYS if key in kwargs})
+    values = {key: kwargs.pop(key) for key in SAMPLING_KEYS if key in kwargs}
+    if "guard" in values:  # the flag → the guard's default settings, or none
+        values["guard"] = (default("guard") or GuardSettings()) if values["guard"] else None
+    return SamplingSettings(**values)

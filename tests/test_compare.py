@@ -191,7 +191,10 @@ def test_existing_report_needs_force(report, model_dirs, primer_dir) -> None:
     "args, words",
     [
         (["--primers", "x.mid", "--out", "r"], ["--models"]),
-        (["--models", "a,b", "--primers", "missing-dir", "--out", "r"], ["missing-dir"]),
+        (
+            ["--models", "bach-transformer,bach-lstm", "--primers", "missing-dir", "--out", "r"],
+            ["missing-dir"],
+        ),
         (["--models", "a", "--primers", ".", "--out", "r"], ["two"]),
         (["score", "no-such-report", "a.json"], ["no-such-report"]),
     ],

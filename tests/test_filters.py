@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from music_transformer.generation.filters import FILTERS, SamplingError, apply_filters, top_k, top_p
+from music_transformer.generation.filters import (
+    FILTERS,
+    SamplingError,
+    apply_filters,
+    min_p,
+    top_k,
+    top_p,
+)
+from music_transformer.generation.picker import WARMER, TokenPicker
 
 
 def random_logits(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -71,8 +79,10 @@ def test_top_p_one_is_identity() -> None:
         lambda x: top_p(x, 1.5),
         lambda x: top_p(x, -0.1),
         lambda x: apply_filters(x, top_z=3),
+        lambda x: min_p(x, 0.0),
+        lambda x: min_p(x, 1.2),
     ],
-    ids=["k0", "k-neg", "k-float", "p0", "p>1", "p-neg", "unknown"],
+    ids=["k0", "k-neg", "k-float", "p0", "p>1", "p-neg", "unknown", "min-p0", "min-p>1"],
 )
 def test_bad_settings_raise_a_value_error(call) -> None:
     with pytest.raises(SamplingError):
@@ -81,10 +91,37 @@ def test_bad_settings_raise_a_value_error(call) -> None:
 
 
 def test_apply_filters_composes_the_registry_and_skips_none() -> None:
-    assert list(FILTERS) == ["top_k", "top_p"]
+    assert list(FILTERS) == ["top_k", "top_p", "min_p"]
     logits = random_logits(5, 40, seed=2)
     assert torch.equal(apply_filters(logits, top_k=None, top_p=None), logits)
     both = apply_filters(logits, top_k=10, top_p=0.5)
     assert torch.equal(both, top_p(top_k(logits, 10), 0.5))
     # Both filters only remove: the result keeps no more than either alone.
     assert (torch.isfinite(both) <= torch.isfinite(top_k(logits, 10))).all()
+
+
+@pytest.mark.parametrize("p", [0.01, 0.1, 0.5, 1.0])
+def test_min_p_keeps_tokens_at_least_p_times_the_most_likely(p: float) -> None:
+    logits = random_logits(6, 50, seed=3)
+    probs = torch.softmax(logits, dim=-1)
+    kept = torch.isfinite(min_p(logits, p))
+    expected = probs >= p * probs.max(dim=-1, keepdim=True).values
+    # the cut compares logits (log p + log max), probabilities differ from it by rounding:
+    near = (probs / probs.max(dim=-1, keepdim=True).values - p).abs() < 1e-5
+    assert ((kept == expected) | near).all()
+    assert kept[torch.arange(6), logits.argmax(-1)].all()
+    assert torch.equal(min_p(logits, p)[kept], logits[kept])
+
+
+def test_entropy_floor_warms_only_rows_whose_choice_collapsed() -> None:
+    """A row sure of one token samples warmer (its entropy raised toward the floor); a row
+    with a wide choice keeps the temperature."""
+    sure = torch.full((1, 20), -8.0)
+    sure[0, 3] = 8.0
+    wide = random_logits(1, 20, seed=4) * 0.1
+    logits = torch.cat([sure, wide])  # (2, 20)
+    picker = TokenPicker(2, torch.device("cpu"), 0.9, entropy_floor=1.0)
+    t = picker.temperatures(logits).squeeze(1)
+    assert t[0].item() == pytest.approx(0.9 * WARMER[-1])  # none reaches the floor: 2×
+    assert t[1].item() == pytest.approx(0.9)
+    assert TokenPicker(2, torch.device("cpu"), 0.9).temperatures(logits) == 0.9

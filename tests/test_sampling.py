@@ -335,3 +335,38 @@ def test_a_long_primer_read_in_chunks_gives_the_same_continuation(arch, monkeypa
     chunked = [g.tokens for g in generate(model, primers, settings, progress=progress)]
     assert chunked == whole
     assert read[-1] == (70, 70) and len(read) == 5  # 16, 32, 48, 64, 70
+
+
+def _sinks_reference(model, prompt, steps, window, k, temperature, seed=1):
+    """Decoding without a cache where the context is the whole history while it fits in
+    `window`, else the first k context tokens + the last window - k of the history."""
+    from music_transformer.generation.picker import TokenPicker
+
+    pick = TokenPicker(1, torch.device("cpu"), temperature, seed=seed)
+    start = prompt[-window:]
+    history = list(start)
+    with torch.inference_mode():
+        for _ in range(steps):
+            ctx = history if len(history) <= window else start[:k] + history[-(window - k) :]
+            logits, _ = model(torch.tensor([ctx]))  # (1, T, V)
+            history.append(int(pick(logits[:, -1])))
+    return history[len(start) :]
+
+
+@pytest.mark.parametrize("temperature", [0.0, HOT])
+def test_attention_sinks_keep_each_rows_first_tokens_one_layer(temperature: float) -> None:
+    """One layer (keys depend only on their token): with `sink_tokens` k the slid cache
+    attends to the first k context tokens + the newest window - k, row by row, whatever the
+    other rows' lengths (left padding)."""
+    model = tiny_model(n_layers=1)
+    window, k = 16, 3
+    prompts = [primer(10, seed=2), primer(40, seed=3)]
+    kw = {"temperature": temperature, "seed": 1, "window": window, "sink_tokens": k}
+    for p in prompts:
+        assert gen(model, [p], 60, **kw)[0] == _sinks_reference(
+            model, p, 60, window, k, temperature
+        )
+    batched = gen(model, prompts, 60, **kw)
+    assert batched[0] == gen(model, [prompts[0]], 60, **kw)[0]
+    assert batched[1] == gen(model, [prompts[1]], 60, **{**kw, "seed": 2})[0]
+    assert batched[0] != gen(model, [prompts[0]], 60, **{**kw, "sink_tokens": None})[0]

@@ -90,9 +90,10 @@ def test_bf16_and_accumulation(bach_data_dir: Path, tmp_path) -> None:
 
 
 def test_early_stopping_stops_and_saves(bach_data_dir: Path, tmp_path) -> None:
-    # lr so small nothing improves after the first validation: stop after 2 more.
+    # lr so small that no fp32 weight moves (an AdamW step is about lr, far below half an ulp
+    # of any weight): every validation equals the first, so none improves; stop after 2 more.
     run = train(
-        tiny(bach_data_dir, tmp_path / "r", lr=1e-9, warmup_steps=0, max_steps=100,
+        tiny(bach_data_dir, tmp_path / "r", lr=1e-30, warmup_steps=0, max_steps=100,
              eval_every=2, early_stop=2, schedule="constant")
     )  # fmt: skip
     state = load_train_state(run / "last" / "train_state.pt")

@@ -59,7 +59,8 @@ def budget_options(settings: SamplingSettings) -> str:
 
 
 class TokenBuffer:
-    """New tokens of B rows: `put(step, token)` writes column `step`, growing as needed."""
+    """New tokens of B rows: `put(step, token)` writes column `step` (`put_rows`: a column
+    per row), growing as needed."""
 
     def __init__(self, rows: int, budget: int, expected: int, pad_id: int, device) -> None:
         """`budget`: the most tokens a row may get; `expected`: the smaller budget (e.g. the
@@ -70,15 +71,30 @@ class TokenBuffer:
 
     def put(self, step: int, token: torch.Tensor) -> None:
         """Column `step` ← token (B,)."""
-        width = self.tokens.shape[1]
-        if step >= width:
-            grown = min(self.budget, max(2 * width, step + 1))
-            more = torch.full(
-                (self.tokens.shape[0], grown - width), self.pad_id,
-                dtype=torch.long, device=self.tokens.device,
-            )  # fmt: skip
-            self.tokens = torch.cat([self.tokens, more], dim=1)  # (B, grown)
+        self._room(step + 1)
         self.tokens[:, step] = token
+
+    def put_rows(self, rows: torch.Tensor, cols: torch.Tensor, token: torch.Tensor) -> None:
+        """Row rows[k], column cols[k] ← token[k] (K,): rows advance on their own once one
+        has backtracked."""
+        if cols.numel():
+            self._room(int(cols.max()) + 1)
+        self.tokens[rows, cols] = token
+
+    def __getitem__(self, index):
+        return self.tokens[index]
+
+    def _room(self, width: int) -> None:
+        """Grow (doubling, at most to the budget) until `width` columns fit."""
+        have = self.tokens.shape[1]
+        if width <= have:
+            return
+        grown = min(self.budget, max(2 * have, width))
+        more = torch.full(
+            (self.tokens.shape[0], grown - have), self.pad_id,
+            dtype=torch.long, device=self.tokens.device,
+        )  # fmt: skip
+        self.tokens = torch.cat([self.tokens, more], dim=1)  # (B, grown)
 
     def row(self, i: int, length: int) -> list[int]:
         """The first `length` tokens of row i."""

@@ -8,6 +8,7 @@ than taken from transformers' logits warpers, which would pull in that whole lib
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -25,6 +26,11 @@ def check_top_k(k: int | None) -> None:
 def check_top_p(p: float | None) -> None:
     if p is not None and not (isinstance(p, int | float) and 0.0 < p <= 1.0):
         raise SamplingError(f"top_p must be in (0, 1], got {p!r}")
+
+
+def check_min_p(p: float | None) -> None:
+    if p is not None and (isinstance(p, bool) or not (isinstance(p, int | float) and 0 < p <= 1)):
+        raise SamplingError(f"min_p must be in (0, 1], got {p!r}")
 
 
 def top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -67,10 +73,28 @@ def top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+def min_p(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the tokens at least `p` times as likely as the most likely one (min-p sampling,
+    Nguyen et al. 2024): the cut follows the model's confidence — a wide choice where it is
+    unsure, a narrow one where it is sure. The most likely token always survives.
+
+    Args:
+        logits: (..., V) float.
+        p: in (0, 1]; kept iff prob ≥ p · max prob, i.e. logit ≥ max logit + log p.
+
+    Returns:
+        (..., V) the same values, removed entries set to -inf.
+    """
+    check_min_p(p)
+    top = logits.max(dim=-1, keepdim=True).values  # (..., 1)
+    return logits.masked_fill(logits < top + math.log(p), float("-inf"))
+
+
 # Applied in this order; a filter whose setting is None is skipped.
 FILTERS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
     "top_k": top_k,
     "top_p": top_p,
+    "min_p": min_p,
 }
 
 

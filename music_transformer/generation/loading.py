@@ -12,6 +12,7 @@ import torch
 from ..checkpoint import CheckpointError, LoadedModel, bundled_models, load_checkpoint
 from ..runtime import pick_device
 from .filters import SamplingError
+from .guards import bands_from_card
 from .sampler import Generated, ProgressFn, TokenInfo, generate
 from .settings import DEFAULT_TEMPERATURE, SamplingSettings
 
@@ -49,10 +50,14 @@ def check_window(loaded: LoadedModel, settings: SamplingSettings) -> None:
 
 def model_settings(loaded: LoadedModel, settings: SamplingSettings) -> SamplingSettings:
     """`settings` with what they leave open taken from the model: its training length as the
-    window, its longest note as the note limit and its card's temperature (else
-    DEFAULT_TEMPERATURE)."""
+    window, its longest note as the note limit, its card's temperature (else
+    DEFAULT_TEMPERATURE) and its card's guard bands (`guards.bands_from_card`)."""
+    guard = settings.guard
+    if guard is not None and guard.bands is None:  # the card's bands, when it records some
+        guard = replace(guard, bands=bands_from_card(loaded.meta))
     return replace(
         settings,
+        guard=guard,
         window=loaded.context_window(settings.window),
         max_note_seconds=settings.max_note_seconds or loaded.max_note_seconds,
         temperature=next(

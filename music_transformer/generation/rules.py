@@ -67,10 +67,22 @@ class RepeatGuard:
     def __init__(self, n: int, primers: Sequence[Sequence[int]], vocab: int, device):
         self.n, self.vocab, self.device = n, vocab, device
         self.history = [list(p) for p in primers]
+        self.primer_lengths = [len(p) for p in primers]
         self.seen: list[dict[tuple[int, ...], set[int]]] = [{} for _ in primers]
-        for row, h in enumerate(self.history):
-            for i in range(len(h) - n + 1):
-                self.seen[row].setdefault(tuple(h[i : i + n - 1]), set()).add(h[i + n - 1])
+        for row in range(len(primers)):
+            self._learn(row)
+
+    def _learn(self, row: int) -> None:
+        """Record every n-gram of row `row`'s history."""
+        h, n = self.history[row], self.n
+        for i in range(len(h) - n + 1):
+            self.seen[row].setdefault(tuple(h[i : i + n - 1]), set()).add(h[i + n - 1])
+
+    def truncate(self, row: int, new_tokens: int) -> None:
+        """Forget row `row`'s history after its first `new_tokens` new tokens (a backtrack)."""
+        del self.history[row][self.primer_lengths[row] + new_tokens :]
+        self.seen[row] = {}
+        self._learn(row)
 
     def allowed(self) -> Tensor:
         allow = torch.ones(len(self.history), self.vocab, dtype=torch.bool)  # (B, V)

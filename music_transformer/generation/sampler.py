@@ -29,11 +29,13 @@ import torch
 from torch import nn
 
 from ..calibration import choose_decode_threads, choose_precision
+from ..nn.cache import KVCache
 from ..nn.config import attention_span
 from ..runtime import autocast, autocast_dtype, decode_threads, precision_name
 from .buffer import TokenBuffer, budget_options, check_budget, expected_tokens
 from .filters import SamplingError
 from .picker import TokenPicker
+from .rewind import guard_record, replace_rows, start_guards
 from .rules import Rules, TokenInfo
 from .settings import SamplingSettings
 
@@ -61,6 +63,8 @@ class Generated:
         seconds: seconds of music the new tokens span (0.0 without token durations).
         window: context the model attended to (None: all of it — the LSTM's state).
         precision: "fp32" or "bf16", as it ran.
+        guard: with `settings.guard`, its settings and the row's backtracks (`rewind`), or
+            {"note": why it was not used}; None without.
     """
 
     tokens: list[int]
@@ -68,6 +72,7 @@ class Generated:
     seconds: float
     window: int | None
     precision: str
+    guard: dict[str, Any] | None = None
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -201,13 +206,16 @@ def generate(
         raise SamplingError("a length in seconds needs the tokenizer's token durations")
     check_budget(len(primers), settings.max_new_tokens, budget_options(settings))
     window = settings.window if settings.window is not None else default_window(model)
+    if settings.sink_tokens and window and 2 * settings.sink_tokens > window:
+        raise SamplingError(f"sink_tokens ({settings.sink_tokens}) must be at most half the window")
     device = torch.device(device) if device is not None else model_device(model)
     dtype, threads = _decode_runtime(
         model, settings.precision, device, len(primers), window, threads
     )
     picker = TokenPicker(
         len(primers), device, settings.temperature_used, settings.top_k, settings.top_p,
-        settings.seed, tokens.suppress_ids,
+        settings.seed, tokens.suppress_ids, min_p=settings.min_p,
+        entropy_floor=settings.entropy_floor,
     )  # fmt: skip
     # Autocast keeps its bf16 copies of the weights for the whole `with` block only outside
     # inference mode (inside it, every step casts every weight again), so bf16 runs under
@@ -221,9 +229,10 @@ def generate(
             rows, reasons, seconds = run.sample(threads)
     finally:
         model.train(was_training)
+    used, stops = precision_name(dtype), STOP_REASONS
     return [
-        Generated(row, STOP_REASONS[reason - 1], sec, window, precision_name(dtype))
-        for row, reason, sec in zip(rows, reasons, seconds)
+        Generated(row, stops[r - 1], sec, window, used, guard_record(settings, run.guards, i))
+        for i, (row, r, sec) in enumerate(zip(rows, reasons, seconds))
     ]
 
 
@@ -267,54 +276,85 @@ class _Run:
         s, batch = self.settings, len(self.primers)
         window, device = self.window, self.device
         logits, cache = self.prefill([_last(p, window, self.grain) for p in self.primers])
+        k = s.sink_tokens
+        self.sinks = cache.first(k) if k and isinstance(cache, KVCache) else None
         rules = Rules(s, self.tokens, self.primers, device, self.rates)
+        self.guards = start_guards(
+            s, self.tokens.tokenizer, self.primers, rules, self.pick, cache, self.absolute
+        )
         budget = rules.budget()
         out = TokenBuffer(batch, budget, expected_tokens(s, budget), self.tokens.pad_id, device)
         lengths = torch.full((batch,), budget, dtype=torch.long, device=device)
         reason = torch.full((batch,), _RUNNING, dtype=torch.long, device=device)
         seconds = torch.zeros(batch, dtype=torch.float64, device=device)
+        pos = torch.zeros(batch, dtype=torch.long, device=device)  # (B,) each row's new tokens
+        rows = torch.arange(batch, device=device)
         deadline = None if s.time_limit is None else time.monotonic() + s.time_limit
 
-        def stop(rows: torch.Tensor, code: int, length: int) -> None:
+        def stop(which: torch.Tensor, code: int, length: torch.Tensor) -> None:
             nonlocal lengths, reason
-            rows = rows & (reason == _RUNNING)
-            lengths = torch.where(rows, length, lengths)
-            reason = torch.where(rows, code, reason)
+            which = which & (reason == _RUNNING)
+            lengths = torch.where(which, length, lengths)
+            reason = torch.where(which, code, reason)
 
         with decode_threads(device, threads):
-            for step in range(budget):
+            while True:
                 token = self.pick(rules.constrain(logits, seconds))  # (B,)
                 token = rules.rewrite(token, seconds)
                 running = reason == _RUNNING
-                stop(rules.ends_before(token, seconds), _SECONDS, step)  # a musical end
+                stop(rules.ends_before(token, seconds), _SECONDS, pos)  # a musical end
                 if self.tokens.eos_id is not None:
-                    stop(token == self.tokens.eos_id, _EOS, step)
-                out.put(step, token)
+                    stop(token == self.tokens.eos_id, _EOS, pos)
+                room = pos < budget  # (B,) a row done at its budget is written no more
+                out.put_rows(rows[room], pos[room], token[room])
                 added = torch.where(reason == _RUNNING, rules.seconds_of(token), 0.0)  # (B,)
                 seconds += added
                 rules.update(token)
-                stop(rules.reached(seconds), _SECONDS, step + 1)
+                pos += 1
+                stop(rules.reached(seconds), _SECONDS, pos)
                 if self.progress is not None:
                     self.progress(int(running.sum()), float((added * rules.rates).sum()))
-                if step == budget - 1:
-                    stop(reason == _RUNNING, _TOKENS, budget)
-                    break
+                stop(pos >= budget, _TOKENS, pos.clamp(max=budget))
                 if deadline is not None and time.monotonic() >= deadline:
-                    stop(reason == _RUNNING, _TIME, step + 1)
+                    stop(reason == _RUNNING, _TIME, pos)
                 if bool((reason != _RUNNING).all()):
                     break
+                back = self.guards.observe(
+                    token.tolist(), pos.tolist(), seconds.tolist(), (reason == _RUNNING).tolist()
+                ) if self.guards is not None else {}  # fmt: skip
                 logits, cache = self.step(token, cache)
+                if back:
+                    logits, cache = self.put_back(back, out, pos, seconds, logits, cache)
 
         rows = [out.row(i, int(lengths[i])) for i in range(batch)]
         secs = [rules.total_seconds(r, i) for i, r in enumerate(rows)]
         return rows, reason.tolist(), secs
+
+    def put_back(self, back: dict, out, pos, seconds, logits, cache):
+        """Rows `back` (row → snapshot) go back to their snapshots: length and seconds, and
+        the model re-fed with each one's last `window` tokens (one batched prefill)."""
+        which = sorted(back)
+        contexts = []
+        for row in which:
+            snap = back[row]
+            pos[row], seconds[row] = snap.length, snap.seconds
+            history = list(self.primers[row]) + out[row, : snap.length].tolist()
+            contexts.append(_last(history, self.window, self.grain))
+        row_logits, donor = self.prefill(contexts)  # (K, V)
+        index = torch.as_tensor(which, dtype=torch.long, device=self.device)
+        logits = logits.clone()
+        logits[index] = row_logits.to(logits.dtype)
+        return logits, replace_rows(cache, index, donor)
 
     def step(self, token: torch.Tensor, cache: Any):
         """Feed this step's tokens (B,); slide or re-encode first when the window is full."""
         if self.absolute and self.window is not None:
             return self.step_absolute(token, cache)
         if self.window is not None and cache.length >= self.window:
-            cache = cache.trim(self.keep - 1)  # room for the token fed next
+            if self.sinks is not None:  # the context's first tokens stay
+                cache = cache.slide(self.keep - 1, self.sinks)
+            else:
+                cache = cache.trim(self.keep - 1)  # room for the token fed next
         logits, cache = self.model(token.unsqueeze(1), cache=cache)  # (B, 1, V)
         return logits[:, -1], cache  # (B, V)
 

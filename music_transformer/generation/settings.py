@@ -12,7 +12,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..runtime import RuntimeChoiceError, check_precision
-from .filters import SamplingError, check_top_k, check_top_p
+from .filters import SamplingError, check_min_p, check_top_k, check_top_p
+from .guards import DEFAULT_GUARD, GuardSettings
 
 DEFAULT_SECONDS = 30.0
 DEFAULT_TEMPERATURE = 1.0  # for models whose card recommends none
@@ -52,6 +53,13 @@ class SamplingSettings:
         allow_early_end: let the model end a piece (EOS) before the length asked for.
         allow_voice_crossing: four-part grids (`jsb`) may put a lower voice above a higher one.
         no_repeat_ngram: never play the same n tokens twice in a row's history (None: off).
+        guard: watch each row's last seconds and backtrack when they go bad
+            (`generation.guards`, `generation.rewind`; performance tokens); None: off.
+        min_p: keep only tokens at least this fraction as likely as the likeliest (None: off).
+        entropy_floor: nats; a row whose next-token entropy at `temperature` is below it
+            samples warmer, up to 2× (`picker`), None: off.
+        sink_tokens: when the context slides, keep each row's first this-many context tokens
+            ("attention sinks", `KVCache.slide`; relative Transformers), None: off.
     """
 
     temperature: float | None = None
@@ -70,6 +78,10 @@ class SamplingSettings:
     allow_early_end: bool = False
     allow_voice_crossing: bool = False
     no_repeat_ngram: int | None = None
+    guard: GuardSettings | None = DEFAULT_GUARD
+    min_p: float | None = None
+    entropy_floor: float | None = None
+    sink_tokens: int | None = None
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -80,6 +92,12 @@ class SamplingSettings:
                 raise SamplingError(f"temperature must be a finite number ≥ 0, got {t!r}")
         check_top_k(self.top_k)
         check_top_p(self.top_p)
+        check_min_p(self.min_p)
+        floor = self.entropy_floor
+        if floor is not None and not (isinstance(floor, int | float) and 0 < floor < math.inf):
+            raise SamplingError(f"entropy_floor must be a number > 0 (nats), got {floor!r}")
+        if self.guard is not None and not isinstance(self.guard, GuardSettings):
+            raise SamplingError(f"guard must be GuardSettings or None, got {self.guard!r}")
         if self.seconds is None and self.tokens is None:
             object.__setattr__(self, "seconds", DEFAULT_SECONDS)
         for name in ("seconds", "primer_seconds", "time_limit", "max_note_seconds"):
@@ -87,7 +105,7 @@ class SamplingSettings:
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if value is not None and not (number and 0 < value < math.inf):
                 raise SamplingError(f"{name} must be a number > 0, got {value!r}")
-        for name in ("tokens", "window", "seed", "no_repeat_ngram"):
+        for name in ("tokens", "window", "seed", "no_repeat_ngram", "sink_tokens"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise SamplingError(f"{name} must be a whole number, got {value!r}")
@@ -102,6 +120,8 @@ class SamplingSettings:
                 raise SamplingError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.window is not None and self.window < 2:
             raise SamplingError(f"window must be ≥ 2, got {self.window}")
+        if self.sink_tokens is not None and self.sink_tokens < 1:
+            raise SamplingError(f"sink_tokens must be ≥ 1, got {self.sink_tokens}")
         if self.seed is not None and not 0 <= self.seed < SEED_LIMIT:
             raise SamplingError(f"seed must be in 0 … {SEED_LIMIT - 1}, got {self.seed}")
         try:
@@ -129,7 +149,9 @@ class SamplingSettings:
 
     def record(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict, for sidecars and manifests."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["guard"] = self.guard.record() if self.guard is not None else None
+        return out
 
 
 def default(name: str) -> Any:

@@ -163,6 +163,7 @@ def write_piece(
             "window": result.window,
             "precision_used": result.precision,
         },
+        **({"guard": result.guard} if result.guard is not None else {}),
         **stamp(),
     }
     sidecar = sidecar_for(out)

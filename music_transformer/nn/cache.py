@@ -108,6 +108,93 @@ class KVCache:
             pick(self.tokens), pick(self.positions),
         )  # fmt: skip
 
+    def first(self, k: int) -> KVCache:
+        """Each row's first k real (non-padding) positions, right-aligned (a row with fewer
+        is left-padded): the "attention sinks" a sliding window may keep. A copy."""
+        start = (~_all_valid(self)).sum(1)  # (B,) padding columns before each row's first
+        count = torch.clamp(self.length - start, max=k)  # (B,)
+        return self._columns(start[:, None] + _shifts(k, k - count), k - count)
+
+    def _columns(self, cols: Tensor, pad: Tensor) -> KVCache:
+        """A copy of columns `cols` (B, k) of each row, the first `pad` (B,) of them masked."""
+        k = cols.shape[1]
+        cols = cols.clamp(min=0, max=max(self.length - 1, 0))
+
+        def take(t: Tensor | None, dim: int) -> Tensor | None:
+            if t is None:
+                return None
+            index = cols.view(cols.shape[0], *([1] * (dim - 1)), k, *([1] * (t.dim() - dim - 1)))
+            return t.gather(dim, index.expand(*t.shape[:dim], k, *t.shape[dim + 1 :]))
+
+        keys = [take(self.layer(i)[0], 2) for i in range(self.n_layers)]  # (B, H, k, Dh)
+        values = [take(self.layer(i)[1], 2) for i in range(self.n_layers)]
+        real = torch.arange(k, device=cols.device)[None, :] >= pad[:, None]  # (B, k)
+        if self.valid is not None:
+            real &= take(self.valid, 1)
+        valid = None if bool(real.all()) else real
+        store = _Store(keys, values, fill=k)  # type: ignore[arg-type]
+        return KVCache(store, 0, k, valid, self.seen, take(self.tokens, 1), take(self.positions, 1))
+
+    def slide(self, window: int, sinks: KVCache) -> KVCache:
+        """`sinks` (from `first`) followed by this cache's last `window - sinks.length`
+        positions: a sliding window that keeps its first positions. A copy, O(window) per
+        call (a measured option, not the default). A row shorter than the batch's widest may
+        still hold its first tokens among the recent ones (the columns dropped first were its
+        padding): only the sinks it has lost count, placed right before the recent ones, so
+        its context is contiguous until it holds more than `window` tokens. From then on the
+        sinks sit at distances window - k … window - 1 from the newest query: their true
+        distances are larger, and clipped to the same farthest relative embedding once the
+        window spans the model's table (as with the bundled models)."""
+        recent = self.trim(window - sinks.length)
+        k = sinks.length
+        count = _all_valid(sinks).sum(1)  # (B,) each row's sinks
+        lost = torch.minimum(count, (self.seen - _all_valid(recent).sum(1)).clamp(min=0))
+        sinks = sinks._columns(_shifts(k, k - lost) + (k - count)[:, None], k - lost)
+        width = k + recent.length
+        keys, values = [], []
+        for i in range(self.n_layers):
+            for out, old, new in zip((keys, values), sinks.layer(i), recent.layer(i)):
+                b, h, _, dh = new.shape  # room to append in place until the next slide
+                buf = new.new_empty(b, h, width + MIN_CAPACITY, dh)
+                buf[:, :, :k] = old
+                buf[:, :, k:width] = new
+                out.append(buf)
+        valid = None
+        if sinks.valid is not None or recent.valid is not None:
+            valid = torch.cat([_all_valid(sinks), _all_valid(recent)], dim=1)  # (B, S)
+        extra = [
+            None if a is None or b is None else torch.cat([a, b], dim=1)
+            for a, b in ((sinks.tokens, recent.tokens), (sinks.positions, recent.positions))
+        ]
+        store = _Store(keys, values, fill=width)
+        return KVCache(store, 0, width, valid, self.seen, *extra)
+
+    def replace_rows(self, rows: Tensor, donor: KVCache) -> KVCache:
+        """This cache with rows `rows` (K,) replaced by the K rows of `donor` (a backtracked
+        row re-fed from its snapshot). Both are right-aligned — every row's newest position
+        stays in the last column, so relative distances hold — and the result, max(S, S')
+        wide, is left-padded with masked positions. A copy: neither input changes."""
+        width = max(self.length, donor.length)
+        keys, values = [], []
+        for i in range(self.n_layers):
+            for out, mine, theirs in zip((keys, values), self.layer(i), donor.layer(i)):
+                merged = _widen(mine, width, 2, 0.0)  # (B, H, S, Dh)
+                merged[rows] = _widen(theirs, width, 2, 0.0).to(merged.dtype)
+                out.append(merged)
+        valid = None
+        if self.valid is not None or donor.valid is not None or self.length != donor.length:
+            valid = _widen(_all_valid(self), width, 1, False)  # (B, S)
+            valid[rows] = _widen(_all_valid(donor), width, 1, False)
+        seen = self.seen.clone()
+        seen[rows] = donor.seen
+        extra = []
+        for mine, theirs in ((self.tokens, donor.tokens), (self.positions, donor.positions)):
+            if mine is not None and theirs is not None:
+                mine = _widen(mine, width, 1, 0)
+                mine[rows] = _widen(theirs, width, 1, 0)
+            extra.append(mine)
+        return KVCache(_Store(keys, values, fill=width), 0, width, valid, seen, *extra)
+
     def __repr__(self) -> str:
         return f"KVCache(batch={self.batch_size}, length={self.length}, layers={self.n_layers})"
 
@@ -178,3 +265,25 @@ class CacheWriter:
             return KVCache(self.store, self.start, end, new_valid, new_seen, tokens, positions)
         store = _Store(list(self.keys), list(self.values), fill=total)  # type: ignore[arg-type]
         return KVCache(store, 0, total, new_valid, new_seen, tokens, positions)
+
+
+def _widen(t: Tensor, width: int, dim: int, fill: float | bool) -> Tensor:
+    """A copy of `t` left-padded with `fill` along `dim` to `width` positions."""
+    shape = list(t.shape)
+    pad = width - shape[dim]
+    shape[dim] = width
+    out = torch.full(shape, fill, dtype=t.dtype, device=t.device)
+    out.narrow(dim, pad, t.shape[dim]).copy_(t)
+    return out
+
+
+def _all_valid(cache: KVCache) -> Tensor:
+    """(B, S) bool: the cache's padding mask, all True when it has none."""
+    if cache.valid is not None:
+        return cache.valid
+    return torch.ones(cache.batch_size, cache.length, dtype=torch.bool, device=cache.seen.device)
+
+
+def _shifts(k: int, pad: Tensor) -> Tensor:
+    """(B, k) column offsets 0 … k-1 moved right by `pad` (B,): right-aligned blocks."""
+    return torch.arange(k, device=pad.device)[None, :] - pad[:, None]

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from music_transformer.calibration import choose_decode_threads, choose_precision
-from music_transformer.generation.sampler import generate, generate_without_cache
+from music_transformer.generation.reference import generate_without_cache
+from music_transformer.generation.sampler import generate
 from music_transformer.generation.settings import SamplingSettings
 from music_transformer.nn import build_model
 from music_transformer.nn.config import make_config

@@ -7,12 +7,8 @@ import torch
 
 from music_transformer import calibration
 from music_transformer.generation.filters import SamplingError
-from music_transformer.generation.sampler import (
-    TokenInfo,
-    default_window,
-    generate,
-    generate_without_cache,
-)
+from music_transformer.generation.reference import generate_without_cache
+from music_transformer.generation.sampler import TokenInfo, default_window, generate
 from music_transformer.generation.settings import SamplingSettings
 from tests.helpers import sharpened_model
 

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from midi_data.midi_io import crop_seconds, read_midi
-from music_transformer.comparison.audio import default_render_workers, render_all
+from midi_data.parallel import default_workers
+from music_transformer.comparison.audio import render_all
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = (
@@ -32,7 +33,7 @@ def main() -> None:
         "",
         f"{len(files)} excerpts of {SECONDS:.0f} s from {SOURCE.name}; "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
-        f"load average before: {os.getloadavg()[0]:.2f}; CPUs: {default_render_workers()}",
+        f"load average before: {os.getloadavg()[0]:.2f}; CPUs: {default_workers()}",
         "",
         "| workers | seconds | WAVs/s | seconds of audio per wall second |",
         "|---:|---:|---:|---:|",
@@ -43,7 +44,7 @@ def main() -> None:
             out = Path(tmp) / f"{f.stem}.mid"
             crop_seconds(read_midi(f), 0, SECONDS).write(str(out))
             midis.append(out)
-        for workers in sorted({1, default_render_workers()}):
+        for workers in sorted({1, default_workers()}):
             jobs = [(m, m.with_name(f"{m.stem}-{workers}.wav")) for m in midis]
             start = time.perf_counter()
             report = render_all(jobs, workers=workers, quiet=True)

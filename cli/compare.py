@@ -7,14 +7,16 @@ from typing import Any
 
 import click
 
-from cli.errors import UserError, user_errors
+from cli.errors import UserError, echo_skipped, user_errors
 from cli.options import (
     AUDIO_HELP,
     OneLineCommand,
     batch_size_option,
     device_option,
     length_options,
+    output_options,
     pop_settings,
+    primers_option,
     sampling_options,
     soundfont_option,
 )
@@ -57,13 +59,7 @@ def _split_models(value: tuple[str, ...]) -> list[str]:
     help="Models to compare: bundled names or checkpoint/run directories, comma-separated "
     "(or repeat the option).",
 )
-@click.option(
-    "--primers",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    metavar="DIR|FILE",
-    help="Primer MIDI files or folders (repeatable).",
-)
+@primers_option()
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Report folder to write.")
 @length_options
 @sampling_options
@@ -85,8 +81,7 @@ def _split_models(value: tuple[str, ...]) -> list[str]:
 @device_option
 @batch_size_option("Primers", COMPARE_BATCH_SIZE)
 @click.option("--workers", type=int, default=None, help="Parallel audio renders [default: CPUs].")
-@click.option("--force", is_flag=True, help="Replace an existing report in --out.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@output_options("an existing report in --out")
 @click.pass_context
 @user_errors
 def compare(
@@ -95,14 +90,6 @@ def compare(
     primers: tuple[Path, ...],
     out: Path | None,
     audio: str,
-    soundfont: Path | None,
-    data: Path | None,
-    split: str,
-    device: str,
-    batch_size: int,
-    workers: int | None,
-    force: bool,
-    quiet: bool,
     **options: Any,
 ) -> None:
     """Listening comparison of several models on the same primers.
@@ -139,23 +126,17 @@ def compare(
     from music_transformer.comparison import run_comparison
 
     sampling = pop_settings(options)
+    # the rest of the options are run_comparison's own: soundfont, data, split, device,
+    # batch_size, workers, force, quiet
     report = run_comparison(
         out,
         models=model_list,
         primers=list(primers),
         sampling=sampling,
-        soundfont=soundfont,
         audio=None if audio == "none" else audio,
-        data=data,
-        split=split,
-        device=device,
-        batch_size=batch_size,
-        workers=workers,
-        force=force,
-        quiet=quiet,
+        **options,
     )
-    for entry in report["skipped"]:
-        click.echo(f"skipped {entry['reason']}", err=True)
+    echo_skipped(report["skipped"])
     for entry in report["primers"]:
         if entry["note"]:
             click.echo(f"{entry['folder']}: {entry['note']}", err=True)

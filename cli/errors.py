@@ -63,3 +63,10 @@ def _one_line(e: Exception) -> str:
         name = str(e.filename)
         return f"{name if len(name) <= 80 else name[:77] + '...'}: {e.strerror}"
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def echo_skipped(entries: list[dict]) -> None:
+    """One stderr line per input a batch command skipped (`entries`: its manifest's
+    "skipped" list, each with a "reason")."""
+    for entry in entries:
+        click.echo(f"skipped {entry['reason']}", err=True)

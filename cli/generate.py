@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.errors import UserError, user_errors
+from cli.errors import UserError, echo_skipped, user_errors
 from cli.options import (
     OneLineCommand,
     OutputPath,
@@ -15,10 +15,12 @@ from cli.options import (
     check_renderer,
     length_options,
     model_options,
+    output_options,
     pop_audio,
     pop_settings,
-    quiet_option,
+    primers_option,
     sampling_options,
+    sustain_pedal_option,
 )
 from music_transformer.generation.progress import progress_bar
 
@@ -41,28 +43,11 @@ def _describe(record: dict) -> str:
 @click.option("--num-samples", type=int, default=1, show_default=True, help="Write OUT-1 … OUT-N.")
 @batch_size_option("Samples")
 @click.option("--continuation-only", is_flag=True, help="Write only the new music.")
-@click.option(
-    "--sustain-pedal",
-    is_flag=True,
-    help="Write the continuation's pedalled notes as key lifts plus sustain pedal (CC64).",
-)
+@sustain_pedal_option
 @audio_options
-@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-@quiet_option
+@output_options("existing outputs")
 @user_errors
-def continue_(
-    primer: Path,
-    out: Path,
-    model: str | None,
-    device: str,
-    num_samples: int,
-    batch_size: int,
-    continuation_only: bool,
-    sustain_pedal: bool,
-    force: bool,
-    quiet: bool,
-    **options,
-) -> None:
+def continue_(primer: Path, out: Path, num_samples: int, quiet: bool, **options) -> None:
     """Continue the MIDI file PRIMER and write OUT (primer + continuation).
 
     A JSON sidecar beside each output (OUT.json) records the model, settings, seed, token
@@ -82,18 +67,10 @@ def continue_(
     # before any work: a missing package is one line, and nothing is written
     renderer = check_renderer(audio, soundfont) if audio else None
     with progress_bar(num_samples, sampling, quiet) as progress:
+        # the rest are continue_midi's own: model, device, batch_size, continuation_only,
+        # sustain_pedal, force
         outputs = continue_midi(
-            primer,
-            out,
-            model=model,
-            settings=sampling,
-            num_samples=num_samples,
-            batch_size=batch_size,
-            continuation_only=continuation_only,
-            sustain_pedal=sustain_pedal,
-            force=force,
-            device=device,
-            progress=progress,
+            primer, out, settings=sampling, num_samples=num_samples, progress=progress, **options
         )
     for o in outputs:
         click.echo(f"wrote {o.midi}: {_describe(o.record)}")
@@ -136,35 +113,19 @@ def _render_all(midis: list[Path], suffix: str, soundfont: Path | None, quiet: b
     help="Pieces per primer (in all, without primers).",
 )
 @batch_size_option("Pieces")
-@click.option(
-    "--primers",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    metavar="DIR|FILE",
-    help="Primer MIDI files or folders (repeatable; more may follow as arguments).",
-)
+@primers_option("; more may follow as arguments")
 @model_options
 @length_options
 @sampling_options
-@click.option(
-    "--sustain-pedal",
-    is_flag=True,
-    help="Write pedalled notes of the continuations as key lifts plus sustain pedal (CC64).",
-)
+@sustain_pedal_option
 @audio_options
-@click.option("--force", is_flag=True, help="Overwrite an existing manifest and outputs.")
-@quiet_option
+@output_options("an existing manifest and outputs")
 @user_errors
 def generate(
     more_primers: tuple[Path, ...],
     out: Path,
     num_samples: int,
-    batch_size: int,
     primers: tuple[Path, ...],
-    model: str | None,
-    device: str,
-    sustain_pedal: bool,
-    force: bool,
     quiet: bool,
     **options,
 ) -> None:
@@ -190,20 +151,12 @@ def generate(
     paths = [*primers, *more_primers]
     rows = num_samples * max(1, len(find_primers(paths)))  # skipped primers overcount
     with progress_bar(rows, sampling, quiet) as progress:
+        # the rest are generate_pieces' own: model, device, batch_size, sustain_pedal, force
         manifest = generate_pieces(
-            out,
-            num_samples=num_samples,
-            primers=paths,
-            model=model,
-            settings=sampling,
-            batch_size=batch_size,
-            force=force,
-            device=device,
-            progress=progress,
-            sustain_pedal=sustain_pedal,
-        )
-    for entry in manifest["skipped"]:
-        click.echo(f"skipped {entry['reason']}", err=True)
+            out, num_samples=num_samples, primers=paths, settings=sampling, progress=progress,
+            **options,
+        )  # fmt: skip
+    echo_skipped(manifest["skipped"])
     outputs = manifest["outputs"]
     seconds = sum(e["seconds"] for e in outputs)
     click.echo(

@@ -229,6 +229,30 @@ length_options = _stack(
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 
 
+def output_options(replaces: str) -> F:
+    """--force (help: what it `replaces`) and --quiet: every command that writes files."""
+    force = click.option("--force", is_flag=True, help=f"Replace {replaces}.")
+    return _stack(force, quiet_option)
+
+
+def primers_option(more: str = "") -> F:
+    """--primers DIR|FILE, repeatable (`more`: what the help adds)."""
+    return click.option(
+        "--primers",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        metavar="DIR|FILE",
+        help=f"Primer MIDI files or folders (repeatable{more}).",
+    )
+
+
+sustain_pedal_option = click.option(
+    "--sustain-pedal",
+    is_flag=True,
+    help="Write the continuations' pedalled notes as key lifts plus sustain pedal (CC64).",
+)
+
+
 def batch_size_option(what: str, default: int = DEFAULT_BATCH_SIZE) -> F:
     """--batch-size: `what` computed together (the runner's default unless given)."""
     return click.option(

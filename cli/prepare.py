@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.errors import OneLineCommand, UserError, user_errors
+from cli.options import output_options
 from midi_data.presets import PRESETS
 
 
@@ -31,8 +32,7 @@ from midi_data.presets import PRESETS
     "--split", default="0.9,0.05,0.05", show_default=True,
     help="Train,valid,test fractions (split by file, deterministic).",
 )  # fmt: skip
-@click.option("--force", is_flag=True, help="Replace an existing data directory at --out.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@output_options("an existing data directory at --out")
 @click.pass_context
 @user_errors
 def prepare(

@@ -110,6 +110,32 @@ class Tokenizer:
         return {}
 
     # ----- shared ------------------------------------------------------------------------
+    def _kind_table(
+        self,
+        kinds: Sequence[int],
+        int_kinds: tuple[int, ...],
+        tick_kinds: tuple[int, ...],
+        tpb: int,
+    ) -> None:
+        """`self.kind` (one kind per token id) and `self.arg`: the token's integer value for
+        `int_kinds` (pitch, velocity, position), its miditok "beats.pos.res" value in ticks of a
+        `tpb`-per-beat grid for `tick_kinds` (time shifts, durations), 0 otherwise."""
+        self.kind = np.asarray(kinds, dtype=np.int64)
+        self.arg = np.zeros(self.vocab_size, dtype=np.int64)
+        for i, (k, v) in enumerate(zip(self.kind, self.value)):
+            if k in int_kinds:
+                self.arg[i] = int(v)
+            elif k in tick_kinds:
+                self.arg[i] = miditok_ticks(v, tpb)
+        self._kind_list, self._arg_list = self.kind.tolist(), self.arg.tolist()
+
+    def _encode_score(self, score: Any) -> list[int]:
+        """miditok's ids of a one-track symusic score (miditok returns a list of sequences for
+        some configurations and one sequence for others)."""
+        seq = self.miditok.encode(score)
+        seq = seq[0] if isinstance(seq, list) else seq
+        return list(seq.ids)
+
     def write_midi(
         self, ids: Sequence[int] | np.ndarray, path: str | Path, exclusive: bool = False
     ) -> None:
@@ -233,20 +259,13 @@ def miditok_config(beat_res: dict[tuple[int, int], int], **extra: Any) -> midito
     """The miditok settings every miditok-based preset shares: full pitch range 0..127, 32
     velocities, PAD/BOS/EOS, and no tempo, time-signature, program, pedal, drum or rest tokens
     (time is absolute seconds, instruments are merged, the pedal is folded into durations)."""
-    return miditok.TokenizerConfig(
-        pitch_range=(0, 127),
-        beat_res=beat_res,
-        num_velocities=32,
-        special_tokens=["PAD", "BOS", "EOS"],
-        use_velocities=True,
-        use_tempos=False,
-        use_time_signatures=False,
-        use_programs=False,
-        use_sustain_pedals=False,
-        use_pitchdrum_tokens=False,
-        use_rests=False,
-        **extra,
-    )
+    shared: dict[str, Any] = {"pitch_range": (0, 127), "num_velocities": 32}
+    shared["special_tokens"] = ["PAD", "BOS", "EOS"]
+    shared["use_velocities"] = True
+    for off in ("tempos", "time_signatures", "programs", "sustain_pedals", "pitchdrum_tokens"):
+        shared[f"use_{off}"] = False
+    shared["use_rests"] = False
+    return miditok.TokenizerConfig(beat_res=beat_res, **shared, **extra)
 
 
 def miditok_ticks(value: str, ticks_per_beat: int) -> int:

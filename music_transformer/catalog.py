@@ -14,10 +14,9 @@ from .checkpoint import (
     CheckpointError,
     bundled_models,
     check_model_dir,
-    read_meta,
-    resolve_model_dir,
+    read_model,
 )
-from .nn import ConfigError, count_parameters
+from .nn import count_parameters
 from .nn.config import config_from_dict, config_to_dict
 from .runtime import pick_device
 
@@ -55,12 +54,7 @@ def model_info(name_or_dir: str | Path) -> dict[str, Any]:
     Raises:
         CheckpointError: not a model, no weights, unreadable or bad config.json.
     """
-    directory = resolve_model_dir(name_or_dir)
-    meta = read_meta(directory)
-    try:
-        config = config_from_dict(meta["model"])
-    except (KeyError, TypeError, ConfigError) as e:
-        raise CheckpointError(f"bad model config in {directory / 'config.json'}: {e}") from None
+    directory, meta, config = read_model(name_or_dir)
     check_model_dir(directory, config)  # truncated or mismatched weights: broken
     return {
         "name": str(name_or_dir),

@@ -248,14 +248,21 @@ def check_model_dir(directory: Path, config: AnyConfig, tokenizer: Any = None) -
         )
 
 
-def load_checkpoint(name_or_dir: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load model, config and tokenizer from a bundled name or a checkpoint/run directory."""
+def read_model(name_or_dir: str | Path) -> tuple[Path, dict[str, Any], AnyConfig]:
+    """(directory, config.json's contents, the model's config) of a bundled name or a
+    checkpoint/run directory (CheckpointError naming config.json when any is bad)."""
     directory = resolve_model_dir(name_or_dir)
     meta = read_meta(directory)
     try:
         config = config_from_dict(meta["model"])
     except (KeyError, TypeError, ConfigError) as e:
         raise CheckpointError(f"bad model config in {directory / CONFIG_FILE}: {e}") from None
+    return directory, meta, config
+
+
+def load_checkpoint(name_or_dir: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load model, config and tokenizer from a bundled name or a checkpoint/run directory."""
+    directory, meta, config = read_model(name_or_dir)
     if not (directory / TOKENIZER_FILE).is_file():
         raise CheckpointError(f"model directory {directory} has no {TOKENIZER_FILE}")
     tokenizer = load_tokenizer(directory / TOKENIZER_FILE)

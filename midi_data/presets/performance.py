@@ -58,18 +58,12 @@ class PerformanceTokenizer(Tokenizer):
         # shifts of 1..100 ticks = 10 ms .. 1 s; the pedal is folded into durations instead
         config = miditok_config({(0, 2): TICKS_PER_BEAT})
         super().__init__(config)
-        self.kind = np.array([_KINDS.get(p, SPECIAL) for p in self.prefix], dtype=np.int64)
-        self.arg = np.zeros(self.vocab_size, dtype=np.int64)  # pitch, velocity or shift ticks
-        for i, (k, v) in enumerate(zip(self.kind, self.value)):
-            if k in (NOTE_ON, NOTE_OFF, VELOCITY):
-                self.arg[i] = int(v)
-            elif k == SHIFT:
-                self.arg[i] = miditok_ticks(v, TICKS_PER_BEAT)
+        kinds = [_KINDS.get(p, SPECIAL) for p in self.prefix]
+        self._kind_table(kinds, (NOTE_ON, NOTE_OFF, VELOCITY), (SHIFT,), TICKS_PER_BEAT)
         shifts = {int(self.arg[i]): i for i in np.nonzero(self.kind == SHIFT)[0]}
         if sorted(shifts) != list(range(1, MAX_SHIFT_TICKS + 1)):
             raise RuntimeError(f"unexpected miditok time-shift vocabulary: {sorted(shifts)}")
         self._shift_id = np.array([-1] + [shifts[t] for t in range(1, MAX_SHIFT_TICKS + 1)])
-        self._kind_list, self._arg_list = self.kind.tolist(), self.arg.tolist()
 
     def _token_seconds(self) -> np.ndarray:
         seconds = np.zeros(self.vocab_size, dtype=np.float64)
@@ -102,9 +96,8 @@ class PerformanceTokenizer(Tokenizer):
             notes.velocity.astype(np.int8),
         )
         score.tracks.append(track)
-        seq = self.miditok.encode(score)
-        seq = seq[0] if isinstance(seq, list) else seq
-        return self._velocity_before_note_on(np.asarray(seq.ids, dtype=np.int64)).tolist()
+        ids = np.asarray(self._encode_score(score), dtype=np.int64)
+        return self._velocity_before_note_on(ids).tolist()
 
     def _velocity_before_note_on(self, ids: np.ndarray) -> np.ndarray:
         """miditok writes NoteOn, Velocity for every note; Oore et al. write Velocity (only

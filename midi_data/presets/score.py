@@ -29,7 +29,6 @@ from ..tokenizer import (
     Tokenizer,
     as_ids,
     miditok_config,
-    miditok_ticks,
     no_notes_error,
 )
 
@@ -50,16 +49,8 @@ class ScoreTokenizer(Tokenizer):
     def __init__(self) -> None:
         config = miditok_config(BEAT_RES, use_chords=False)
         super().__init__(config)
-        self.kind = np.array(
-            [DURATION if p == "Duration" else _KINDS.get(p, SPECIAL) for p in self.prefix]
-        )
-        self.arg = np.zeros(self.vocab_size, dtype=np.int64)
-        for i, (k, v) in enumerate(zip(self.kind, self.value)):
-            if k in (POSITION, PITCH, VELOCITY):
-                self.arg[i] = int(v)
-            elif k == DURATION:
-                self.arg[i] = miditok_ticks(v, TICKS_PER_BEAT)
-        self._kind_list, self._arg_list = self.kind.tolist(), self.arg.tolist()
+        kinds = [DURATION if p == "Duration" else _KINDS.get(p, SPECIAL) for p in self.prefix]
+        self._kind_table(kinds, (POSITION, PITCH, VELOCITY), (DURATION,), TICKS_PER_BEAT)
 
     def _token_seconds(self) -> np.ndarray:
         # REMI positions are absolute within a bar, so only BAR advances time per token:
@@ -86,9 +77,7 @@ class ScoreTokenizer(Tokenizer):
         score = self.merged_score(midi)
         if score.note_num() == 0:
             raise no_notes_error(source_name(midi), "it has no notes, or only drum notes")
-        seq = self.miditok.encode(score)
-        seq = seq[0] if isinstance(seq, list) else seq
-        return list(seq.ids)
+        return self._encode_score(score)
 
     def decode_notes(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """(N, 4) int64 rows (start tick, end tick, pitch, velocity), 8 ticks per beat.

@@ -7,12 +7,12 @@ render goes through `midi_data.render.render_audio`, as `continue --audio` does.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from midi_data.parallel import default_workers
 from midi_data.render import (
     RenderError,
     audio_format_of,
@@ -42,13 +42,6 @@ class RenderReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def default_render_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def render_all(
     jobs: Sequence[tuple[Path, Path]],
     soundfont: str | Path | None = None,
@@ -75,7 +68,7 @@ def render_all(
         return report
     from tqdm.auto import tqdm
 
-    workers = max(1, workers or default_render_workers())
+    workers = max(1, workers or default_workers())
     bar = tqdm(total=len(jobs), unit="file", desc="audio", disable=quiet, leave=False)
     with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
         futures = {

@@ -101,6 +101,18 @@ def cli(*args: object) -> click.testing.Result:
     return click.testing.CliRunner().invoke(main, [str(a) for a in args])
 
 
+def one_line_error(result: click.testing.Result, *words: str) -> str:
+    """The error of a refused command: exit status 2, nothing on stdout, one stderr line
+    "Error: …" naming each of `words` (case-insensitive), no traceback; returns that line."""
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert err.startswith("Error: ") and "\n" not in err, result.output
+    assert not result.stdout.strip() and "Traceback" not in result.output, result.output
+    for word in words:
+        assert word.lower() in err.lower(), err
+    return err
+
+
 def run_recipe(script: str, *args: str, **env: str) -> None:
     """Run recipes/SCRIPT (bash) from the project root with this interpreter's CLI and Python
     (MT, PY) and the extra environment given; fail the test with its stderr tail."""

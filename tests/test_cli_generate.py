@@ -14,7 +14,7 @@ from music_transformer.checkpoint import bundled_models, load_checkpoint, save_c
 from music_transformer.generation.loading import DEFAULT_MODEL
 from music_transformer.nn import build_model
 from music_transformer.nn.config import make_config
-from tests.helpers import SHARED_DATA, cli, piano_files
+from tests.helpers import SHARED_DATA, cli, one_line_error, piano_files
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +42,6 @@ def run_continue(primer: object, out: object, model: object, *options: object):
 def notes(path: Path) -> list[pretty_midi.Note]:
     pm = pretty_midi.PrettyMIDI(str(path))
     return sorted((n for i in pm.instruments for n in i.notes), key=lambda n: (n.start, n.pitch))
-
-
-def assert_one_line_error(result, *words: str) -> None:
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip()
-    assert err.startswith("Error: ") and "\n" not in err, err
-    assert "Traceback" not in result.output
-    for word in words:
-        assert word.lower() in err.lower(), err
 
 
 # --- continue ---------------------------------------------------------------------------------
@@ -144,7 +135,7 @@ def test_same_seed_same_music_and_no_overwrite_without_force(tiny_run, primer_fi
     assert cli(*args).exit_code == 0
     first = out.read_bytes()
     refused = cli(*args)
-    assert_one_line_error(refused, "exists", "--force")
+    one_line_error(refused, "exists", "--force")
     assert out.read_bytes() == first
     assert cli(*args, "--force").exit_code == 0
     assert out.read_bytes() == first  # same seed, same settings: the same piece
@@ -223,7 +214,7 @@ def test_continue_bad_input_is_one_line_and_writes_nothing(case, tiny_run, prime
         args += ["--model", tiny_run]
     out = tmp_path / "out" / "x.mid"
     result = cli("continue", *args, "-o", out, "-q")
-    assert_one_line_error(result, *words)
+    one_line_error(result, *words)
     assert not (tmp_path / "out").exists()
 
 
@@ -232,7 +223,7 @@ def test_missing_default_model_says_how_to_get_one(primer_file, tmp_path, monkey
     monkeypatch.setattr("music_transformer.checkpoint.BUNDLED_DIR", tmp_path / "no-bundled")
     assert DEFAULT_MODEL not in bundled_models()
     result = cli("continue", primer_file, "-o", tmp_path / "x.mid", "-q")
-    assert_one_line_error(result, DEFAULT_MODEL, "train", "--model")
+    one_line_error(result, DEFAULT_MODEL, "train", "--model")
     assert not (tmp_path / "x.mid").exists()
 
 
@@ -291,19 +282,19 @@ def test_generate_skips_bad_primers_and_goes_on(tiny_run, bach_midi_dir, tmp_pat
 def test_generate_with_only_bad_primers_writes_nothing(tiny_run, tmp_path) -> None:
     out = tmp_path / "none"
     result = cli("generate", "--out", out, "--model", tiny_run, text_file(tmp_path), "-q")
-    assert_one_line_error(result, "none of the 1 primers", "notes.mid")
+    one_line_error(result, "none of the 1 primers", "notes.mid")
     assert not out.exists()
 
 
 def test_generate_refuses_missing_primer_and_existing_manifest(tiny_run, tmp_path) -> None:
     out = tmp_path / "g"
     result = cli("generate", "--out", out, "--model", tiny_run, "--primers", tmp_path / "nope")
-    assert_one_line_error(result, "nope", "does not exist")
+    one_line_error(result, "nope", "does not exist")
     assert not out.exists()
     args = ["generate", "--out", out, "--model", tiny_run, "--tokens", "10", "-q"]
     assert cli(*args).exit_code == 0
     before = (out / "manifest.json").read_bytes()
-    assert_one_line_error(cli(*args), "manifest.json", "--force")
+    one_line_error(cli(*args), "manifest.json", "--force")
     assert (out / "manifest.json").read_bytes() == before
     assert cli(*args, "--force").exit_code == 0
 
@@ -324,7 +315,7 @@ def test_generate_refuses_missing_primer_and_existing_manifest(tiny_run, tmp_pat
 def test_generate_bad_options_write_nothing(option, tiny_run, tmp_path) -> None:
     out = tmp_path / "bad"
     result = cli("generate", "--out", out, "--model", tiny_run, *option, "-q")
-    assert_one_line_error(result, option[0].lstrip("-").split("-")[0])
+    one_line_error(result, option[0].lstrip("-").split("-")[0])
     assert not out.exists()
 
 

@@ -9,16 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli
-
-
-def one_line_error(result) -> str:
-    """The error line of a refused command (exit 2, one line, no traceback)."""
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip()
-    assert err.startswith("Error: ") and "\n" not in err, err
-    assert "Traceback" not in result.output
-    return err
+from tests.helpers import cli, one_line_error
 
 
 def digest(path: Path) -> str:

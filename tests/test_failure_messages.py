@@ -14,8 +14,7 @@ import sys
 
 import pytest
 
-from tests.helpers import cli
-from tests.test_cli_safety import one_line_error
+from tests.helpers import cli, one_line_error
 
 EXE = [sys.executable, "-m", "cli"]
 

@@ -16,17 +16,9 @@ import pytest
 from midi_data.files import TargetExistsError, atomic_write_text
 from music_transformer.training import TrainError, TrainOptions, read_metrics, train
 from music_transformer.training.state import lock_run_dir
-from tests.helpers import cli, cpu_train_options
+from tests.helpers import cli, cpu_train_options, one_line_error
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def one_line_error(result, *words: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 @pytest.fixture()

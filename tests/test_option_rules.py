@@ -15,8 +15,7 @@ import pretty_midi
 import pytest
 
 from midi_data.render import SOUNDFONT_DIRS
-from tests.helpers import cli
-from tests.test_cli_safety import one_line_error
+from tests.helpers import cli, one_line_error
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from cli.errors import OneLineCommand, UserError  # noqa: F401 (OneLineCommand: 
 from midi_data.render import AUDIO_FORMATS
 from music_transformer.generation.guards import GuardSettings
 from music_transformer.generation.loading import DEFAULT_MODEL
+from music_transformer.generation.rules import HARD_END, SOFT_END
 from music_transformer.generation.runner import DEFAULT_BATCH_SIZE
 from music_transformer.generation.settings import DEFAULT_SECONDS, SamplingSettings, default
 from music_transformer.runtime import DEVICE_HELP, PRECISIONS
@@ -209,8 +210,10 @@ length_options = _stack(
         "--seconds",
         type=float,
         default=None,
-        help=f"Seconds of new music per sample, at the primer file's tempo [default: "
-        f"{DEFAULT_SECONDS:g} unless --tokens is given].",
+        help=f"Seconds of new music per sample, at the primer file's tempo; with the grammar "
+        f"on, a piece ends at its first break (nothing sounding, or a bar line) from "
+        f"{SOFT_END:g}× to {HARD_END:g}× of it [default: {DEFAULT_SECONDS:g} unless --tokens "
+        "is given].",
     ),
     click.option(
         "--tokens",

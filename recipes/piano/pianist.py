@@ -42,6 +42,7 @@ from music_transformer.comparison.pianist import (
     pianist_record,
 )
 from music_transformer.comparison.primers import notes_after
+from music_transformer.generation.guards import GuardSettings
 from music_transformer.generation.loading import load_model, model_settings, sample_batch
 from music_transformer.generation.primers import read_primer
 from music_transformer.generation.settings import SamplingSettings
@@ -76,6 +77,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="bound notes by the model's limit only, not also by twice the primer's longest",
     )  # fmt: skip
     p.add_argument("--top-p", type=float, default=None)
+    p.add_argument(
+        "--guard", choices=("off", "on"), default=None,
+        help="the sampler's guard (generation.guards) off or on [default: the CLI's default]",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-primers", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=8)
@@ -250,6 +255,7 @@ def run_models(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
+    guard = {} if args.guard is None else {"guard": GuardSettings() if args.guard == "on" else None}
     try:
         settings = SamplingSettings(
             seconds=args.seconds,
@@ -257,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             top_p=args.top_p,
             seed=args.seed,
             primer_note_limit=not args.no_primer_note_limit,
+            **guard,
         )
         if not names:
             raise ValueError("--models names no model")

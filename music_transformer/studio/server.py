@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import socket
 import threading
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..checkpoint import bundled_models, resolve_model_dir
 from .generation import Models
@@ -101,9 +103,21 @@ def serve(
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
     app = build_app(studio, hosts=[*LOOPBACK_HOSTS, host] if loopback else None)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3)
-    server = uvicorn.Server(config)
+    signals: list[int] = []  # the signals that stopped the server
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            signals.append(sig)
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
     try:
         server.run(sockets=[sock])
     finally:
         studio.jobs.stop()
         sock.close()
+    # uvicorn re-raises a captured Ctrl-C once it has shut down, but under asyncio.run that
+    # only cancels the serving task, which may already be past its last await: then run()
+    # returns as if nothing happened. Ctrl-C ends every command the same way (exit 130).
+    if signal.SIGINT in signals:
+        raise KeyboardInterrupt

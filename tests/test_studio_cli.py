@@ -11,14 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli.main import main
+from tests.helpers import cli
 from tests.studio_server import BUNDLED_PRIMER, REPO, call, wait_state
 
 
 def studio(*args: str):
-    return CliRunner().invoke(main, ["studio", "--no-browser", *args])
+    return cli("studio", "--no-browser", *args)
 
 
 def test_bad_options_are_one_line(tmp_path: Path) -> None:
@@ -41,12 +40,16 @@ def test_bad_options_are_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_a_running_job(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inherited", [signal.SIG_DFL, signal.SIG_IGN], ids=["terminal", "nohup"])
+def test_ctrl_c_stops_a_running_job(tmp_path: Path, inherited) -> None:
+    """Whether the studio was started from a terminal or, like `nohup … &`, with SIGINT
+    ignored (which uvicorn overrides while serving), SIGINT stops it with exit status 130."""
     command = [sys.executable, "-m", "cli", "studio", "--port", "0", "--no-browser",
                "--pieces", str(tmp_path / "pieces")]  # fmt: skip
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
-    )
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, inherited),
+    )  # fmt: skip
     try:
         url = proc.stdout.readline().split()[2].rstrip("/")
         _, piece = call("POST", f"{url}/api/pieces?name=p.mid", BUNDLED_PRIMER.read_bytes(),

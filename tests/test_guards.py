@@ -3,13 +3,11 @@ music, backtracks that restore a row exactly, and guards off = the sampler as it
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from midi_data.presets import performance
 from music_transformer.generation.guards import (
@@ -79,13 +77,12 @@ def _run(loaded, rows, **kw):
     return sample_batch(loaded, [list(r) for r in rows], SamplingSettings(**{**base, **kw}))
 
 
-def test_guards_off_gives_the_tokens_of_the_sampler_before_guards(loaded, primers) -> None:
-    """Pinned: sha256 of these tokens as the sampler of commit ea00ef1 (before guards) made
-    them on this project's CPU (fp32, one thread); a guard that never fires changes nothing."""
-    torch.set_num_threads(1)
+def test_a_guard_that_never_fires_changes_nothing(loaded, primers) -> None:
+    """A guard that watches every quarter second but whose bands nothing breaks leaves the
+    tokens, and the random stream, exactly as an unguarded run makes them. (When the guards
+    came, the unguarded tokens were also checked equal to those of the sampler before them,
+    commit ea00ef1; a hash pinned here would break with every retrained model.)"""
     got = _run(loaded, primers, seed=5, tokens=40, top_k=20)
-    digest = hashlib.sha256(json.dumps([g.tokens for g in got]).encode()).hexdigest()
-    assert digest.startswith("86d86f5865f259f8")
     wide = GuardBands(min_distinct=0, max_top2=1, max_repeat=1, max_silence=99, min_density=0)
     quiet = GuardSettings(window=0.5, check_every=0.25, bands=replace(wide, max_density=1e9))
     guarded = _run(loaded, primers, seed=5, tokens=40, top_k=20, guard=quiet)

@@ -161,11 +161,11 @@ sampling_options = _stack(
     ),
     click.option(
         "--guard/--no-guard",
-        default=default("guard") is not None,
-        show_default=True,
+        default=None,
         help="Watch each continuation's last 10 s (performance tokens): when its pitches, "
         "repeats, gaps or density leave what real music shows, go back a few seconds and "
-        "sample again (each backtrack recorded in the sidecar).",
+        "sample again (each backtrack recorded in the sidecar) [default: as the model's card "
+        "recommends, see `music-transformer info MODEL`; else off].",
     ),
     click.option(
         "--min-p",
@@ -312,6 +312,6 @@ SAMPLING_KEYS = tuple(f.name for f in fields(SamplingSettings))
 def pop_settings(kwargs: dict[str, Any]) -> SamplingSettings:
     """Remove the sampling and length options from a command's kwargs → checked settings."""
     values = {key: kwargs.pop(key) for key in SAMPLING_KEYS if key in kwargs}
-    if "guard" in values:  # the flag → the guard's default settings, or none
-        values["guard"] = (default("guard") or GuardSettings()) if values["guard"] else None
+    if values.get("guard") is True:  # the flag → the guard's default settings
+        values["guard"] = GuardSettings()
     return SamplingSettings(**values)

@@ -180,6 +180,12 @@ class LoadedModel:
         value = (self.meta.get("card") or {}).get("sampling", {}).get("temperature")
         return float(value) if isinstance(value, int | float) and value >= 0 else None
 
+    @property
+    def guard(self) -> bool:
+        """Whether the model's card recommends sampling with the guard on (chosen like the
+        temperature, on its validation split)."""
+        return (self.meta.get("card") or {}).get("sampling", {}).get("guard") is True
+
     def context_window(self, asked: int | None = None) -> int | None:
         """The window to sample with: `asked`, else the training length, else the model's
         attention span; None for the LSTM (its state needs no window)."""

@@ -18,4 +18,4 @@ wav=()
 command -v fluidsynth >/dev/null 2>&1 && wav=(--wav)  # WAV too when FluidSynth is installed
 mkdir -p demo-out
 $MT continue "$primer" -o demo-out/continuation.mid --model piano-transformer \
-  --seconds 30 --temperature 0.9 --seed 1 --force "${wav[@]}" "$@"
+  --seconds 30 --seed 1 --force "${wav[@]}" "$@"

@@ -4,6 +4,7 @@ music, backtracks that restore a row exactly, and guards off = the sampler as it
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -19,8 +20,10 @@ from music_transformer.generation.guards import (
 from music_transformer.generation.loading import load_model, sample_batch
 from music_transformer.generation.primers import read_primer
 from music_transformer.generation.settings import SamplingSettings
+from tests.helpers import BUNDLED_PRIMERS, cli
 
 PRIMERS = "music_transformer/bundled/primers/"
+BUNDLED = BUNDLED_PRIMERS.parent
 # No window of any music can pass these: every check fails, so backtracks happen where the
 # test wants them.
 NEVER = GuardBands(min_distinct=1000)
@@ -162,25 +165,33 @@ def test_models_the_guard_cannot_rewind_sample_unguarded_and_say_why(name: str) 
 
 
 def test_continue_records_the_guard_in_its_sidecar(tmp_path) -> None:
-    from click.testing import CliRunner
-
-    from cli.main import main
+    """--guard / --no-guard win; without either, the model card's choice (piano-transformer's
+    card, and a copy of the model whose card says the opposite)."""
+    card_says = json.loads((BUNDLED / "piano-transformer" / "config.json").read_text())
+    card_says = card_says["card"]["sampling"].get("guard") is True
+    other = tmp_path / "other-card"
+    shutil.copytree(BUNDLED / "piano-transformer", other)
+    meta = json.loads((other / "config.json").read_text())
+    meta["card"]["sampling"]["guard"] = not card_says
+    (other / "config.json").write_text(json.dumps(meta))
 
     primer = PRIMERS + "piano-chpn-op53.mid"
     common = ["--primer-seconds", "3", "--seconds", "2", "--seed", "1", "--precision", "fp32"]
-    for flag in ("--guard", "--no-guard"):
-        out = tmp_path / f"{flag[2:]}.mid"
-        args = ["continue", primer, "-o", str(out), *common, flag, "--min-p", "0.05", "-q"]
-        result = CliRunner().invoke(main, args)
+    cases = [("--guard", "piano-transformer", True), ("--no-guard", "piano-transformer", False),
+             ("--no-guard", str(other), False), (None, "piano-transformer", card_says),
+             (None, str(other), not card_says)]  # fmt: skip
+    for i, (flag, model, guarded) in enumerate(cases):
+        out = tmp_path / f"take-{i}.mid"
+        args = ["continue", primer, "-o", out, "--model", model, *common, "--min-p", "0.05", "-q"]
+        result = cli(*args, *([flag] if flag else []))
         assert result.exit_code == 0, result.output
         record = json.loads(out.with_suffix(".json").read_text())
         assert record["sampling"]["min_p"] == 0.05
-        if flag == "--guard":
-            assert record["sampling"]["guard"]["window"] == GuardSettings().window
+        if guarded:
+            assert record["sampling"]["guard"]["window"] == GuardSettings().window, (flag, model)
             assert record["guard"]["backtracks"] == []
             assert record["guard"]["bands_used"]["min_distinct"] == GuardBands().min_distinct
         else:
-            assert record["sampling"]["guard"] is None and "guard" not in record
-    bad = CliRunner().invoke(main, ["continue", primer, "-o", str(tmp_path / "x.mid"),
-                                    "--min-p", "2"])  # fmt: skip
+            assert record["sampling"]["guard"] is False and "guard" not in record, (flag, model)
+    bad = cli("continue", primer, "-o", tmp_path / "x.mid", "--min-p", "2")
     assert bad.exit_code == 2 and "min_p must be in (0, 1]" in bad.output

@@ -104,11 +104,6 @@ class GuardSettings:
         return out
 
 
-# The guard when none is chosen (SamplingSettings, the CLI's --guard/--no-guard): off until
-# the long-form measurements show it raises the holds rate without hurting the pianist ones.
-DEFAULT_GUARD: GuardSettings | None = None
-
-
 def bands_from_card(meta: dict[str, Any]) -> GuardBands | None:
     """The bands a model's config.json records under card.guard (measured on its own
     training data), or None when it records none."""

@@ -12,7 +12,7 @@ import torch
 from ..checkpoint import CheckpointError, LoadedModel, bundled_models, load_checkpoint
 from ..runtime import pick_device
 from .filters import SamplingError
-from .guards import bands_from_card
+from .guards import GuardSettings, bands_from_card
 from .sampler import Generated, ProgressFn, TokenInfo, generate
 from .settings import DEFAULT_TEMPERATURE, SamplingSettings
 
@@ -51,9 +51,12 @@ def check_window(loaded: LoadedModel, settings: SamplingSettings) -> None:
 def model_settings(loaded: LoadedModel, settings: SamplingSettings) -> SamplingSettings:
     """`settings` with what they leave open taken from the model: its training length as the
     window, its longest note as the note limit, its card's temperature (else
-    DEFAULT_TEMPERATURE) and its card's guard bands (`guards.bands_from_card`)."""
-    guard = settings.guard
-    if guard is not None and guard.bands is None:  # the card's bands, when it records some
+    DEFAULT_TEMPERATURE), its card's choice of guard (else off: `guard` is then GuardSettings
+    or False) and its card's guard bands (`guards.bands_from_card`)."""
+    guard = loaded.guard if settings.guard is None else settings.guard
+    if guard is True:
+        guard = GuardSettings()
+    if isinstance(guard, GuardSettings) and guard.bands is None:  # the card's, if it has some
         guard = replace(guard, bands=bands_from_card(loaded.meta))
     return replace(
         settings,

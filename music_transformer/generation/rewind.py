@@ -52,16 +52,18 @@ def start_guards(
     """The rows' guards when `settings.guard` asks for them and they can work: `performance`
     tokens, and a model whose rows can be re-fed — a sliding KV cache or an LSTM state (a
     model that `reencodes` its context, the absolute-position baseline, cannot). Else None."""
-    if settings.guard is None or getattr(tokenizer, "preset", None) != "performance":
+    if settings.guarded is None or getattr(tokenizer, "preset", None) != "performance":
         return None
     if reencodes or not supports(model_state, rules.grammar):
         return None
-    return RowGuards(settings.guard, tokenizer, primers, rules, picker, rules.rates, settings.seed)
+    return RowGuards(
+        settings.guarded, tokenizer, primers, rules, picker, rules.rates, settings.seed
+    )
 
 
 def guard_record(settings: Any, guards: RowGuards | None, row: int) -> dict[str, Any] | None:
     """What `Generated.guard` records of one row (None when no guard was asked for)."""
-    if settings.guard is None:
+    if settings.guarded is None:
         return None
     return guards.record(row) if guards is not None else {"note": NOT_USED}
 

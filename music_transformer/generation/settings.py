@@ -13,7 +13,7 @@ from typing import Any
 
 from ..runtime import RuntimeChoiceError, check_precision
 from .filters import SamplingError, check_min_p, check_top_k, check_top_p
-from .guards import DEFAULT_GUARD, GuardSettings
+from .guards import GuardSettings
 
 DEFAULT_SECONDS = 30.0
 DEFAULT_TEMPERATURE = 1.0  # for models whose card recommends none
@@ -54,7 +54,9 @@ class SamplingSettings:
         allow_voice_crossing: four-part grids (`jsb`) may put a lower voice above a higher one.
         no_repeat_ngram: never play the same n tokens twice in a row's history (None: off).
         guard: watch each row's last seconds and backtrack when they go bad
-            (`generation.guards`, `generation.rewind`; performance tokens); None: off.
+            (`generation.guards`, `generation.rewind`; performance tokens): GuardSettings
+            (True: the default GuardSettings()), or False: off. None: as the model's card
+            recommends (`card.sampling.guard`), else off.
         min_p: keep only tokens at least this fraction as likely as the likeliest (None: off).
         entropy_floor: nats; a row whose next-token entropy at `temperature` is below it
             samples warmer, up to 2× (`picker`), None: off.
@@ -78,7 +80,7 @@ class SamplingSettings:
     allow_early_end: bool = False
     allow_voice_crossing: bool = False
     no_repeat_ngram: int | None = None
-    guard: GuardSettings | None = DEFAULT_GUARD
+    guard: GuardSettings | bool | None = None
     min_p: float | None = None
     entropy_floor: float | None = None
     sink_tokens: int | None = None
@@ -96,8 +98,12 @@ class SamplingSettings:
         floor = self.entropy_floor
         if floor is not None and not (isinstance(floor, int | float) and 0 < floor < math.inf):
             raise SamplingError(f"entropy_floor must be a number > 0 (nats), got {floor!r}")
-        if self.guard is not None and not isinstance(self.guard, GuardSettings):
-            raise SamplingError(f"guard must be GuardSettings or None, got {self.guard!r}")
+        if self.guard is True:
+            object.__setattr__(self, "guard", GuardSettings())
+        if not (self.guard is None or self.guard is False or isinstance(self.guard, GuardSettings)):
+            raise SamplingError(
+                f"guard must be GuardSettings, true, false or None, got {self.guard!r}"
+            )
         if self.seconds is None and self.tokens is None:
             object.__setattr__(self, "seconds", DEFAULT_SECONDS)
         for name in ("seconds", "primer_seconds", "time_limit", "max_note_seconds"):
@@ -137,6 +143,12 @@ class SamplingSettings:
         return max(64, math.ceil(self.seconds * MAX_TOKENS_PER_SECOND))
 
     @property
+    def guarded(self) -> GuardSettings | None:
+        """The guard's settings when the guard is on, else None (off, or not yet resolved
+        from a model's card: `loading.model_settings` does that)."""
+        return self.guard if isinstance(self.guard, GuardSettings) else None
+
+    @property
     def temperature_used(self) -> float:
         """The temperature sampling uses: `temperature`, else DEFAULT_TEMPERATURE."""
         return DEFAULT_TEMPERATURE if self.temperature is None else float(self.temperature)
@@ -150,7 +162,8 @@ class SamplingSettings:
     def record(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict, for sidecars and manifests."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["guard"] = self.guard.record() if self.guard is not None else None
+        if isinstance(self.guard, GuardSettings):
+            out["guard"] = self.guard.record()
         return out
 
 

@@ -1,7 +1,7 @@
 """Ship a trained piano run as a bundled model (bf16 weights), and cut the bundled piano primers.
 
 Usage: python recipes/piano/bundle.py RUN_DIR NAME [--data DATA_DIR] [--primers N]
-                                      [--temperature T]
+                                      [--temperature T] [--guard]
   RUN_DIR: a run of recipes/piano/transformer.toml or lstm.toml; its best checkpoint (lowest
   valid NLL) goes to music_transformer/bundled/NAME/ (piano-transformer, piano-lstm).
   --data: the prepared piano data (default data/piano); with --primers N (default 0), the
@@ -11,6 +11,9 @@ Usage: python recipes/piano/bundle.py RUN_DIR NAME [--data DATA_DIR] [--primers 
   --temperature: the sampling temperature the card recommends (the default of continue,
   generate and compare for this model), chosen on the valid split with
   `recipes/piano/pianist.py --split valid`.
+  --guard: the card recommends the sampler's guard (`--guard` becomes the default for this
+  model), chosen on 180-s continuations of valid primers with `music-transformer judge`
+  without worse pianist measurements.
 """
 
 from __future__ import annotations
@@ -43,10 +46,11 @@ def main() -> None:
     ap.add_argument("--data", default="data/piano")
     ap.add_argument("--primers", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=None)
+    ap.add_argument("--guard", action="store_true")
     args = ap.parse_args()
     card = {"suits": SUITS.get(args.name, "expressive solo piano (performance MIDI)")}
-    if args.temperature is not None:
-        card["sampling"] = {"temperature": args.temperature}
+    sampling = {"temperature": args.temperature} if args.temperature is not None else {}
+    card["sampling"] = {**sampling, **({"guard": True} if args.guard else {})}
     out = export_checkpoint(args.run, BUNDLED_DIR / args.name, dtype=torch.bfloat16, card=card)
     size = (out / "model.safetensors").stat().st_size / 1e6
     params = count_parameters(load_checkpoint(out).config)

@@ -42,7 +42,6 @@ from music_transformer.comparison.pianist import (
     pianist_record,
 )
 from music_transformer.comparison.primers import notes_after
-from music_transformer.generation.guards import GuardSettings
 from music_transformer.generation.loading import load_model, model_settings, sample_batch
 from music_transformer.generation.primers import read_primer
 from music_transformer.generation.settings import SamplingSettings
@@ -79,7 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument(
         "--guard", choices=("off", "on"), default=None,
-        help="the sampler's guard (generation.guards) off or on [default: the CLI's default]",
+        help="the sampler's guard (generation.guards) off or on [default: the model card's]",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-primers", type=int, default=None)
@@ -255,7 +254,7 @@ def run_models(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
-    guard = {} if args.guard is None else {"guard": GuardSettings() if args.guard == "on" else None}
+    guard = {} if args.guard is None else {"guard": args.guard == "on"}
     try:
         settings = SamplingSettings(
             seconds=args.seconds,

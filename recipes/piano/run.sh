@@ -31,7 +31,7 @@ for m in transformer lstm; do
 done
 
 "$PY" "$here/bundle.py" "$RUNS/transformer" piano-transformer --data "$DATA" --primers 3 \
-  --temperature 0.9
+  --temperature 1.0 --guard
 "$PY" "$here/bundle.py" "$RUNS/lstm" piano-lstm --data "$DATA" --temperature 1.0
 for m in piano-transformer piano-lstm; do
   write_output "$RUNS/eval-$m.json" "$MT" evaluate "$m" --data "$DATA" --split test --json -q

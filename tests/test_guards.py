@@ -196,3 +196,13 @@ def test_continue_records_the_guard_in_its_sidecar(tmp_path) -> None:
             assert record["sampling"]["guard"] is False and "guard" not in record, (flag, model)
     bad = cli("continue", primer, "-o", tmp_path / "x.mid", "--min-p", "2")
     assert bad.exit_code == 2 and "min_p must be in (0, 1]" in bad.output
+
+
+def test_settings_come_back_from_their_record() -> None:
+    """A sidecar's or a studio take's settings rebuild the settings that wrote them (the
+    studio re-writes a lost take from them), guard and bands included."""
+    bands = replace(GuardBands(), min_distinct=3)
+    for guard in (False, None, GuardSettings(), GuardSettings(window=6.0, bands=bands)):
+        settings = SamplingSettings(seed=4, seconds=20.0, temperature=1.0, guard=guard)
+        record = json.loads(json.dumps(settings.record()))
+        assert SamplingSettings.from_record(record) == settings

@@ -103,6 +103,14 @@ class GuardSettings:
         out["bands"] = asdict(self.bands) if self.bands is not None else None
         return out
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> GuardSettings:
+        """The settings `record()` wrote (a sidecar's, a studio take's)."""
+        values = {f.name: record[f.name] for f in fields(cls) if f.name in record}
+        if isinstance(values.get("bands"), dict):
+            values["bands"] = GuardBands(**values["bands"])
+        return cls(**values)
+
 
 def bands_from_card(meta: dict[str, Any]) -> GuardBands | None:
     """The bands a model's config.json records under card.guard (measured on its own

@@ -159,6 +159,15 @@ class SamplingSettings:
             return self
         return replace(self, seed=secrets.randbelow(2**31))
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> SamplingSettings:
+        """The settings `record()` wrote (keys it does not know, like a sidecar's
+        max_new_tokens, are left out)."""
+        values = {f.name: record[f.name] for f in fields(cls) if f.name in record}
+        if isinstance(values.get("guard"), dict):
+            values["guard"] = GuardSettings.from_record(values["guard"])
+        return cls(**values)
+
     def record(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict, for sidecars and manifests."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}

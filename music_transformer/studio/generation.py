@@ -132,7 +132,7 @@ def write_take(
 def rewrite_take(loaded: LoadedModel, parent: Path, node: dict[str, Any], out: Path) -> None:
     """Write a take's MIDI again from its parent's file and the tokens it added (a piece
     folder whose take files were deleted loses nothing but time)."""
-    settings = SamplingSettings(**node["settings"])
+    settings = SamplingSettings.from_record(node["settings"])
     primer = read_parent(loaded, parent, settings.primer_seconds)
     result = Generated(
         node["tokens"], node["stopped_by"], node["seconds"], node["window"], node["precision"]
@@ -159,5 +159,6 @@ def command_line(
         args += ["--top-k", str(s["top_k"])]
     if s.get("top_p") is not None:
         args += ["--top-p", f"{s['top_p']:g}"]
+    args += ["--guard" if isinstance(s.get("guard"), dict) else "--no-guard"]
     args += ["--precision", node["precision"], "--device", "cpu"]  # where the studio runs
     return shlex.join(args)

@@ -1,7 +1,7 @@
 """Stack three-minute piano rolls of the same primers continued two ways, for the README.
 
     python recipes/piano/before_after.py OUT.png BEFORE_DIR AFTER_DIR NAME [NAME ...] \
-        [--labels "before,after"]
+        [--labels "before|after"]
 
 Each NAME is a file in both folders (e.g. `Chopin__chpn_op53-1.mid`, written by `generate`
 with its JSON sidecar, which gives the primer's end). The rolls share one time axis and, per
@@ -44,9 +44,9 @@ def main() -> None:
     ap.add_argument("before", type=Path)
     ap.add_argument("after", type=Path)
     ap.add_argument("names", nargs="+")
-    ap.add_argument("--labels", default="before,after")
+    ap.add_argument("--labels", default="before|after", help="the two labels, split by |")
     args = ap.parse_args()
-    labels = args.labels.split(",")
+    labels = args.labels.split("|")
     pairs = [(args.before / n, args.after / n) for n in args.names]
     seconds = max(pretty_midi.PrettyMIDI(str(p)).get_end_time() for pair in pairs for p in pair)
     images = []

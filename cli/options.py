@@ -14,7 +14,6 @@ import click
 
 from cli.errors import OneLineCommand, UserError  # noqa: F401 (OneLineCommand: re-exported)
 from midi_data.render import AUDIO_FORMATS
-from music_transformer.generation.guards import GuardSettings
 from music_transformer.generation.loading import DEFAULT_MODEL
 from music_transformer.generation.rules import HARD_END, SOFT_END
 from music_transformer.generation.runner import DEFAULT_BATCH_SIZE
@@ -312,6 +311,4 @@ SAMPLING_KEYS = tuple(f.name for f in fields(SamplingSettings))
 def pop_settings(kwargs: dict[str, Any]) -> SamplingSettings:
     """Remove the sampling and length options from a command's kwargs → checked settings."""
     values = {key: kwargs.pop(key) for key in SAMPLING_KEYS if key in kwargs}
-    if values.get("guard") is True:  # the flag → the guard's default settings
-        values["guard"] = GuardSettings()
     return SamplingSettings(**values)

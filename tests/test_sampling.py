@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from music_transformer import calibration
+from music_transformer.generation import sampler
 from music_transformer.generation.filters import SamplingError
 from music_transformer.generation.reference import generate_without_cache
 from music_transformer.generation.sampler import TokenInfo, default_window, generate
@@ -315,7 +316,6 @@ def test_generate_reports_why_each_row_stopped_and_how_it_ran() -> None:
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_a_long_primer_read_in_chunks_gives_the_same_continuation(arch, monkeypatch) -> None:
-    from music_transformer.generation import sampler
 
     model = tiny_model(arch)
     primers = [primer(70, seed=3), primer(45, seed=4)]  # left padding inside the first chunk
@@ -333,36 +333,59 @@ def test_a_long_primer_read_in_chunks_gives_the_same_continuation(arch, monkeypa
     assert read[-1] == (70, 70) and len(read) == 5  # 16, 32, 48, 64, 70
 
 
-def _sinks_reference(model, prompt, steps, window, k, temperature, seed=1):
+def _sinks_reference(model, prompt, steps, window, k, temperature, hop, seed=1):
     """Decoding without a cache where the context is the whole history while it fits in
-    `window`, else the first k context tokens + the last window - k of the history."""
+    `window`; then, each time it would hold more than `window` tokens, the first k context
+    tokens + the last window - hop - k of the history, growing again to `window`."""
     from music_transformer.generation.picker import TokenPicker
 
     pick = TokenPicker(1, torch.device("cpu"), temperature, seed=seed)
     start = prompt[-window:]
     history = list(start)
+    recent = None  # tokens of the history after the sinks, once the context has slid
     with torch.inference_mode():
         for _ in range(steps):
-            ctx = history if len(history) <= window else start[:k] + history[-(window - k) :]
+            full = len(history) > window if recent is None else k + recent > window
+            if full:  # slide: the sinks and the newest window - hop - k (+ the token fed)
+                recent = window - hop - k + 1
+            ctx = history if recent is None else start[:k] + history[-recent:]
             logits, _ = model(torch.tensor([ctx]))  # (1, T, V)
             history.append(int(pick(logits[:, -1])))
+            recent = None if recent is None else recent + 1
     return history[len(start) :]
 
 
 @pytest.mark.parametrize("temperature", [0.0, HOT])
-def test_attention_sinks_keep_each_rows_first_tokens_one_layer(temperature: float) -> None:
+@pytest.mark.parametrize(("window", "k"), [(16, 3), (64, 6)])  # hop 1, hop 7
+def test_attention_sinks_keep_each_rows_first_tokens_one_layer(
+    temperature: float, window: int, k: int
+) -> None:
     """One layer (keys depend only on their token): with `sink_tokens` k the slid cache
-    attends to the first k context tokens + the newest window - k, row by row, whatever the
-    other rows' lengths (left padding)."""
+    attends to the first k context tokens + the newest tokens (window - hop - k after each
+    slide, growing back to window - k), row by row, whatever the other rows' lengths (left
+    padding)."""
     model = tiny_model(n_layers=1)
-    window, k = 16, 3
+    hop = sampler.sink_hop(window, k)
+    assert hop == (1 if window == 16 else 7)
     prompts = [primer(10, seed=2), primer(40, seed=3)]
     kw = {"temperature": temperature, "seed": 1, "window": window, "sink_tokens": k}
     for p in prompts:
-        assert gen(model, [p], 60, **kw)[0] == _sinks_reference(
-            model, p, 60, window, k, temperature
+        assert gen(model, [p], 100, **kw)[0] == _sinks_reference(
+            model, p, 100, window, k, temperature, hop
         )
-    batched = gen(model, prompts, 60, **kw)
-    assert batched[0] == gen(model, [prompts[0]], 60, **kw)[0]
-    assert batched[1] == gen(model, [prompts[1]], 60, **{**kw, "seed": 2})[0]
-    assert batched[0] != gen(model, [prompts[0]], 60, **{**kw, "sink_tokens": None})[0]
+    batched = gen(model, prompts, 100, **kw)
+    assert batched[0] == gen(model, [prompts[0]], 100, **kw)[0]
+    assert batched[1] == gen(model, [prompts[1]], 100, **{**kw, "seed": 2})[0]
+    assert batched[0] != gen(model, [prompts[0]], 100, **{**kw, "sink_tokens": None})[0]
+
+
+def test_attention_sinks_slide_each_row_on_its_own_schedule() -> None:
+    """A deeper model, hop 7: rows of different lengths slide at different steps, and each
+    row's continuation is the one it has alone (no row depends on its neighbours)."""
+    model = tiny_model()
+    assert sampler.sink_hop(64, 6) == 7
+    prompts = [primer(10, seed=2), primer(40, seed=3), primer(63, seed=4)]
+    kw = {"temperature": HOT, "seed": 1, "window": 64, "sink_tokens": 6}
+    batched = gen(model, prompts, 120, **kw)
+    for i, p in enumerate(prompts):
+        assert batched[i] == gen(model, [p], 120, **{**kw, "seed": 1 + i})[0]

@@ -16,6 +16,11 @@ The absolute-position baseline cannot slide: its positions would run past what i
 on. When its window is full, the last `window // 2` tokens are re-encoded from scratch, which
 keeps the amortized cost per token bounded at the price of one prefill every window // 2
 steps. The LSTM keeps a fixed-size state and needs no window.
+
+Attention sinks (`sink_tokens` k): each row's first k context tokens stay when the window
+slides (`cache.slide`). That is a copy of the window, so it is made once per `sink_hop`
+tokens, not per token: the context then holds the k sinks and the newest
+window - hop - k … window - k tokens, growing between two slides.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import torch
 from torch import nn
 
 from ..calibration import choose_decode_threads, choose_precision
-from ..nn.cache import KVCache
+from ..nn.cache import MIN_CAPACITY, KVCache
 from ..nn.config import attention_span
 from ..runtime import autocast, autocast_dtype, decode_threads, precision_name
 from .buffer import TokenBuffer, budget_options, check_budget, expected_tokens
@@ -236,6 +241,15 @@ def generate(
     ]
 
 
+def sink_hop(window: int | None, sinks: int | None) -> int:
+    """How many positions a window with `sinks` attention sinks drops at each slide: up to
+    64 (the room `KVCache.slide` leaves to append in place), at most an eighth of the
+    window's recent part, at least 1."""
+    if not window or not sinks:
+        return 1
+    return max(1, min(MIN_CAPACITY, (window - sinks) // 8))
+
+
 class _Run:
     """One batch's decoding loop and its bookkeeping (lengths, seconds, stop reasons)."""
 
@@ -246,6 +260,8 @@ class _Run:
         self.absolute, self.grain = _is_absolute(model), _grain(model)
         # absolute positions: leave room to grow after a re-encode
         self.keep = window // 2 if self.absolute and window else window
+        # attention sinks: slide this many positions at a time (one copy per `hop` tokens)
+        self.hop = sink_hop(window, settings.sink_tokens)
         # absolute positions: each row's context since its last re-encode, padding aside
         self.segments = [_last(p, window, self.grain) for p in primers]
 
@@ -352,7 +368,7 @@ class _Run:
             return self.step_absolute(token, cache)
         if self.window is not None and cache.length >= self.window:
             if self.sinks is not None:  # the context's first tokens stay
-                cache = cache.slide(self.keep - 1, self.sinks)
+                cache = cache.slide(self.window, self.hop, self.sinks)
             else:
                 cache = cache.trim(self.keep - 1)  # room for the token fed next
         logits, cache = self.model(token.unsqueeze(1), cache=cache)  # (B, 1, V)

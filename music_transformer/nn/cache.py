@@ -135,39 +135,62 @@ class KVCache:
         store = _Store(keys, values, fill=k)  # type: ignore[arg-type]
         return KVCache(store, 0, k, valid, self.seen, take(self.tokens, 1), take(self.positions, 1))
 
-    def slide(self, window: int, sinks: KVCache) -> KVCache:
-        """`sinks` (from `first`) followed by this cache's last `window - sinks.length`
-        positions: a sliding window that keeps its first positions. A copy, O(window) per
-        call (a measured option, not the default). A row shorter than the batch's widest may
-        still hold its first tokens among the recent ones (the columns dropped first were its
-        padding): only the sinks it has lost count, placed right before the recent ones, so
-        its context is contiguous until it holds more than `window` tokens. From then on the
-        sinks sit at distances window - k … window - 1 from the newest query: their true
+    def slide(self, window: int, hop: int, sinks: KVCache) -> KVCache:
+        """A sliding window that keeps each row's first positions ("attention sinks"): every
+        row holding `window` positions becomes its `sinks` (from `first`) followed by its last
+        `window - hop - sinks.length` positions; the other rows stay as they are. So a row's
+        context depends only on its own history — when it slides, by how much — never on
+        the other rows' lengths, and a slide (a copy, O(window)) is needed once per `hop`
+        tokens of a row. Each row's real positions are a suffix of its columns (left padding);
+        the result is right-aligned and left-padded the same way. The sinks sit right before
+        the recent positions, at distances window - k … from the newest query: their true
         distances are larger, and clipped to the same farthest relative embedding once the
         window spans the model's table (as with the bundled models)."""
-        recent = self.trim(window - sinks.length)
-        k = sinks.length
-        count = _all_valid(sinks).sum(1)  # (B,) each row's sinks
-        lost = torch.minimum(count, (self.seen - _all_valid(recent).sum(1)).clamp(min=0))
-        sinks = sinks._columns(_shifts(k, k - lost) + (k - count)[:, None], k - lost)
-        width = k + recent.length
+        k, width = sinks.length, self.length
+        keep = window - hop - k  # recent positions a sliding row keeps
+        if keep < 1:
+            raise ValueError(f"window {window} leaves no room past {k} sinks and a hop of {hop}")
+        count = _all_valid(self).sum(1)  # (B,) each row's real positions
+        own = _all_valid(sinks).sum(1)  # (B,) each row's sinks
+        full = count >= window
+        length = torch.where(full, own + keep, count)  # (B,) each row's new context
+        out = int(length.max())
+        # (B, out) column of each new position in [sinks | this cache] (k + S columns),
+        # right-aligned: a full row takes its last `own` sinks then its last `keep` columns
+        j = torch.arange(out, device=count.device)[None, :] - (out - length)[:, None]
+        from_sinks = full[:, None] & (j < own[:, None])
+        cols = torch.where(
+            from_sinks,
+            k - own[:, None] + j,
+            k + width - torch.where(full, keep, count)[:, None] + j - full[:, None] * own[:, None],
+        ).clamp(min=0, max=k + width - 1)
+        real = j >= 0
+
+        def take(a: Tensor | None, b: Tensor | None, dim: int, room: int) -> Tensor | None:
+            if a is None or b is None:
+                return None
+            both = torch.cat([a, b], dim=dim)
+            shape = [cols.shape[0]] + [1] * (both.dim() - 1)
+            shape[dim] = out
+            index = cols.view(shape).expand(*both.shape[:dim], out, *both.shape[dim + 1 :])
+            picked = both.gather(dim, index)
+            if not room:
+                return picked
+            buf = picked.new_empty(*picked.shape[:dim], out + room, *picked.shape[dim + 1 :])
+            buf.narrow(dim, 0, out).copy_(picked)  # room to append in place until the next slide
+            return buf
+
         keys, values = [], []
         for i in range(self.n_layers):
-            for out, old, new in zip((keys, values), sinks.layer(i), recent.layer(i)):
-                b, h, _, dh = new.shape  # room to append in place until the next slide
-                buf = new.new_empty(b, h, width + MIN_CAPACITY, dh)
-                buf[:, :, :k] = old
-                buf[:, :, k:width] = new
-                out.append(buf)
-        valid = None
-        if sinks.valid is not None or recent.valid is not None:
-            valid = torch.cat([_all_valid(sinks), _all_valid(recent)], dim=1)  # (B, S)
+            for kept, old, new in zip((keys, values), sinks.layer(i), self.layer(i)):
+                kept.append(take(old, new, 2, MIN_CAPACITY))
         extra = [
-            None if a is None or b is None else torch.cat([a, b], dim=1)
-            for a, b in ((sinks.tokens, recent.tokens), (sinks.positions, recent.positions))
+            take(a, b, 1, 0)
+            for a, b in ((sinks.tokens, self.tokens), (sinks.positions, self.positions))
         ]
-        store = _Store(keys, values, fill=width)
-        return KVCache(store, 0, width, valid, self.seen, *extra)
+        valid = None if bool(real.all()) else real
+        store = _Store(keys, values, fill=out)  # type: ignore[arg-type]
+        return KVCache(store, 0, out, valid, self.seen, *extra)
 
     def replace_rows(self, rows: Tensor, donor: KVCache) -> KVCache:
         """This cache with rows `rows` (K,) replaced by the K rows of `donor` (a backtracked

@@ -102,6 +102,8 @@ def info(model: str, as_json: bool) -> None:
     click.echo(f"temperature: {temperature} (the default of continue, generate and compare)")
     guard = "on" if data.get("sampling", {}).get("guard") is True else "off"
     click.echo(f"guard:      {guard} (the default of --guard/--no-guard)")
+    sinks = data.get("sampling", {}).get("sink_tokens") or 0
+    click.echo(f"sinks:      {sinks or 'off'} (the default of --sink-tokens)")
     click.echo("precision (--precision auto on this machine):")
     for workload, choice in data["precision_here"].items():
         click.echo(f"  {workload:<7} {choice['precision']}: {choice['why']}")

@@ -186,7 +186,8 @@ sampling_options = _stack(
         type=int,
         default=None,
         metavar="K",
-        help="When the context slides, keep the first K tokens of each row's context.",
+        help="When the context slides, keep the first K tokens of each row's context "
+        "(attention sinks); 0: off. Default: the model card's choice (`info` shows it).",
     ),
     click.option(
         "--no-grammar",

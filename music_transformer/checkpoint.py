@@ -186,6 +186,15 @@ class LoadedModel:
         temperature, on its validation split)."""
         return (self.meta.get("card") or {}).get("sampling", {}).get("guard") is True
 
+    @property
+    def sink_tokens(self) -> int | None:
+        """The attention sinks the model's card recommends (chosen like the temperature, on
+        its validation split), or None when it recommends none."""
+        value = (self.meta.get("card") or {}).get("sampling", {}).get("sink_tokens")
+        return (
+            value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+        )
+
     def context_window(self, asked: int | None = None) -> int | None:
         """The window to sample with: `asked`, else the training length, else the model's
         attention span; None for the LSTM (its state needs no window)."""

@@ -20,7 +20,7 @@ from music_transformer.generation.guards import (
 from music_transformer.generation.loading import load_model, sample_batch
 from music_transformer.generation.primers import read_primer
 from music_transformer.generation.settings import SamplingSettings
-from tests.helpers import BUNDLED_PRIMERS, cli
+from tests.helpers import BUNDLED_PRIMERS, cli, one_line_error
 
 PRIMERS = "music_transformer/bundled/primers/"
 BUNDLED = BUNDLED_PRIMERS.parent
@@ -206,3 +206,32 @@ def test_settings_come_back_from_their_record() -> None:
         settings = SamplingSettings(seed=4, seconds=20.0, temperature=1.0, guard=guard)
         record = json.loads(json.dumps(settings.record()))
         assert SamplingSettings.from_record(record) == settings
+
+
+def test_attention_sinks_default_to_the_model_cards_choice(tmp_path) -> None:
+    """--sink-tokens K wins, 0 turns sinks off; without it, the card's `sink_tokens` (a copy
+    of piano-transformer whose card asks for 32 sinks, and the bundled card)."""
+    card = json.loads((BUNDLED / "piano-transformer" / "config.json").read_text())
+    bundled = card["card"]["sampling"].get("sink_tokens") or 0
+    other = tmp_path / "sinks-card"
+    shutil.copytree(BUNDLED / "piano-transformer", other)
+    meta = json.loads((other / "config.json").read_text())
+    meta["card"]["sampling"]["sink_tokens"] = 32
+    (other / "config.json").write_text(json.dumps(meta))
+    assert load_model(other, "cpu").sink_tokens == 32
+
+    primer = PRIMERS + "piano-chpn-op53.mid"
+    common = ["--primer-seconds", "3", "--seconds", "2", "--seed", "1", "--precision", "fp32"]
+    cases = [(None, str(other), 32), ("0", str(other), 0), ("16", str(other), 16),
+             (None, "piano-transformer", bundled)]  # fmt: skip
+    for i, (flag, model, sinks) in enumerate(cases):
+        out = tmp_path / f"take-{i}.mid"
+        args = ["continue", primer, "-o", out, "--model", model, *common, "--no-guard", "-q"]
+        result = cli(*args, *(["--sink-tokens", flag] if flag else []))
+        assert result.exit_code == 0, result.output
+        record = json.loads(out.with_suffix(".json").read_text())
+        assert record["sampling"]["sink_tokens"] == sinks, (flag, model)
+    info = cli("info", str(other))
+    assert "sinks:      32" in info.output
+    one_line_error(cli("continue", primer, "-o", tmp_path / "x.mid", "--sink-tokens", "-1"),
+                   "sink_tokens")  # fmt: skip

@@ -52,7 +52,8 @@ def model_settings(loaded: LoadedModel, settings: SamplingSettings) -> SamplingS
     """`settings` with what they leave open taken from the model: its training length as the
     window, its longest note as the note limit, its card's temperature (else
     DEFAULT_TEMPERATURE), its card's choice of guard (else off: `guard` is then GuardSettings
-    or False) and its card's guard bands (`guards.bands_from_card`)."""
+    or False), its card's guard bands (`guards.bands_from_card`) and its card's attention
+    sinks (else 0: off)."""
     guard = loaded.guard if settings.guard is None else settings.guard
     if guard is True:
         guard = GuardSettings()
@@ -63,6 +64,9 @@ def model_settings(loaded: LoadedModel, settings: SamplingSettings) -> SamplingS
         guard=guard,
         window=loaded.context_window(settings.window),
         max_note_seconds=settings.max_note_seconds or loaded.max_note_seconds,
+        sink_tokens=settings.sink_tokens
+        if settings.sink_tokens is not None
+        else loaded.sink_tokens or 0,
         temperature=next(
             t
             for t in (settings.temperature, loaded.temperature, DEFAULT_TEMPERATURE)

@@ -61,7 +61,8 @@ class SamplingSettings:
         entropy_floor: nats; a row whose next-token entropy at `temperature` is below it
             samples warmer, up to 2× (`picker`), None: off.
         sink_tokens: when the context slides, keep each row's first this-many context tokens
-            ("attention sinks", `KVCache.slide`; relative Transformers), None: off.
+            ("attention sinks", `KVCache.slide`; relative Transformers); 0: off. None: as
+            the model's card recommends (`card.sampling.sink_tokens`), else off.
     """
 
     temperature: float | None = None
@@ -126,8 +127,8 @@ class SamplingSettings:
                 raise SamplingError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.window is not None and self.window < 2:
             raise SamplingError(f"window must be ≥ 2, got {self.window}")
-        if self.sink_tokens is not None and self.sink_tokens < 1:
-            raise SamplingError(f"sink_tokens must be ≥ 1, got {self.sink_tokens}")
+        if self.sink_tokens is not None and self.sink_tokens < 0:
+            raise SamplingError(f"sink_tokens must be ≥ 0 (0: off), got {self.sink_tokens}")
         if self.seed is not None and not 0 <= self.seed < SEED_LIMIT:
             raise SamplingError(f"seed must be in 0 … {SEED_LIMIT - 1}, got {self.seed}")
         try:

@@ -160,5 +160,7 @@ def command_line(
     if s.get("top_p") is not None:
         args += ["--top-p", f"{s['top_p']:g}"]
     args += ["--guard" if isinstance(s.get("guard"), dict) else "--no-guard"]
+    if s.get("sink_tokens") is not None:  # 0 (off) too: the card may say otherwise
+        args += ["--sink-tokens", str(s["sink_tokens"])]
     args += ["--precision", node["precision"], "--device", "cpu"]  # where the studio runs
     return shlex.join(args)

@@ -1,7 +1,7 @@
 """Ship a trained piano run as a bundled model (bf16 weights), and cut the bundled piano primers.
 
 Usage: python recipes/piano/bundle.py RUN_DIR NAME [--data DATA_DIR] [--primers N]
-                                      [--temperature T] [--guard]
+                                      [--temperature T] [--guard] [--sink-tokens K]
   RUN_DIR: a run of recipes/piano/transformer.toml or lstm.toml; its best checkpoint (lowest
   valid NLL) goes to music_transformer/bundled/NAME/ (piano-transformer, piano-lstm).
   --data: the prepared piano data (default data/piano); with --primers N (default 0), the
@@ -14,6 +14,8 @@ Usage: python recipes/piano/bundle.py RUN_DIR NAME [--data DATA_DIR] [--primers 
   --guard: the card recommends the sampler's guard (`--guard` becomes the default for this
   model), chosen on 180-s continuations of valid primers with `music-transformer judge`
   without worse pianist measurements.
+  --sink-tokens: the attention sinks the card recommends (the default of --sink-tokens for
+  this model), chosen the same way.
 """
 
 from __future__ import annotations
@@ -47,10 +49,13 @@ def main() -> None:
     ap.add_argument("--primers", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--guard", action="store_true")
+    ap.add_argument("--sink-tokens", type=int, default=0)
     args = ap.parse_args()
     card = {"suits": SUITS.get(args.name, "expressive solo piano (performance MIDI)")}
     sampling = {"temperature": args.temperature} if args.temperature is not None else {}
     card["sampling"] = {**sampling, **({"guard": True} if args.guard else {})}
+    if args.sink_tokens:
+        card["sampling"]["sink_tokens"] = args.sink_tokens
     out = export_checkpoint(args.run, BUNDLED_DIR / args.name, dtype=torch.bfloat16, card=card)
     size = (out / "model.safetensors").stat().st_size / 1e6
     params = count_parameters(load_checkpoint(out).config)

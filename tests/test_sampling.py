@@ -379,6 +379,13 @@ def test_attention_sinks_keep_each_rows_first_tokens_one_layer(
     assert batched[0] != gen(model, [prompts[0]], 100, **{**kw, "sink_tokens": None})[0]
 
 
+@pytest.mark.parametrize(("window", "k"), [(8, 5), (2, 1)])
+def test_sinks_that_leave_no_room_for_new_tokens_are_refused(window: int, k: int) -> None:
+    """More sinks than half the window, or a window the sinks and one hop fill: refused."""
+    with pytest.raises(SamplingError, match="sink_tokens"):
+        gen(tiny_model(), [primer(10, seed=2)], 4, window=window, sink_tokens=k)
+
+
 def test_attention_sinks_slide_each_row_on_its_own_schedule() -> None:
     """A deeper model, hop 7: rows of different lengths slide at different steps, and each
     row's continuation is the one it has alone (no row depends on its neighbours)."""

@@ -211,8 +211,12 @@ def generate(
         raise SamplingError("a length in seconds needs the tokenizer's token durations")
     check_budget(len(primers), settings.max_new_tokens, budget_options(settings))
     window = settings.window if settings.window is not None else default_window(model)
-    if settings.sink_tokens and window and 2 * settings.sink_tokens > window:
-        raise SamplingError(f"sink_tokens ({settings.sink_tokens}) must be at most half the window")
+    k = settings.sink_tokens
+    if k and window and (2 * k > window or window - k - sink_hop(window, k) < 1):
+        raise SamplingError(
+            f"sink_tokens ({k}) must be at most half the window ({window}) and leave room "
+            "for the newest tokens"
+        )
     device = torch.device(device) if device is not None else model_device(model)
     dtype, threads = _decode_runtime(
         model, settings.precision, device, len(primers), window, threads

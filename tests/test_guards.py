@@ -235,3 +235,8 @@ def test_attention_sinks_default_to_the_model_cards_choice(tmp_path) -> None:
     assert "sinks:      32" in info.output
     one_line_error(cli("continue", primer, "-o", tmp_path / "x.mid", "--sink-tokens", "-1"),
                    "sink_tokens")  # fmt: skip
+    for model in ("piano-lstm", "bach-absolute"):  # contexts that never slide
+        refused = cli("continue", primer, "-o", tmp_path / "y.mid", "--model", model,
+                      "--sink-tokens", "8")  # fmt: skip
+        one_line_error(refused, "--sink-tokens 8", model)
+        assert not (tmp_path / "y.mid").exists()

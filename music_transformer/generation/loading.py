@@ -13,7 +13,7 @@ from ..checkpoint import CheckpointError, LoadedModel, bundled_models, load_chec
 from ..runtime import pick_device
 from .filters import SamplingError
 from .guards import GuardSettings, bands_from_card
-from .sampler import Generated, ProgressFn, TokenInfo, generate
+from .sampler import Generated, ProgressFn, TokenInfo, generate, is_absolute
 from .settings import DEFAULT_TEMPERATURE, SamplingSettings
 
 DEFAULT_MODEL = "piano-transformer"
@@ -39,12 +39,23 @@ def load_model(
 
 def check_window(loaded: LoadedModel, settings: SamplingSettings) -> None:
     """A window asked for a model that has none (the LSTM keeps a fixed-size state, not a
-    context of tokens) is refused rather than silently ignored."""
-    if settings.window is not None and loaded.config.arch != "transformer":
+    context of tokens), or attention sinks for a model whose context never slides (the LSTM,
+    and absolute positions, re-encoded instead), is refused rather than silently ignored."""
+    name, arch = loaded.directory.name, loaded.config.arch
+    if settings.window is not None and arch != "transformer":
         raise SamplingError(
-            f"--window {settings.window}: {loaded.directory.name} is an "
-            f"{loaded.config.arch.upper()}, which carries a state instead of a window of "
-            "tokens; leave --window out"
+            f"--window {settings.window}: {name} is an {arch.upper()}, which carries a state "
+            "instead of a window of tokens; leave --window out"
+        )
+    if settings.sink_tokens and (arch != "transformer" or is_absolute(loaded.model)):
+        kind = (
+            f"an {arch.upper()}"
+            if arch != "transformer"
+            else "a Transformer with absolute positions"
+        )
+        raise SamplingError(
+            f"--sink-tokens {settings.sink_tokens}: {name} is {kind}, whose context is never "
+            "slid; leave --sink-tokens out"
         )
 
 

@@ -117,7 +117,7 @@ def default_window(model: nn.Module) -> int | None:
     return attention_span(config) if config is not None else None
 
 
-def _is_absolute(model: nn.Module) -> bool:
+def is_absolute(model: nn.Module) -> bool:
     """Whether the model sees absolute positions (the absolute baseline, or sinusoids
     concatenated to its inputs): its context is re-encoded from position 0, not slid."""
     config = getattr(model, "config", None)
@@ -261,7 +261,7 @@ class _Run:
         self.model, self.primers, self.settings, self.tokens = model, primers, settings, tokens
         self.window, self.pick, self.device, self.progress = window, picker, device, progress
         self.rates = rates
-        self.absolute, self.grain = _is_absolute(model), _grain(model)
+        self.absolute, self.grain = is_absolute(model), _grain(model)
         # absolute positions: leave room to grow after a re-encode
         self.keep = window // 2 if self.absolute and window else window
         # attention sinks: slide this many positions at a time (one copy per `hop` tokens)

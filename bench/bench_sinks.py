@@ -32,20 +32,6 @@ from music_transformer.generation.loading import load_model  # noqa: E402
 from music_transformer.generation.settings import SamplingSettings  # noqa: E402
 
 
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), else 'unknown CPU'."""
-    for line in cpuinfo():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
-def cpuinfo() -> list[str]:
-    """The lines of /proc/cpuinfo ([] where there is none)."""
-    path = Path("/proc/cpuinfo")
-    return path.read_text().splitlines() if path.exists() else []
-
-
 def run(loaded, primers, settings, hop_one: bool) -> tuple[float, float, int]:
     """CPU seconds, wall seconds and new tokens of one batch."""
     original = sampler.sink_hop
@@ -92,16 +78,14 @@ def main() -> None:
                 best[name] = got
             print(name, f"{got[0]:.1f} s CPU, {got[1]:.1f} s wall, {got[2]} tokens", flush=True)
     plain = best["no sinks"][0] / best["no sinks"][2]
-    flags = sorted(
-        {f for line in cpuinfo() if line.startswith("flags") for f in line.split()
-         if f.startswith(("avx512", "amx")) or f in ("avx2", "fma")}
-    )  # fmt: skip
+    from profile_train import cpu_flags  # the same CPU line as the other benchmarks
+
     lines = [
         "# Attention sinks: CPU cost per token",
         "",
         f"`python bench/bench_sinks.py --model {args.model} --batch {args.batch} --tokens "
-        f"{args.tokens} --sinks {args.sinks} --repeats {args.repeats}`; {cpu_name()}, "
-        f"flags {' '.join(flags)}; torch {torch.__version__}; one decoding thread, fp32, "
+        f"{args.tokens} --sinks {args.sinks} --repeats {args.repeats}`; {cpu_flags()}; "
+        f"torch {torch.__version__}; one decoding thread, fp32, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; lowest of "
         f"{args.repeats} interleaved runs.",
         "",

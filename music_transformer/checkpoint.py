@@ -174,23 +174,28 @@ class LoadedModel:
         return float(value) if value else None
 
     @property
+    def card_sampling(self) -> dict[str, Any]:
+        """The sample settings the model's card recommends (`card.sampling`), or {}."""
+        return (self.meta.get("card") or {}).get("sampling") or {}
+
+    @property
     def temperature(self) -> float | None:
         """The sampling temperature the model's card recommends (chosen on its validation
         split, see MODEL_CARD.md), or None when it recommends none."""
-        value = (self.meta.get("card") or {}).get("sampling", {}).get("temperature")
+        value = self.card_sampling.get("temperature")
         return float(value) if isinstance(value, int | float) and value >= 0 else None
 
     @property
     def guard(self) -> bool:
         """Whether the model's card recommends sampling with the guard on (chosen like the
         temperature, on its validation split)."""
-        return (self.meta.get("card") or {}).get("sampling", {}).get("guard") is True
+        return self.card_sampling.get("guard") is True
 
     @property
     def sink_tokens(self) -> int | None:
         """The attention sinks the model's card recommends (chosen like the temperature, on
         its validation split), or None when it recommends none."""
-        value = (self.meta.get("card") or {}).get("sampling", {}).get("sink_tokens")
+        value = self.card_sampling.get("sink_tokens")
         return (
             value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
         )

@@ -159,11 +159,8 @@ class KVCache:
         # right-aligned: a full row takes its last `own` sinks then its last `keep` columns
         j = torch.arange(out, device=count.device)[None, :] - (out - length)[:, None]
         from_sinks = full[:, None] & (j < own[:, None])
-        cols = torch.where(
-            from_sinks,
-            k - own[:, None] + j,
-            k + width - torch.where(full, keep, count)[:, None] + j - full[:, None] * own[:, None],
-        ).clamp(min=0, max=k + width - 1)
+        cols = torch.where(from_sinks, k - own[:, None] + j, k + width - length[:, None] + j)
+        cols = cols.clamp(min=0, max=k + width - 1)
         real = j >= 0
 
         def take(a: Tensor | None, b: Tensor | None, dim: int, room: int) -> Tensor | None:

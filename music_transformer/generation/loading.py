@@ -37,6 +37,13 @@ def load_model(
     return load_checkpoint(model, pick_device(device))
 
 
+def context_slides(loaded: LoadedModel) -> bool:
+    """Whether the model's context window slides past its training length, so that attention
+    sinks apply: a relative Transformer; not the LSTM (a state, no window) nor a Transformer
+    with absolute positions (re-encoded instead)."""
+    return loaded.config.arch == "transformer" and not is_absolute(loaded.model)
+
+
 def check_window(loaded: LoadedModel, settings: SamplingSettings) -> None:
     """A window asked for a model that has none (the LSTM keeps a fixed-size state, not a
     context of tokens), or attention sinks for a model whose context never slides (the LSTM,
@@ -47,7 +54,7 @@ def check_window(loaded: LoadedModel, settings: SamplingSettings) -> None:
             f"--window {settings.window}: {name} is an {arch.upper()}, which carries a state "
             "instead of a window of tokens; leave --window out"
         )
-    if settings.sink_tokens and (arch != "transformer" or is_absolute(loaded.model)):
+    if settings.sink_tokens and not context_slides(loaded):
         kind = (
             f"an {arch.upper()}"
             if arch != "transformer"

@@ -42,7 +42,12 @@ from music_transformer.comparison.pianist import (
     pianist_record,
 )
 from music_transformer.comparison.primers import notes_after
-from music_transformer.generation.loading import load_model, model_settings, sample_batch
+from music_transformer.generation.loading import (
+    context_slides,
+    load_model,
+    model_settings,
+    sample_batch,
+)
 from music_transformer.generation.primers import read_primer
 from music_transformer.generation.settings import SamplingSettings
 
@@ -79,6 +84,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--guard", choices=("off", "on"), default=None,
         help="the sampler's guard (generation.guards) off or on [default: the model card's]",
+    )  # fmt: skip
+    p.add_argument(
+        "--sink-tokens", type=int, default=None,
+        help="attention sinks for the models whose context slides (relative Transformers); "
+        "the LSTM and absolute-position models keep none [default: each model's card's]",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-primers", type=int, default=None)
@@ -241,10 +251,11 @@ def run_models(
         paths = [write_primer(c, Path(tmp) / f"p{i:03d}.mid") for i, c in enumerate(cuts)]
         for name, loaded in models.items():
             print(f"{name}: continuing {len(cuts)} primers", file=sys.stderr)
-            records, facts = continuations(loaded, paths, cuts, settings, batch_size)
+            own = settings if context_slides(loaded) else replace(settings, sink_tokens=0)
+            records, facts = continuations(loaded, paths, cuts, own, batch_size)
             results[name] = {
                 "directory": str(loaded.directory),
-                "sampling": model_settings(loaded, settings).record(),  # what this model ran
+                "sampling": model_settings(loaded, own).record(),  # what this model ran
                 "aggregate": aggregate(records),
                 "records": [{**f, **r.to_dict()} for f, r in zip(facts, records)],
             }
@@ -262,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             top_p=args.top_p,
             seed=args.seed,
             primer_note_limit=not args.no_primer_note_limit,
+            sink_tokens=args.sink_tokens,
             **guard,
         )
         if not names:

@@ -10,7 +10,8 @@
 #                                     setting in SWEEP, judged against their genre
 #   recipes/piano/mixed.sh ship       bundle both with the chosen TEMPERATURE and SINKS, then
 #                                     the 24 TEST primers x 180 s at the CLI's defaults, judged,
-#                                     and the pianist's measurements
+#                                     the ten MAESTRO primers (unseen piano) likewise, and the
+#                                     pianist's measurements
 #
 # Environment: DATA [data/piano2], RUNS [runs/piano2], THREADS [1: the two runs share a
 # 2-core CPU, a thread each; one LSTM thread is as fast as two there], TEMPERATURE [1.0],
@@ -116,6 +117,17 @@ ship() {
   "$PY" "$here/bundle.py" "$RUNS/lstm" piano-lstm --data "$DATA" --temperature 1.0
   for m in piano-transformer piano-lstm; do  # the CLI's defaults: the cards' settings
     continue_and_judge "$LONG/test/$m" "$m" test
+  done
+  # piano the models never trained on: the ten MAESTRO performances (NC license: primers only),
+  # judged against the classical corpus
+  for m in piano-transformer piano-lstm; do
+    local out=$LONG/maestro/$m
+    [ -f "$out/manifest.json" ] ||
+      "$MT" generate --model "$m" --primers "$SHARED/maestro-samples" --primer-seconds 12 \
+        --seconds 180 --seed 1 --batch-size 10 --out "$out" -q
+    [ -f "$out-judged/judge.json" ] ||
+      "$MT" judge "$out" -r "classical-piano=$SHARED/classical-piano" -o "$out-judged" -j 1 |
+      tail -1
   done
   for g in "${GENRES[@]}"; do
     [ -f "$RUNS/pianist-$g.json" ] ||

@@ -17,7 +17,7 @@ from music_transformer.generation.guards import (
     OnsetReader,
     window_stats,
 )
-from music_transformer.generation.loading import load_model, sample_batch
+from music_transformer.generation.loading import context_slides, load_model, sample_batch
 from music_transformer.generation.primers import read_primer
 from music_transformer.generation.settings import SamplingSettings
 from tests.helpers import BUNDLED_PRIMERS, cli, one_line_error
@@ -240,3 +240,5 @@ def test_attention_sinks_default_to_the_model_cards_choice(tmp_path) -> None:
                       "--sink-tokens", "8")  # fmt: skip
         one_line_error(refused, "--sink-tokens 8", model)
         assert not (tmp_path / "y.mid").exists()
+        assert not context_slides(load_model(model, "cpu"))  # recipes skip sinks for these
+    assert context_slides(load_model("piano-transformer", "cpu"))

@@ -71,7 +71,7 @@ def model_settings(loaded: LoadedModel, settings: SamplingSettings) -> SamplingS
     window, its longest note as the note limit, its card's temperature (else
     DEFAULT_TEMPERATURE), its card's choice of guard (else off: `guard` is then GuardSettings
     or False), its card's guard bands (`guards.bands_from_card`) and its card's attention
-    sinks (else 0: off)."""
+    sinks (else 0: off; always 0 where the context never slides, `context_slides`)."""
     guard = loaded.guard if settings.guard is None else settings.guard
     if guard is True:
         guard = GuardSettings()
@@ -82,9 +82,9 @@ def model_settings(loaded: LoadedModel, settings: SamplingSettings) -> SamplingS
         guard=guard,
         window=loaded.context_window(settings.window),
         max_note_seconds=settings.max_note_seconds or loaded.max_note_seconds,
-        sink_tokens=settings.sink_tokens
-        if settings.sink_tokens is not None
-        else loaded.sink_tokens or 0,
+        sink_tokens=next(k for k in (settings.sink_tokens, loaded.sink_tokens, 0) if k is not None)
+        if context_slides(loaded)
+        else 0,  # the sampler keeps no sinks in a context that never slides: recorded so
         temperature=next(
             t
             for t in (settings.temperature, loaded.temperature, DEFAULT_TEMPERATURE)

@@ -42,12 +42,7 @@ from music_transformer.comparison.pianist import (
     pianist_record,
 )
 from music_transformer.comparison.primers import notes_after
-from music_transformer.generation.loading import (
-    context_slides,
-    load_model,
-    model_settings,
-    sample_batch,
-)
+from music_transformer.generation.loading import load_model, model_settings, sample_batch
 from music_transformer.generation.primers import read_primer
 from music_transformer.generation.settings import SamplingSettings
 
@@ -251,11 +246,10 @@ def run_models(
         paths = [write_primer(c, Path(tmp) / f"p{i:03d}.mid") for i, c in enumerate(cuts)]
         for name, loaded in models.items():
             print(f"{name}: continuing {len(cuts)} primers", file=sys.stderr)
-            own = settings if context_slides(loaded) else replace(settings, sink_tokens=0)
-            records, facts = continuations(loaded, paths, cuts, own, batch_size)
+            records, facts = continuations(loaded, paths, cuts, settings, batch_size)
             results[name] = {
                 "directory": str(loaded.directory),
-                "sampling": model_settings(loaded, own).record(),  # what this model ran
+                "sampling": model_settings(loaded, settings).record(),  # what this model ran
                 "aggregate": aggregate(records),
                 "records": [{**f, **r.to_dict()} for f, r in zip(facts, records)],
             }

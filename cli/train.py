@@ -66,6 +66,14 @@ from music_transformer.training.options import default as d
     default=d("warmup_steps"),
     help="Linear warm-up steps [default: 500, or a tenth of --max-steps if that is less].",
 )
+@click.option(
+    "--schedule-offset",
+    type=click.IntRange(min=0),
+    default=d("schedule_offset"),
+    help="Start the schedule this many steps in: with --init from a model trained N steps on "
+    "the same --lr/--schedule/--warmup-steps, N continues its schedule (its optimizer moments "
+    "start afresh).",
+)
 @click.option("--dropout", type=float, default=None, help="Override the preset's dropout.")
 @click.option("--seed", type=int, default=d("seed"))
 @click.option("--save-every", type=int, default=d("save_every"), help="Steps between checkpoints.")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from music_transformer.checkpoint import load_checkpoint
-from music_transformer.training import train
-from tests.helpers import cli, cpu_train_options
+from music_transformer.training import read_metrics, train
+from music_transformer.training.schedule import learning_rate
+from tests.helpers import TINY_RUN, cli, cpu_train_options
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +88,27 @@ def test_init_refuses_options_that_change_the_architecture(
     )
     with pytest.raises(ValueError, match="d_model"):
         train(options)
+
+
+def test_schedule_offset_continues_the_models_own_schedule(
+    base_run: Path, bach_data_dir: Path, tmp_path
+) -> None:
+    """A warm start with --schedule-offset N (N = the model's steps) runs at the rates the model's
+    own run has when resumed past N: the two runs' logged rates are equal step for step."""
+    done = json.loads((base_run / "last" / "config.json").read_text())["training"]["step"]
+    resumed = tmp_path / "resumed"
+    shutil.copytree(base_run, resumed)
+    train(cpu_train_options(bach_data_dir, resumed, **{**TINY_RUN, "max_steps": done + 10,
+                                                       "resume": True}))  # fmt: skip
+    warm = train(
+        cpu_train_options(bach_data_dir, tmp_path / "warm", **{**TINY_RUN, "max_steps": 10,
+                          "init": str(base_run / "last"), "schedule_offset": done})
+    )  # fmt: skip
+
+    def rates(run: Path, first: int) -> list[float]:
+        return [r["lr"] for r in read_metrics(run) if r["split"] == "train" and r["step"] > first]
+
+    assert len(rates(warm, 0)) == 2  # steps 5 and 10 (log_every 5)
+    assert rates(warm, 0) == rates(resumed, done)  # the same float arithmetic: exactly equal
+    # without the offset the warm start climbs through its warm-up again: other rates
+    assert learning_rate(0, TINY_RUN["lr"], TINY_RUN["warmup_steps"]) not in rates(resumed, done)

@@ -185,7 +185,12 @@ class Trainer:
         """One optimizer step over `accumulation` micro-batches; returns the mean loss."""
         opt = self.opt
         lr = learning_rate(
-            self.step, opt.lr, opt.warmup, opt.schedule, opt.max_steps, opt.min_lr_ratio
+            self.step + opt.schedule_offset,
+            opt.lr,
+            opt.warmup,
+            opt.schedule,
+            opt.max_steps,
+            opt.min_lr_ratio,
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -265,7 +270,11 @@ class Trainer:
             "last_valid": self.last_valid,
             "optimizer": self.optimizer.state_dict(),
             "rng": st.rng_state(),
-            "schedule": {"name": self.opt.schedule, "warmup": self.opt.warmup},
+            "schedule": {
+                "name": self.opt.schedule,
+                "warmup": self.opt.warmup,
+                "offset": self.opt.schedule_offset,
+            },
             "world_size": self.place.world_size,
         }
 

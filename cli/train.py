@@ -67,12 +67,12 @@ from music_transformer.training.options import default as d
     help="Linear warm-up steps [default: 500, or a tenth of --max-steps if that is less].",
 )
 @click.option(
-    "--schedule-offset",
+    "--step-offset",
     type=click.IntRange(min=0),
-    default=d("schedule_offset"),
-    help="Start the schedule this many steps in: with --init from a model trained N steps on "
-    "the same --lr/--schedule/--warmup-steps, N continues its schedule (its optimizer moments "
-    "start afresh).",
+    default=d("step_offset"),
+    help="Train step s as step s + N would be: its learning rate, data windows and dropout. "
+    "With --init from a model trained N steps (same --lr, --schedule, --warmup-steps, --seed) "
+    "it continues that run, but for the optimizer's moments, which start afresh.",
 )
 @click.option("--dropout", type=float, default=None, help="Override the preset's dropout.")
 @click.option("--seed", type=int, default=d("seed"))

@@ -90,25 +90,27 @@ def test_init_refuses_options_that_change_the_architecture(
         train(options)
 
 
-def test_schedule_offset_continues_the_models_own_schedule(
+def test_step_offset_continues_the_models_own_run(
     base_run: Path, bach_data_dir: Path, tmp_path
 ) -> None:
-    """A warm start with --schedule-offset N (N = the model's steps) runs at the rates the model's
-    own run has when resumed past N: the two runs' logged rates are equal step for step."""
+    """A warm start with --step-offset N from a run's step-N weights trains as that run resumed
+    would — the same rates, windows and dropout — but for Adam's moments, which start afresh:
+    its first step's loss is the resumed run's, its rates are equal step for step."""
     done = json.loads((base_run / "last" / "config.json").read_text())["training"]["step"]
     resumed = tmp_path / "resumed"
     shutil.copytree(base_run, resumed)
-    train(cpu_train_options(bach_data_dir, resumed, **{**TINY_RUN, "max_steps": done + 10,
-                                                       "resume": True}))  # fmt: skip
+    common = {**TINY_RUN, "log_every": 1}
+    train(cpu_train_options(bach_data_dir, resumed, **{**common, "max_steps": done + 6},
+                            resume=True))  # fmt: skip
     warm = train(
-        cpu_train_options(bach_data_dir, tmp_path / "warm", **{**TINY_RUN, "max_steps": 10,
-                          "init": str(base_run / "last"), "schedule_offset": done})
+        cpu_train_options(bach_data_dir, tmp_path / "warm", **{**common, "max_steps": 6},
+                          init=str(base_run / "last"), step_offset=done)
     )  # fmt: skip
-
-    def rates(run: Path, first: int) -> list[float]:
-        return [r["lr"] for r in read_metrics(run) if r["split"] == "train" and r["step"] > first]
-
-    assert len(rates(warm, 0)) == 2  # steps 5 and 10 (log_every 5)
-    assert rates(warm, 0) == rates(resumed, done)  # the same float arithmetic: exactly equal
-    # without the offset the warm start climbs through its warm-up again: other rates
-    assert learning_rate(0, TINY_RUN["lr"], TINY_RUN["warmup_steps"]) not in rates(resumed, done)
+    theirs = [r for r in read_metrics(resumed) if r["split"] == "train" and r["step"] > done]
+    ours = [r for r in read_metrics(warm) if r["split"] == "train"]
+    assert [r["step"] for r in ours] == [r["step"] - done for r in theirs] == list(range(1, 7))
+    assert [r["lr"] for r in ours] == [r["lr"] for r in theirs]  # the same float arithmetic
+    # step 1: the same weights (the same file), windows and dropout mask, before any update
+    assert ours[0]["loss"] == theirs[0]["loss"]
+    # without the offset the warm start would sample other windows and climb a warm-up again
+    assert learning_rate(0, TINY_RUN["lr"], TINY_RUN["warmup_steps"]) != ours[0]["lr"]

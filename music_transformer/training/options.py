@@ -50,8 +50,8 @@ class TrainOptions:
     schedule: str = "inverse-sqrt"  # after warm-up: inverse-sqrt (paper), cosine, constant
     warmup_steps: int | None = None  # linear warm-up to `lr`; None: min(500, max_steps // 10)
     min_lr_ratio: float = 0.1  # cosine decays to lr × this at max_steps
-    schedule_offset: int = 0  # the rate at step s is the schedule's at s + this: a warm start
-    # (`init`) from a model trained N steps on the same schedule continues it with offset N
+    step_offset: int = 0  # step s trains as step s + this would: its rate, data windows and
+    # dropout. A warm start (`init`) from a model trained N steps continues that run with N
     weight_decay: float = 0.01  # AdamW decoupled decay (not on biases, norms, embeddings)
     beta1: float = 0.9
     beta2: float = 0.98
@@ -81,7 +81,7 @@ class TrainOptions:
         for name in positive:
             if int(getattr(self, name)) <= 0:
                 raise TrainError(f"option {name} must be positive, not {getattr(self, name)}")
-        for name in ("eval_every", "eval_batches", "save_every", "early_stop", "schedule_offset"):
+        for name in ("eval_every", "eval_batches", "save_every", "early_stop", "step_offset"):
             if int(getattr(self, name)) < 0:
                 raise TrainError(f"option {name} must be ≥ 0, not {getattr(self, name)}")
         w = self.warmup_steps

@@ -184,8 +184,9 @@ class Trainer:
     def train_step(self) -> float:
         """One optimizer step over `accumulation` micro-batches; returns the mean loss."""
         opt = self.opt
+        clock = self.step + opt.step_offset  # the step a warm start continues (--step-offset)
         lr = learning_rate(
-            self.step + opt.schedule_offset,
+            clock,
             opt.lr,
             opt.warmup,
             opt.schedule,
@@ -194,11 +195,11 @@ class Trainer:
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        torch.manual_seed(_step_seed(opt.seed, self.place.rank, self.step))
+        torch.manual_seed(_step_seed(opt.seed, self.place.rank, clock))
         self.ddp_model.train()
         total = 0.0
         for micro in range(opt.accumulation):
-            window = self.batches[self.step * opt.accumulation + micro]
+            window = self.batches[clock * opt.accumulation + micro]
             last = micro == opt.accumulation - 1
             sync = contextlib.nullcontext()
             if self.place.enabled and not last:
@@ -273,7 +274,7 @@ class Trainer:
             "schedule": {
                 "name": self.opt.schedule,
                 "warmup": self.opt.warmup,
-                "offset": self.opt.schedule_offset,
+                "step_offset": self.opt.step_offset,
             },
             "world_size": self.place.world_size,
         }

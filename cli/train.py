@@ -72,7 +72,8 @@ from music_transformer.training.options import default as d
     default=d("step_offset"),
     help="Train step s as step s + N would be: its learning rate, data windows and dropout. "
     "With --init from a model trained N steps (same --lr, --schedule, --warmup-steps, --seed) "
-    "it continues that run, but for the optimizer's moments, which start afresh.",
+    "it continues that run, but for the optimizer's moments, which start afresh (so the rate "
+    "warms up again over --warmup-steps).",
 )
 @click.option("--dropout", type=float, default=None, help="Override the preset's dropout.")
 @click.option("--seed", type=int, default=d("seed"))

@@ -94,8 +94,9 @@ def test_step_offset_continues_the_models_own_run(
     base_run: Path, bach_data_dir: Path, tmp_path
 ) -> None:
     """A warm start with --step-offset N from a run's step-N weights trains as that run resumed
-    would — the same rates, windows and dropout — but for Adam's moments, which start afresh:
-    its first step's loss is the resumed run's, its rates are equal step for step."""
+    would — the same windows, dropout and rates — but for Adam's moments, which start afresh
+    (so the rates warm up to the resumed run's again): its first step's loss is the resumed
+    run's; its rates are the resumed run's times the warm-up ramp, then equal."""
     done = json.loads((base_run / "last" / "config.json").read_text())["training"]["step"]
     resumed = tmp_path / "resumed"
     shutil.copytree(base_run, resumed)
@@ -109,7 +110,10 @@ def test_step_offset_continues_the_models_own_run(
     theirs = [r for r in read_metrics(resumed) if r["split"] == "train" and r["step"] > done]
     ours = [r for r in read_metrics(warm) if r["split"] == "train"]
     assert [r["step"] for r in ours] == [r["step"] - done for r in theirs] == list(range(1, 7))
-    assert [r["lr"] for r in ours] == [r["lr"] for r in theirs]  # the same float arithmetic
+    warm_up = TINY_RUN["warmup_steps"]  # 5: rows 5 and 6 are past the ramp
+    ramp = [min(1.0, r["step"] / warm_up) for r in ours]  # row k logs step k - 1's rate
+    assert [r["lr"] for r in ours] == [r["lr"] * f for r, f in zip(theirs, ramp)]  # same floats
+    assert ours[-1]["lr"] == theirs[-1]["lr"] and ours[0]["lr"] < theirs[0]["lr"]
     # step 1: the same weights (the same file), windows and dropout mask, before any update
     assert ours[0]["loss"] == theirs[0]["loss"]
     # without the offset the warm start would sample other windows and climb a warm-up again

@@ -50,8 +50,9 @@ class TrainOptions:
     schedule: str = "inverse-sqrt"  # after warm-up: inverse-sqrt (paper), cosine, constant
     warmup_steps: int | None = None  # linear warm-up to `lr`; None: min(500, max_steps // 10)
     min_lr_ratio: float = 0.1  # cosine decays to lr × this at max_steps
-    step_offset: int = 0  # step s trains as step s + this would: its rate, data windows and
-    # dropout. A warm start (`init`) from a model trained N steps continues that run with N
+    step_offset: int = 0  # step s trains as step s + this would: its rate (after a fresh
+    # warm-up), data windows and dropout. A warm start (`init`) from a model trained N steps
+    # continues that run with N
     weight_decay: float = 0.01  # AdamW decoupled decay (not on biases, norms, embeddings)
     beta1: float = 0.9
     beta2: float = 0.98

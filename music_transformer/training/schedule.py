@@ -14,6 +14,7 @@ def learning_rate(
     schedule: str = "inverse-sqrt",
     max_steps: int = 0,
     min_ratio: float = 0.1,
+    offset: int = 0,
 ) -> float:
     """Learning rate for optimizer step `step` (0-based).
 
@@ -26,7 +27,21 @@ def learning_rate(
             "constant".
         max_steps: total steps (cosine only).
         min_ratio: floor of the cosine decay as a fraction of peak.
+        offset: a warm start's steps already taken (`--step-offset`): step `step` gets the
+            schedule's rate at `step + offset`, scaled by a fresh linear warm-up over `warmup`
+            steps — the optimizer's moments start at zero again, and Adam's first updates
+            move every weight by about the full rate (measured on jsb-relative at offset
+            4,000: two steps at the schedule's own 2.4e-4 raised valid NLL 0.4234 → 0.4348).
     """
+    rate = _scheduled(step + offset, peak, warmup, schedule, max_steps, min_ratio)
+    if offset and warmup > 0:
+        rate *= min(1.0, (step + 1) / warmup)
+    return rate
+
+
+def _scheduled(
+    step: int, peak: float, warmup: int, schedule: str, max_steps: int, min_ratio: float
+) -> float:
     s = step + 1  # never a zero rate on the first step
     if warmup > 0 and s <= warmup:
         return peak * s / warmup

@@ -186,12 +186,13 @@ class Trainer:
         opt = self.opt
         clock = self.step + opt.step_offset  # the step a warm start continues (--step-offset)
         lr = learning_rate(
-            clock,
+            self.step,
             opt.lr,
             opt.warmup,
             opt.schedule,
             opt.max_steps,
             opt.min_lr_ratio,
+            offset=opt.step_offset,
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr

@@ -5,9 +5,10 @@ Usage: python recipes/piano/bundle.py RUN_DIR NAME [--data DATA_DIR] [--primers 
   RUN_DIR: a run of recipes/piano/transformer.toml or lstm.toml; its best checkpoint (lowest
   valid NLL) goes to music_transformer/bundled/NAME/ (piano-transformer, piano-lstm).
   --data: the prepared piano data (default data/piano); with --primers N (default 0), the
-  openings of its first N test-split pieces (12 s each; recipes/piano/primers.py) are written
-  to music_transformer/bundled/primers/piano-<piece>.mid. The pieces are piano-midi.de's,
-  CC BY-SA 3.0 DE (Bernd Krueger): see music_transformer/bundled/primers/NOTICE.md.
+  openings of the first N test-split pieces of each of its collections (12 s each;
+  recipes/piano/primers.py) are written to music_transformer/bundled/primers/: piano-<piece>.mid
+  from piano-midi.de's classical pieces (CC BY-SA 3.0 DE, Bernd Krueger), pop909-<song>.mid from
+  POP909's songs (MIT): see music_transformer/bundled/primers/NOTICE.md.
   --temperature: the sampling temperature the card recommends (the default of continue,
   generate and compare for this model), chosen on the valid split with
   `recipes/piano/pianist.py --split valid`.
@@ -21,6 +22,7 @@ Usage: python recipes/piano/bundle.py RUN_DIR NAME [--data DATA_DIR] [--primers 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -36,9 +38,28 @@ from primers import cut_piece, split_pieces, write_primer
 LIMIT_MB = 25.0  # the most a bundled model may weigh
 PRIMER_SECONDS = 12.0
 SUITS = {
-    "piano-transformer": "expressive solo piano: dynamics, pedal, rubato (the default model)",
-    "piano-lstm": "expressive solo piano (the RNN baseline of piano-transformer)",
+    "piano-transformer": "expressive solo piano{genres}: dynamics, pedal, rubato "
+    "(the default model)",
+    "piano-lstm": "expressive solo piano{genres} (the RNN baseline of piano-transformer)",
 }
+PREFIX = {"classical-piano": "piano", "pop909": "pop909"}  # primer file names per collection
+
+
+def collections(data_dir: str) -> list[str]:
+    """The folder names of the collections `data_dir` was prepared from, in manifest order."""
+    manifest = json.loads((Path(data_dir) / "manifest.json").read_text(encoding="utf-8"))
+    return [Path(source).name for source in manifest["sources"]]
+
+
+def first_test_pieces(data_dir: str, per_collection: int) -> list[tuple[str, str, Path]]:
+    """(collection, path relative to it, file) of the first test pieces of each collection."""
+    out: list[tuple[str, str, Path]] = []
+    names = collections(data_dir)
+    for relative, path in split_pieces(data_dir):
+        collection = next(n for n in names if n in path.parts)
+        if sum(c == collection for c, _, _ in out) < per_collection:
+            out.append((collection, relative, path))
+    return out
 
 
 def main() -> None:
@@ -51,7 +72,10 @@ def main() -> None:
     ap.add_argument("--guard", action="store_true")
     ap.add_argument("--sink-tokens", type=int, default=0)
     args = ap.parse_args()
-    card = {"suits": SUITS.get(args.name, "expressive solo piano (performance MIDI)")}
+    names = collections(args.data)
+    genres = " (classical and pop)" if {"classical-piano", "pop909"} <= set(names) else ""
+    suits = SUITS.get(args.name, "expressive solo piano{genres} (performance MIDI)")
+    card = {"suits": suits.format(genres=genres)}
     sampling = {"temperature": args.temperature} if args.temperature is not None else {}
     card["sampling"] = {**sampling, **({"guard": True} if args.guard else {})}
     if args.sink_tokens:
@@ -62,10 +86,11 @@ def main() -> None:
     print(f"{args.name}: {params:,} parameters, {size:.1f} MB (bf16) from {args.run}")
     if size > LIMIT_MB:
         sys.exit(f"Error: {args.name} weighs {size:.1f} MB, over the {LIMIT_MB:.0f} MB limit")
-    for relative, path in split_pieces(args.data)[: args.primers]:
+    for collection, relative, path in first_test_pieces(args.data, args.primers):
         cut = cut_piece(relative, path, PRIMER_SECONDS, 60.0, middle=None)[0]
         slug = re.sub(r"[^A-Za-z0-9]+", "-", Path(relative).stem).strip("-").lower()
-        print("primer", write_primer(cut, BUNDLED_DIR / "primers" / f"piano-{slug}.mid"))
+        name = f"{PREFIX.get(collection, collection)}-{slug}.mid"
+        print("primer", write_primer(cut, BUNDLED_DIR / "primers" / name))
 
 
 if __name__ == "__main__":

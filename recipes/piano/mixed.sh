@@ -112,6 +112,9 @@ measure() {
 }
 
 ship() {
+  # By hand after this: bundled/primers/NOTICE.md names the new pop909-*.mid primers (POP909,
+  # MIT: its copyright and permission notice go with them); MODEL_CARD states both licenses of
+  # the weights (CC BY-SA 3.0 DE and MIT), the chosen defaults and their measurements.
   "$PY" "$here/bundle.py" "$RUNS/transformer" piano-transformer --data "$DATA" --primers 3 \
     --temperature "$TEMPERATURE" --guard --sink-tokens "$SINKS"
   "$PY" "$here/bundle.py" "$RUNS/lstm" piano-lstm --data "$DATA" --temperature 1.0

@@ -75,6 +75,12 @@ from music_transformer.training.options import default as d
     "it continues that run, but for the optimizer's moments, which start afresh (so the rate "
     "warms up again over --warmup-steps).",
 )
+@click.option(
+    "--cooldown-steps",
+    type=click.IntRange(min=0),
+    default=d("cooldown_steps"),
+    help="The last N steps before --max-steps take the rate linearly down to ~0.",
+)
 @click.option("--dropout", type=float, default=None, help="Override the preset's dropout.")
 @click.option("--seed", type=int, default=d("seed"))
 @click.option("--save-every", type=int, default=d("save_every"), help="Steps between checkpoints.")

@@ -123,6 +123,20 @@ def test_schedules() -> None:
     assert cos == sorted(cos, reverse=True)
     assert cos[-1] == pytest.approx(peak * 0.1)
     assert learning_rate(500, peak, warm, "constant") == peak
+    # a cool-down: the last 20 of 110 steps fall linearly from the schedule's rate to 1/20 of it
+    cool = [learning_rate(s, peak, warm, max_steps=110, cooldown=20) for s in range(110)]
+    plain = [learning_rate(s, peak, warm) for s in range(110)]
+    assert cool[:91] == plain[:91] and cool[-1] == pytest.approx(plain[-1] / 20)
+    assert [c / p for c, p in zip(cool[90:], plain[90:])] == pytest.approx(
+        [(110 - s) / 20 for s in range(90, 110)]
+    )
+    # a warm start at offset 100 (--step-offset): the schedule's rates from step 100 on, after
+    # a fresh warm-up; a cosine's horizon is the continued run's (100 + 110 steps)
+    warm_start = [learning_rate(s, peak, warm, offset=100) for s in range(30)]
+    assert warm_start[warm:] == [learning_rate(100 + s, peak, warm) for s in range(warm, 30)]
+    assert warm_start[0] == pytest.approx(learning_rate(100, peak, warm) / warm)
+    end = learning_rate(109, peak, warm, "cosine", max_steps=110, offset=100)
+    assert end == learning_rate(209, peak, warm, "cosine", max_steps=210)  # step 210 of 210
 
 
 def test_precision_without_a_model_shape() -> None:

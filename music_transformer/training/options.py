@@ -53,6 +53,7 @@ class TrainOptions:
     step_offset: int = 0  # step s trains as step s + this would: its rate (after a fresh
     # warm-up), data windows and dropout. A warm start (`init`) from a model trained N steps
     # continues that run with N
+    cooldown_steps: int = 0  # the last N steps before max_steps take the rate down to ~0
     weight_decay: float = 0.01  # AdamW decoupled decay (not on biases, norms, embeddings)
     beta1: float = 0.9
     beta2: float = 0.98
@@ -82,7 +83,8 @@ class TrainOptions:
         for name in positive:
             if int(getattr(self, name)) <= 0:
                 raise TrainError(f"option {name} must be positive, not {getattr(self, name)}")
-        for name in ("eval_every", "eval_batches", "save_every", "early_stop", "step_offset"):
+        at_least_zero = ("eval_every", "eval_batches", "save_every", "early_stop")
+        for name in (*at_least_zero, "step_offset", "cooldown_steps"):
             if int(getattr(self, name)) < 0:
                 raise TrainError(f"option {name} must be ≥ 0, not {getattr(self, name)}")
         w = self.warmup_steps

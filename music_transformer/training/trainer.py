@@ -193,6 +193,7 @@ class Trainer:
             opt.max_steps,
             opt.min_lr_ratio,
             offset=opt.step_offset,
+            cooldown=opt.cooldown_steps,
         )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -276,6 +277,7 @@ class Trainer:
                 "name": self.opt.schedule,
                 "warmup": self.opt.warmup,
                 "step_offset": self.opt.step_offset,
+                "cooldown": self.opt.cooldown_steps,
             },
             "world_size": self.place.world_size,
         }

@@ -15,7 +15,7 @@
 #
 # Environment: DATA [data/piano2], RUNS [runs/piano2], THREADS [1: the two runs share a
 # 2-core CPU, a thread each; one LSTM thread is as fast as two there], TEMPERATURE [1.0],
-# SINKS [512], SWEEP (name:generate options;... as below).
+# GUARD [1: on by default; 0: off], SINKS [512], SWEEP (name:generate options;... as below).
 # The Transformer warm-starts from the SECOND release's piano-transformer and the LSTM from its
 # piano-lstm (`init` in the tomls): once `ship` has replaced them, a rerun from scratch needs
 # those weights back (git show v2-commit:music_transformer/bundled/...).
@@ -28,7 +28,8 @@ RUNS=${RUNS:-runs/piano2}
 THREADS=${THREADS:-1}
 TEMPERATURE=${TEMPERATURE:-1.0}
 SINKS=${SINKS:-512}
-SWEEP=${SWEEP:-"t10-guard-s512:--temperature 1.0 --guard --sink-tokens 512;t10-guard-s256:--temperature 1.0 --guard --sink-tokens 256;t095-guard-s512:--temperature 0.95 --guard --sink-tokens 512;t10-guard:--temperature 1.0 --guard --sink-tokens 0"}
+GUARD=${GUARD:-1}
+SWEEP=${SWEEP:-"t10-guard-s512:--temperature 1.0 --guard --sink-tokens 512;t10-guard-s256:--temperature 1.0 --guard --sink-tokens 256;t095-guard-s512:--temperature 0.95 --guard --sink-tokens 512;t10-guard:--temperature 1.0 --guard --sink-tokens 0;t10-s512:--temperature 1.0 --no-guard --sink-tokens 512"}
 GENRES=(classical-piano pop909)
 SHARED=../shared/data
 LONG=$RUNS/longform
@@ -115,8 +116,10 @@ ship() {
   # By hand after this: bundled/primers/NOTICE.md names the new pop909-*.mid primers (POP909,
   # MIT: its copyright and permission notice go with them); MODEL_CARD states both licenses of
   # the weights (CC BY-SA 3.0 DE and MIT), the chosen defaults and their measurements.
+  local guard=(--guard)
+  [ "$GUARD" = 1 ] || guard=()
   "$PY" "$here/bundle.py" "$RUNS/transformer" piano-transformer --data "$DATA" --primers 3 \
-    --temperature "$TEMPERATURE" --guard --sink-tokens "$SINKS"
+    --temperature "$TEMPERATURE" "${guard[@]}" --sink-tokens "$SINKS"
   "$PY" "$here/bundle.py" "$RUNS/lstm" piano-lstm --data "$DATA" --temperature 1.0
   for m in piano-transformer piano-lstm; do  # the CLI's defaults: the cards' settings
     continue_and_judge "$LONG/test/$m" "$m" test
@@ -135,7 +138,7 @@ ship() {
   for g in "${GENRES[@]}"; do
     [ -f "$RUNS/pianist-$g.json" ] ||
       "$PY" "$here/pianist.py" --models piano-transformer,piano-lstm --data "data/$g" \
-        --pieces "$SHARED/$g" --out "$RUNS/pianist-$g.json"
+        --pieces "$SHARED/$g" --max-primers 24 --seed 1 --out "$RUNS/pianist-$g.json"
   done
 }
 

@@ -116,5 +116,7 @@ def test_step_offset_continues_the_models_own_run(
     assert ours[-1]["lr"] == theirs[-1]["lr"] and ours[0]["lr"] < theirs[0]["lr"]
     # step 1: the same weights (the same file), windows and dropout mask, before any update
     assert ours[0]["loss"] == theirs[0]["loss"]
+    record = json.loads((warm / "last" / "config.json").read_text())["training"]
+    assert record["step_offset"] == done  # the checkpoint says whose steps it continues
     # without the offset the warm start would sample other windows and climb a warm-up again
     assert learning_rate(0, TINY_RUN["lr"], TINY_RUN["warmup_steps"]) != ours[0]["lr"]

@@ -244,6 +244,7 @@ class Trainer:
             "init_from": o.init or None,
             "seq_len": o.seq_len,
             "step": self.step,
+            "step_offset": o.step_offset,  # a warm start continuing a run of that many steps
             "tokens_seen": self.tokens_seen,
             "batch_size": o.batch_size,
             "accumulation": o.accumulation,

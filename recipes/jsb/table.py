@@ -50,8 +50,9 @@ def in_training(run: Path) -> tuple[str, str]:
     if not valid:
         return "—", "not validated yet"
     best = min(valid, key=lambda r: r["nll"])
-    last = max(r.get("step", 0) for r in rows)
-    return f"{best['nll']:.4f} (so far)", f"{best['step']} (training, at {last})"
+    offset = (load(run / "options.json") or {}).get("step_offset", 0)  # extend-*.toml runs
+    last = max(r.get("step", 0) for r in rows) + offset
+    return f"{best['nll']:.4f} (so far)", f"{best['step'] + offset} (training, at {last})"
 
 
 def main(runs: Path, models: list[str]) -> str:
@@ -71,10 +72,13 @@ def main(runs: Path, models: list[str]) -> str:
         training = meta.get("training", {})
         params = f"{count_parameters(config_from_dict(meta['model'])):,}" if meta else "—"
         valid, best_step = nll(ev["valid", TRAIN_LEN]), training.get("step", "—")
+        if training.get("step_offset"):  # a warm start continuing a run (extend-*.toml)
+            offset = training["step_offset"]
+            best_step = f"{offset + best_step:,} ({offset:,} + {best_step:,})"
         if all(e is None for e in ev.values()):
             valid, best_step = in_training(runs / m)
         lines.append(
-            f"| {m} | {PAPER.get(m, '—')} | {valid} "
+            f"| {m} | {PAPER.get(m.removeprefix('extend-'), '—')} | {valid} "
             f"| {nll(ev['valid', WHOLE])} | {nll(ev['test', TRAIN_LEN])} "
             f"| {nll(ev['test', WHOLE])} | {best_step} | {params} |"
         )

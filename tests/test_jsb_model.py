@@ -16,6 +16,7 @@ import pytest
 
 from midi_data.jsb import REST, midi_to_grid
 from midi_data.shards import prepare
+from music_transformer.checkpoint import read_meta, resolve_model_dir
 from music_transformer.training import build_options, train
 from tests.helpers import SHARED_DATA, cli, cpu_train_options, run_recipe, shared_path
 
@@ -134,7 +135,14 @@ def test_recipe_configs_build_their_models(recipe: Path) -> None:
     from music_transformer.training.model_choice import model_config
 
     options = build_options({"data_dir": "d", "out_dir": "o"}, recipe)
-    config = model_config(options, make_tokenizer("jsb"))  # as `train` builds it
+    init_dir = resolve_model_dir(options.init) if options.init else None  # extend-*.toml
+    config = model_config(options, make_tokenizer("jsb"), init_dir=init_dir)  # as `train` does
+    if init_dir is not None:  # it continues the run it was shipped from, on that run's recipe
+        training = read_meta(init_dir)["training"]
+        assert options.step_offset == training["step"]
+        same = ("lr", "schedule", "warmup_steps", "batch_size", "seq_len", "augment", "seed",
+                "eval_every", "early_stop")  # fmt: skip
+        assert {k: getattr(options, k) for k in same} == {k: training["recipe"][k] for k in same}
     assert options.seq_len == 1024 and options.eval_every > 0  # paper length; select on valid
     if recipe.stem.startswith("relative"):  # the paper's relative Transformer on JSB
         assert (config.n_layers, config.d_model, config.d_ff, config.n_heads) == (5, 512, 512, 8)
